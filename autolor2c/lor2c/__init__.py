@@ -1,0 +1,26 @@
+"""LoR2C: low-rank residual bypasses over spans of a frozen transformer's layers (arXiv 2503.00572).
+
+Pure torch + transformers; knows nothing of training, search or the CLI.
+"""
+
+from .config import CRITERIA, ConfigError, LoR2CConfig
+from .layer import Bypass, InjectedLoRA, low_rank_singular_values, sfs_score
+from .model import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
+    AdapterLoadError,
+    LayerStackError,
+    LoR2CModel,
+    ModelShape,
+    count_params,
+    find_layer_stack,
+    get_lor2c_model,
+    planned_params,
+    read_adapter_config,
+)
+
+__all__ = [
+    "AdapterLoadError", "Bypass", "CONFIG_NAME", "CRITERIA", "ConfigError", "InjectedLoRA", "LayerStackError",
+    "LoR2CConfig", "LoR2CModel", "ModelShape", "WEIGHTS_NAME", "count_params", "find_layer_stack",
+    "get_lor2c_model", "low_rank_singular_values", "planned_params", "read_adapter_config", "sfs_score",
+]

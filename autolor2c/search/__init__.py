@@ -1,0 +1,1 @@
+"""Search: budgets, declarative search spaces, and the Optuna study that explores them."""

@@ -1,0 +1,402 @@
+"""The LoR2C method library: forward equivalence, gradients, exact counts, merge/inject, save/load."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from autolor2c.lor2c import (
+    AdapterLoadError,
+    ConfigError,
+    LayerStackError,
+    LoR2CConfig,
+    LoR2CModel,
+    ModelShape,
+    count_params,
+    find_layer_stack,
+    get_lor2c_model,
+    planned_params,
+)
+
+from conftest import ARCHS, tiny_model
+
+
+def _inputs(batch=3, seq=9, vocab=101, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, vocab, (batch, seq), generator=g)
+    mask = torch.ones(batch, seq, dtype=torch.long)
+    mask[1, 6:] = 0  # padding on one row
+    mask[2, 4:] = 0
+    ids[mask == 0] = 0
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def _randomise(w: LoR2CModel, seed=0, scale=0.5):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in w.adapter_parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * scale)
+
+
+class _DirectLayer(nn.Module):
+    """Reference implementation of the formula by module replacement (no hooks):
+    out_j += sum over bypasses [i, j] of (h_in_i @ A^T @ B^T) * alpha / r."""
+
+    def __init__(self, layer, idx, spans, mats, store):
+        super().__init__()
+        self.layer, self.idx, self.spans, self.mats, self.store = layer, idx, spans, mats, store
+
+    def forward(self, hidden_states, *args, **kwargs):
+        self.store[self.idx] = hidden_states
+        out = self.layer(hidden_states, *args, **kwargs)
+        h = out[0] if isinstance(out, tuple) else out
+        for (i, j), (a, b, scale) in zip(self.spans, self.mats):
+            if j == self.idx:
+                h = h + (self.store[i] @ a.T @ b.T) * scale
+        return (h,) + tuple(out[1:]) if isinstance(out, tuple) else h
+
+
+def _direct_forward(base, w: LoR2CModel, inputs):
+    ref = copy.deepcopy(base)
+    path, layers = find_layer_stack(ref)
+    mats = []
+    for b in w.bypasses:
+        a = (b.A if b.A is not None else w.shared_A).detach().clone()
+        mats.append((a, b.B.detach().clone(), b.alpha / b.rank))
+    store = {}
+    for idx in range(len(layers)):
+        layers[idx] = _DirectLayer(layers[idx], idx, w.spans, mats, store)
+    # The head of the reference must be the adapted model's head.
+    for name in w.head_modules:
+        setattr(ref, name, copy.deepcopy(getattr(w.base_model, name)))
+    with torch.no_grad():
+        return ref(**inputs).logits
+
+
+CONFIGS = [
+    LoR2CConfig(dropout=0.0),
+    LoR2CConfig(spans=[[0, 1], [2, 3]], rank=4, alpha=8.0, dropout=0.0),
+    LoR2CConfig(spans=[[0, 2], [3, 3]], ranks=[2, 6], alphas=[4.0, 12.0], dropout=0.0),
+    LoR2CConfig(share_a=True, rank=4, dropout=0.0),
+]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("cfg_idx", range(len(CONFIGS)))
+def test_forward_matches_formula(arch, cfg_idx):
+    base = tiny_model(arch).eval()
+    inputs = _inputs()
+    w = get_lor2c_model(copy.deepcopy(base), CONFIGS[cfg_idx]).eval()
+    _randomise(w, seed=cfg_idx)
+    with torch.no_grad():
+        got = w(**inputs).logits
+    want = _direct_forward(base, w, inputs)
+    assert (got - want).abs().max().item() < 1e-5
+    with torch.no_grad():
+        plain = base(**inputs).logits
+    assert (got - plain).abs().max().item() > 1e-3  # the bypasses really act
+
+
+def test_forward_matches_formula_on_embedded_minilm(minilm_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path))
+    torch.manual_seed(0)
+    base = AutoModelForSequenceClassification.from_pretrained(str(minilm_path), num_labels=2).eval()
+    inputs = dict(tok(["a gripping , funny film .", "dull"], padding=True, return_tensors="pt"))
+    w = get_lor2c_model(copy.deepcopy(base), LoR2CConfig(spans=[[0, 0], [1, 3], [5, 5]], dropout=0.0)).eval()
+    _randomise(w, scale=0.05)
+    with torch.no_grad():
+        got = w(**inputs).logits
+    want = _direct_forward(base, w, inputs)
+    assert (got - want).abs().max().item() < 1e-5
+    assert w.shape.num_layers == 6 and w.shape.hidden_size == 384
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_zero_B_is_identity_and_gradients_flow(arch):
+    base = tiny_model(arch).eval()
+    inputs = _inputs()
+    with torch.no_grad():
+        plain = base(**inputs).logits
+    w = get_lor2c_model(copy.deepcopy(base), LoR2CConfig(dropout=0.1)).eval()
+    with torch.no_grad():
+        assert torch.equal(w(**inputs).logits, plain)
+    w.train()
+    out = w(**inputs, labels=torch.tensor([0, 1, 1])).loss
+    out.backward()
+    for b in w.bypasses:
+        assert b.B.grad is not None and b.B.grad.abs().sum() > 0   # B gets gradient at once
+        assert b.A.grad is not None                                   # A is in the graph (zero while B = 0)
+    backbone = [n for n, p in w.base_model.named_parameters()
+                if not any(n.startswith(h + ".") for h in w.head_modules)]
+    assert backbone
+    for n, p in w.base_model.named_parameters():
+        if n in backbone:
+            assert not p.requires_grad and p.grad is None, n
+    # after B moves, A gets gradient too
+    _randomise(w, scale=0.1)
+    w.zero_grad()
+    w(**inputs, labels=torch.tensor([0, 1, 1])).loss.backward()
+    assert all(b.A.grad.abs().sum() > 0 for b in w.bypasses)
+
+
+@pytest.mark.parametrize("arch", ["bert", "llama", "gpt2"])
+def test_gradient_checkpointing_gives_same_gradients(arch):
+    base = tiny_model(arch)
+    inputs = _inputs()
+    labels = torch.tensor([0, 1, 1])
+    grads = []
+    for ckpt in (False, True):
+        m = copy.deepcopy(base)
+        if ckpt:
+            m.gradient_checkpointing_enable()
+        w = get_lor2c_model(m, LoR2CConfig(spans=[[0, 1], [2, 2], [3, 3]], dropout=0.0))
+        _randomise(w, seed=3, scale=0.1)
+        w.train()
+        w(**inputs, labels=labels).loss.backward()
+        grads.append([p.grad.clone() for p in w.adapter_parameters()])
+    for g0, g1 in zip(*grads):
+        assert torch.allclose(g0, g1, atol=1e-6)
+
+
+def test_unknown_architecture_is_a_clear_error():
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Linear(4, 4), nn.ReLU()])
+
+    with pytest.raises(LayerStackError, match="layers_path"):
+        find_layer_stack(Odd())
+    with pytest.raises(LayerStackError, match="layers_path='nope'"):
+        find_layer_stack(tiny_model("bert"), "nope")
+    # an explicit path works for anything with a ModuleList of blocks
+    path, layers = find_layer_stack(tiny_model("bert"), "bert.encoder.layer")
+    assert len(layers) == 4
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(rank=0), "rank"), (dict(alpha=-1.0), "alpha"), (dict(dropout=1.0), "dropout"),
+    (dict(spans=[[1, 0]]), "spans"), (dict(spans=[[0, 2], [2, 3]]), "overlap"),
+    (dict(spans=[[0, 9]]), "last layer"), (dict(ranks=[2]), "explicit spans"),
+    (dict(spans=[[0, 0], [1, 1]], ranks=[2]), "2 spans"), (dict(merge_criterion="max"), "merge_criterion"),
+    (dict(share_a=True, spans=[[0, 0], [1, 1]], ranks=[2, 4]), "shared A"), (dict(inject_targets=[]), "inject_targets"),
+])
+def test_config_validation_names_the_field(bad, match):
+    with pytest.raises(ConfigError, match=match):
+        LoR2CConfig(**bad).validate(num_layers=4)
+
+
+def test_config_json_round_trip(tmp_path):
+    cfg = LoR2CConfig(spans=[[0, 1], [3, 5]], ranks=[4, 8], alphas=[8.0, 16.0], share_a=False, merge_count=1,
+                      merge_criterion="topk", sfs_k=3, inject_count=1, inject_rank=2, injected=[2])
+    assert LoR2CConfig.from_json(cfg.to_json()) == cfg
+    cfg.to_json(tmp_path / "c.json")
+    assert LoR2CConfig.from_json(tmp_path / "c.json") == cfg
+    with pytest.raises(ConfigError, match="unknown LoR2C config key"):
+        LoR2CConfig.from_dict({"rank": 4, "rnak": 3})
+
+
+# ---- exact parameter count ------------------------------------------------------------------------
+@st.composite
+def _random_setup(draw):
+    arch = draw(st.sampled_from(["bert", "distilbert", "gpt2", "llama"]))
+    layers = draw(st.integers(2, 5))
+    cuts, k = [], 0
+    use_default = draw(st.booleans())
+    while k < layers and not use_default:
+        length = draw(st.integers(1, 3))
+        if draw(st.booleans()):
+            cuts.append([k, min(k + length - 1, layers - 1)])
+        k += length
+    spans = None if use_default or not cuts else cuts
+    share = draw(st.booleans())
+    ranks = None
+    if spans is not None and not share and draw(st.booleans()):
+        ranks = [draw(st.integers(1, 6)) for _ in spans]
+    cfg = LoR2CConfig(spans=spans, rank=draw(st.integers(1, 8)), ranks=ranks, share_a=share,
+                      alphas=None, dropout=0.0, max_merge_span=draw(st.integers(1, 4)),
+                      inject_rank=draw(st.one_of(st.none(), st.integers(1, 5))),
+                      inject_targets=draw(st.sampled_from([["query", "value"], ["query"], ["value", "key"]])),
+                      merge_criterion=draw(st.sampled_from(["mean", "topk"])))
+    ops = draw(st.lists(st.sampled_from(["merge", "inject"]), max_size=5))
+    return arch, layers, cfg, ops
+
+
+def _real_adapter_params(w: LoR2CModel) -> int:
+    head = {id(p) for p in w.head_state_dict().values()}
+    return sum(p.numel() for p in w.parameters() if p.requires_grad and id(p) not in head)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_random_setup())
+def test_analytic_count_equals_real_count(setup):
+    arch, layers, cfg, ops = setup
+    model = tiny_model(arch, layers=layers)
+    shape = ModelShape.from_model(model, cfg)
+    predicted = count_params(cfg, shape)
+    w = get_lor2c_model(model, cfg)
+    assert predicted == _real_adapter_params(w) == w.num_adapter_params()
+    assert w.num_head_params() == shape.head_params
+    trainable = sum(p.numel() for p in w.parameters() if p.requires_grad)
+    assert trainable == predicted + shape.head_params  # nothing of the backbone trains
+    for op in ops:
+        _randomise(w, seed=len(w.history))
+        event = getattr(w, op)()
+        assert count_params(w.config, shape) == _real_adapter_params(w) == w.count_params()
+        if event is None:
+            continue
+    # planned_params bounds the run when ranks are uniform
+    if cfg.ranks is None:
+        plan = planned_params(cfg, shape)
+        assert plan["initial"] == predicted
+        assert plan["peak"] >= predicted
+
+
+# ---- merge / inject ---------------------------------------------------------------------------------
+def _plant(w: LoR2CModel, strengths):
+    """Give bypass n an update whose singular values all equal strengths[n]."""
+    with torch.no_grad():
+        for b, s in zip(w.bypasses, strengths):
+            d, r = b.B.shape
+            q, _ = torch.linalg.qr(torch.randn(d, d))
+            b.A.copy_(q[:r])          # orthonormal rows
+            b.B.copy_(q[:, :r] * s)   # B @ A has r singular values equal to s
+
+
+def test_merge_picks_weakest_adjacent_pair_and_keeps_training():
+    w = get_lor2c_model(tiny_model("bert", layers=6), LoR2CConfig(rank=4, dropout=0.0, max_merge_span=3))
+    _plant(w, [5.0, 4.0, 0.5, 0.2, 3.0, 6.0])
+    lower_a, lower_b = w.bypasses[2].A, w.bypasses[2].B
+    event = w.merge()
+    assert event["op"] == "merge" and event["spans"] == [[2, 2], [3, 3]] and event["into"] == [2, 3]
+    assert w.spans == [[0, 0], [1, 1], [2, 3], [4, 4], [5, 5]]
+    assert w.config.spans == w.spans
+    # the merged bypass is the lower one's very parameters: an optimiser holding them keeps training it
+    assert w.bypasses[2].A is lower_a and w.bypasses[2].B is lower_b
+    assert w.bypasses[2].first == 2 and w.bypasses[2].last == 3
+    # next weakest: (2..3 at 0.5) + (1 at 4.0) would make span 3 (allowed), (2..3) + (4) too; pick min sum
+    event = w.merge()
+    assert event["into"] == [2, 4]  # 0.5 + 3.0 < 4.0 + 0.5
+    # the max span length caps merges
+    w2 = get_lor2c_model(tiny_model("bert", layers=4), LoR2CConfig(spans=[[0, 1], [2, 3]], max_merge_span=3))
+    assert w2.merge() is None
+
+
+def test_topk_criterion():
+    w = get_lor2c_model(tiny_model("bert", layers=2), LoR2CConfig(rank=4, merge_criterion="topk", sfs_k=1))
+    with torch.no_grad():
+        for b, sv in zip(w.bypasses, ([4.0, 0.1, 0.1, 0.1], [1.0, 1.0, 1.0, 1.0])):
+            d, r = b.B.shape
+            q, _ = torch.linalg.qr(torch.randn(d, d))
+            b.A.copy_(q[:r])
+            b.B.copy_(q[:, :r] * torch.tensor(sv))
+    scores = [s["score"] for s in w.bypass_scores()]
+    assert scores[0] == pytest.approx(4.0 / 4.3, rel=1e-4)
+    assert scores[1] == pytest.approx(0.25, rel=1e-4)
+    means = [s["score"] for s in w.bypass_scores(criterion="mean")]
+    assert means[0] == pytest.approx(4.3 / 32, rel=1e-4)  # mean over all d = 32 singular values
+
+
+def test_inject_picks_strongest_single_layer_bypass_and_trains():
+    w = get_lor2c_model(tiny_model("bert", layers=4), LoR2CConfig(spans=[[0, 1], [2, 2], [3, 3]], rank=4, dropout=0.0))
+    _plant(w, [9.0, 1.0, 3.0])  # the merged [0, 1] is strongest but is never injected
+    before = w.num_adapter_params()
+    event = w.inject()
+    assert event["op"] == "inject" and event["layer"] == 3
+    assert w.spans == [[0, 1], [2, 2]] and w.config.injected == [3]
+    assert sorted(w.injections.keys()) == ["layer3:attention/self/query", "layer3:attention/self/value"]
+    assert w.num_adapter_params() == before  # rank r/2 on q and v costs what the bypass cost
+    opt = torch.optim.AdamW(w.trainable_parameters(), lr=1e-2)
+    lora = w.injections["layer3:attention/self/query"]
+    b0, a0 = lora.B.detach().clone(), lora.A.detach().clone()
+    inputs = _inputs()
+    for _ in range(2):
+        opt.zero_grad()
+        w(**inputs, labels=torch.tensor([0, 1, 1])).loss.backward()
+        opt.step()
+    assert not torch.equal(lora.B, b0) and not torch.equal(lora.A, a0)
+    # the injected LoRA is really in the forward pass
+    with torch.no_grad():
+        out1 = w(**inputs).logits
+        lora.B.zero_()
+        w.injections["layer3:attention/self/value"].B.zero_()
+        out2 = w(**inputs).logits
+    assert (out1 - out2).abs().max() > 0
+
+
+def test_share_a_uses_one_A():
+    w = get_lor2c_model(tiny_model("bert"), LoR2CConfig(share_a=True, rank=4))
+    assert all(b.A is None for b in w.bypasses) and w.shared_A.shape == (4, 32)
+    assert w.num_adapter_params() == 4 * 32 + 4 * 32 * 4
+
+
+# ---- save / load ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("arch", ["bert", "gpt2", "llama"])
+def test_save_load_round_trip(tmp_path, arch):
+    base = tiny_model(arch, seed=5)
+    pristine = copy.deepcopy(base.state_dict())
+    w = get_lor2c_model(base, LoR2CConfig(rank=4, dropout=0.0, merge_count=1, inject_count=1))
+    _randomise(w, scale=0.2)
+    w.merge()
+    w.inject()
+    _randomise(w, seed=9, scale=0.2)
+    with torch.no_grad():
+        for p in w.head_state_dict().values():
+            p.add_(0.5)
+    w.eval()
+    inputs = _inputs()
+    with torch.no_grad():
+        want = w(**inputs).logits
+    w.save_pretrained(tmp_path / "adapter")
+    meta = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert meta["lor2c"]["spans"] == w.spans and meta["lor2c"]["injected"] == w.config.injected
+    assert [e["op"] for e in meta["history"]] == ["merge", "inject"]
+    fresh = tiny_model(arch, seed=123)
+    fresh.load_state_dict(pristine)
+    w2 = LoR2CModel.from_pretrained(fresh, tmp_path / "adapter").eval()
+    with torch.no_grad():
+        got = w2(**inputs).logits
+    assert torch.equal(got, want)
+
+
+def test_corrupt_or_foreign_folders_are_clear_errors(tmp_path):
+    w = get_lor2c_model(tiny_model("bert"), LoR2CConfig())
+    folder = w.save_pretrained(tmp_path / "a")
+    with pytest.raises(AdapterLoadError, match="does not exist"):
+        LoR2CModel.from_pretrained(tiny_model("bert"), tmp_path / "missing")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA"}))
+    (tmp_path / "foreign" / "adapter_model.safetensors").write_bytes(b"")
+    with pytest.raises(AdapterLoadError, match="not an autolor2c adapter"):
+        LoR2CModel.from_pretrained(tiny_model("bert"), tmp_path / "foreign")
+    weights = folder / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:50])
+    with pytest.raises(AdapterLoadError, match="safetensors"):
+        LoR2CModel.from_pretrained(tiny_model("bert"), folder)
+    (folder / "adapter_config.json").write_text("{not json")
+    with pytest.raises(AdapterLoadError, match="invalid JSON"):
+        LoR2CModel.from_pretrained(tiny_model("bert"), folder)
+    # a config for a different structure than the weights
+    w.save_pretrained(tmp_path / "b")
+    meta = json.loads((tmp_path / "b" / "adapter_config.json").read_text())
+    meta["lor2c"]["rank"] = 2
+    (tmp_path / "b" / "adapter_config.json").write_text(json.dumps(meta))
+    with pytest.raises(AdapterLoadError, match="shape"):
+        LoR2CModel.from_pretrained(tiny_model("bert"), tmp_path / "b")
+
+
+def test_method_imports_nothing_else_of_the_project():
+    code = ("import sys, autolor2c.lor2c; "
+            "bad = [m for m in sys.modules if m.startswith('autolor2c.') and not m.startswith('autolor2c.lor2c')]; "
+            "bad += [m for m in ('optuna', 'datasets', 'ray', 'autolor2c.cli') if m in sys.modules]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
