@@ -1,0 +1,715 @@
+"""Declarative search spaces (YAML) turned into Optuna define-by-run suggestions.
+
+A space file names a method (``lor2c`` or ``lora``) and maps parameter keys to fixed values or
+distributions; see ``search_spaces/README.md`` for the format. Every check on the file happens in
+:func:`load_space`, so :meth:`SearchSpace.suggest` never fails a trial because of a sampled value:
+structural conflicts (more merges than spans allow, more injections than single-layer spans, an
+all-off layer mask) are clamped and recorded in :attr:`TrialPlan.clamped`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from optuna.trial import FixedTrial
+
+from autolor2c.errors import UserError
+from autolor2c.lor2c.config import ConfigError, LoR2CConfig
+
+__all__ = [
+    "SearchSpace", "TrialPlan", "ParamSpec", "Condition", "load_space", "default_space_path",
+    "list_builtin_spaces", "spans_from_mask", "BUILTIN_DIR", "DEFAULT_SPACE", "TRAIN_KEYS",
+]
+
+BUILTIN_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+DEFAULT_SPACE = "lor2c_full"
+METHODS = ("lor2c", "lora")
+TOP_KEYS = ("name", "method", "description", "params")
+TYPES = ("float", "int", "categorical", "layer_mask", "fixed")
+TRAIN_KEYS = ("learning_rate", "weight_decay", "warmup_ratio", "batch_size", "epochs", "max_length")
+
+_LOR2C_FIELDS = {f.name: f for f in dataclasses.fields(LoR2CConfig)}
+# 'method' is the top-level key; 'layers' + 'span_length' build 'spans' from a layer mask.
+LOR2C_KEYS = tuple(k for k in _LOR2C_FIELDS if k != "method") + ("layers", "span_length")
+LORA_KEYS = ("rank", "alpha", "dropout", "target_modules", "layers")
+LORA_DEFAULTS: dict[str, Any] = {"rank": 8, "alpha": 16.0, "dropout": 0.1,
+                                 "target_modules": ["query", "value"], "layers": None}
+_FLOAT_FIELDS = ("alpha", "dropout", "inject_alpha")  # stored as float so JSON round trips compare equal
+# Keys whose values are real numbers: numeric strings are accepted for them, because PyYAML reads
+# '1e-4' (no dot) as a string.
+_REAL_KEYS = _FLOAT_FIELDS + ("learning_rate", "weight_decay", "warmup_ratio", "epochs")
+_SPEC_KEYS = {
+    "float": {"low", "high", "log", "step"},
+    "int": {"low", "high", "log", "step"},
+    "categorical": {"choices"},
+    "layer_mask": set(),
+    "fixed": {"value"},
+}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CMP_RE = re.compile(r"^\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str))
+
+
+def _real(key: str, v: Any) -> Any:
+    if key in _REAL_KEYS and isinstance(v, str):
+        try:
+            f = float(v)
+        except ValueError:
+            return v
+        return f if math.isfinite(f) else v
+    return v
+
+
+# --------------------------------------------------------------------------------------------------
+# Span construction
+# --------------------------------------------------------------------------------------------------
+def spans_from_mask(mask: list[bool], span_length: int) -> list[list[int]]:
+    """Spans from a per-layer mask: each switched-on layer not already covered starts a span of up to
+    ``span_length`` layers (cut at the top layer). The result is sorted and never overlaps; an
+    all-off mask gives ``[]`` (callers force a layer on first)."""
+    if not _is_int(span_length) or span_length < 1:
+        raise ValueError(f"span_length must be an integer >= 1, got {span_length!r}")
+    n = len(mask)
+    spans: list[list[int]] = []
+    covered = -1
+    for k, on in enumerate(mask):
+        if on and k > covered:
+            covered = min(k + span_length - 1, n - 1)
+            spans.append([k, covered])
+    return spans
+
+
+# --------------------------------------------------------------------------------------------------
+# Conditions and parameter specs
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Condition:
+    """``when: {target: operand}``: op is ``==``, ``in`` (a list operand), or a numeric comparison."""
+
+    target: str
+    op: str
+    operand: Any
+
+    def holds(self, value: Any) -> bool:
+        if self.op == "==":
+            return value == self.operand
+        if self.op == "in":
+            return value in self.operand
+        if not _is_num(value):
+            return False
+        return {">": value > self.operand, ">=": value >= self.operand,
+                "<": value < self.operand, "<=": value <= self.operand}[self.op]
+
+    def describe(self) -> str:
+        return f"{self.target} {self.op} {self.operand!r}"
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    key: str
+    type: str
+    low: float | int | None = None
+    high: float | int | None = None
+    log: bool = False
+    step: float | int | None = None
+    choices: tuple | None = None
+    value: Any = None
+    when: tuple[Condition, ...] = ()
+
+    def candidates(self) -> list[Any]:
+        """Values checked against the key's rules at load time (bounds stand for the whole range)."""
+        if self.type in ("float", "int"):
+            return [self.low, self.high]
+        if self.type == "categorical":
+            return list(self.choices)
+        if self.type == "fixed":
+            return [self.value]
+        return []
+
+    def sample(self, trial: Any, num_layers: int) -> Any:
+        if self.type == "float":
+            return trial.suggest_float(self.key, self.low, self.high, step=self.step, log=self.log)
+        if self.type == "int":
+            return trial.suggest_int(self.key, self.low, self.high, step=self.step or 1, log=self.log)
+        if self.type == "categorical":
+            return trial.suggest_categorical(self.key, list(self.choices))
+        if self.type == "layer_mask":
+            return [bool(trial.suggest_categorical(f"bypass_{k}", [True, False])) for k in range(num_layers)]
+        return copy.deepcopy(self.value)
+
+
+# --------------------------------------------------------------------------------------------------
+# The plan a trial produces
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class TrialPlan:
+    """What one trial trains: the adapter, the training settings, and what was clamped.
+
+    ``adapter`` is a validated :class:`LoR2CConfig` for ``lor2c`` and a dict with ``rank``, ``alpha``,
+    ``dropout``, ``target_modules`` and ``layers`` (explicit layer indices) for ``lora``. ``clamped``
+    maps a key to ``{"suggested": x, "used": y}`` whenever the sampled value was adjusted.
+    """
+
+    method: str
+    adapter: LoR2CConfig | dict[str, Any]
+    train: dict[str, Any] = field(default_factory=dict)
+    num_layers: int | None = None
+    space: str = ""
+    clamped: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        adapter = self.adapter.to_dict() if isinstance(self.adapter, LoR2CConfig) else copy.deepcopy(self.adapter)
+        return {"space": self.space, "method": self.method, "num_layers": self.num_layers,
+                "adapter": adapter, "train": copy.deepcopy(self.train), "clamped": copy.deepcopy(self.clamped)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrialPlan":
+        if not isinstance(data, Mapping):
+            raise UserError(f"bad trial plan: expected a mapping, got {type(data).__name__}")
+        unknown = sorted(set(data) - {"space", "method", "num_layers", "adapter", "train", "clamped"})
+        if unknown:
+            raise UserError(f"bad trial plan: unknown key(s) {', '.join(map(str, unknown))}")
+        method = data.get("method")
+        adapter = data.get("adapter")
+        num_layers = data.get("num_layers")
+        if num_layers is not None and (not _is_int(num_layers) or num_layers < 1):
+            raise UserError(f"bad trial plan: num_layers {num_layers!r} is not a positive integer")
+        if method == "lor2c":
+            if not isinstance(adapter, Mapping):
+                raise UserError("bad trial plan: a lor2c adapter must be a mapping of LoR2CConfig fields")
+            try:
+                cfg = LoR2CConfig.from_dict(copy.deepcopy(dict(adapter)))
+                if isinstance(cfg.dropout, int):
+                    cfg.dropout = float(cfg.dropout)
+                cfg.validate(num_layers)
+            except ConfigError as e:
+                raise UserError(f"bad trial plan: {e}") from None
+            built: LoR2CConfig | dict[str, Any] = cfg
+        elif method == "lora":
+            if not isinstance(adapter, Mapping) or set(adapter) != set(LORA_KEYS):
+                raise UserError(f"bad trial plan: a lora adapter needs exactly the keys {', '.join(LORA_KEYS)}")
+            built = copy.deepcopy(dict(adapter))
+        else:
+            raise UserError(f"bad trial plan: method {method!r} is not one of {', '.join(METHODS)}")
+        train = data.get("train") or {}
+        clamped = data.get("clamped") or {}
+        if not isinstance(train, Mapping) or not isinstance(clamped, Mapping):
+            raise UserError("bad trial plan: 'train' and 'clamped' must be mappings")
+        return cls(method=method, adapter=built, train=copy.deepcopy(dict(train)), num_layers=num_layers,
+                   space=str(data.get("space") or ""), clamped=copy.deepcopy(dict(clamped)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-key value rules (checked on every candidate at load time)
+# --------------------------------------------------------------------------------------------------
+def _check_train(key: str, v: Any) -> str | None:
+    if key in ("batch_size", "max_length"):
+        return None if _is_int(v) and v >= 1 else "must be an integer >= 1"
+    if not _is_num(v) or not math.isfinite(v):
+        return "must be a number"
+    if key == "learning_rate" and v <= 0:
+        return "must be > 0"
+    if key == "weight_decay" and v < 0:
+        return "must be >= 0"
+    if key == "warmup_ratio" and not 0 <= v <= 1:
+        return "must be in [0, 1]"
+    if key == "epochs" and v <= 0:
+        return "must be > 0"
+    return None
+
+
+def _check_layers_value(v: Any) -> str | None:
+    # A fixed 'layers' value: layer indices (negative ones count from the top).
+    if not isinstance(v, list) or not v or not all(_is_int(k) for k in v):
+        return "must be {type: layer_mask} or a non-empty list of layer indices"
+    if len(set(v)) != len(v):
+        return "has repeated layer indices"
+    return None
+
+
+def _check_lora(key: str, v: Any) -> str | None:
+    if key == "rank":
+        return None if _is_int(v) and v >= 1 else "must be an integer >= 1"
+    if key == "alpha":
+        return None if _is_num(v) and v > 0 else "must be > 0"
+    if key == "dropout":
+        return None if _is_num(v) and 0 <= v < 1 else "must be in [0, 1)"
+    if key == "target_modules":
+        ok = isinstance(v, list) and v and all(isinstance(t, str) and t for t in v)
+        return None if ok else "must be a non-empty list of module names"
+    return _check_layers_value(v)
+
+
+def _check_annotation(key: str, v: Any) -> str | None:
+    # Types from the LoR2CConfig annotations (strings under `from __future__ import annotations`),
+    # so fields added later are type-checked too; validate() then checks the ranges.
+    ann = str(_LOR2C_FIELDS[key].type).replace(" ", "")
+    if v is None:
+        return None if "None" in ann else "must not be null"
+    base = ann.split("|")[0]
+    if base.startswith("list"):
+        return None if isinstance(v, list) else "must be a list"
+    if base == "bool":
+        return None if isinstance(v, bool) else "must be true or false"
+    if base == "int":
+        return None if _is_int(v) else "must be an integer"
+    if base == "float":
+        return None if _is_num(v) else "must be a number"
+    if base == "str":
+        return None if isinstance(v, str) and v else "must be a non-empty string"
+    return None
+
+
+def _check_lor2c(key: str, v: Any, fixed_spans: Any) -> str | None:
+    if key == "layers":
+        return _check_layers_value(v)
+    if key == "span_length":
+        return None if _is_int(v) and v >= 1 else "must be an integer >= 1"
+    why = _check_annotation(key, v)
+    if why:
+        return why
+    kwargs = {key: float(v) if key in _FLOAT_FIELDS and _is_int(v) else v}
+    if key in ("ranks", "alphas") and fixed_spans is not None:
+        kwargs["spans"] = fixed_spans
+    try:
+        LoR2CConfig(**kwargs).validate()
+    except ConfigError as e:
+        # Drop validate()'s "LoR2CConfig.key=value: " prefix: the caller already names key and value.
+        msg = str(e)
+        prefix = f"LoR2CConfig.{key}="
+        return msg.split(": ", 1)[1] if msg.startswith(prefix) and ": " in msg else msg
+    except TypeError as e:  # e.g. a list where validate() expects numbers
+        return f"invalid value ({e})"
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# The search space
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class SearchSpace:
+    name: str
+    method: str
+    description: str
+    params: dict[str, ParamSpec]
+    source: str = "<space>"
+    order: tuple[str, ...] = ()
+
+    # ---- loading ---------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "<space>", default_name: str = "space") -> "SearchSpace":
+        def err(key: str, why: str) -> UserError:
+            return UserError(f"{source}: {key}: {why}")
+
+        if not isinstance(data, Mapping):
+            got = "an empty file" if data is None else f"a {type(data).__name__}"
+            raise UserError(f"{source}: expected a mapping with keys name, method, params; got {got}")
+        for key in data:
+            if key not in TOP_KEYS:
+                raise err(str(key), f"unknown top-level key (expected one of {', '.join(TOP_KEYS)})")
+        name = data.get("name", re.sub(r"[^A-Za-z0-9_.-]", "_", default_name).lstrip("_.-") or "space")
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise err("name", f"{name!r} must be a word of letters, digits, '_', '-' or '.'")
+        method = data.get("method", "lor2c")
+        if method not in METHODS:
+            raise err("method", f"{method!r} is not one of {', '.join(METHODS)}")
+        description = data.get("description", "")
+        if description is None:
+            description = ""
+        if not isinstance(description, str):
+            raise err("description", "must be a string")
+        if "params" not in data:
+            raise err("params", "missing: the space needs a 'params' mapping")
+        raw = data["params"]
+        if not isinstance(raw, Mapping):
+            raise err("params", f"must be a mapping of parameter keys, got {type(raw).__name__}")
+
+        adapter_keys = LOR2C_KEYS if method == "lor2c" else LORA_KEYS
+        specs: dict[str, ParamSpec] = {}
+        raw_when: dict[str, Any] = {}
+        for key, value in raw.items():
+            where = f"params.{key}"
+            if not isinstance(key, str):
+                raise err(where, "parameter keys must be strings")
+            if key == "method":
+                raise err(where, "set the method with the top-level 'method' key")
+            if key not in adapter_keys and key not in TRAIN_KEYS:
+                raise err(where, f"unknown key for method {method} (adapter keys: {', '.join(adapter_keys)}; "
+                                 f"training keys: {', '.join(TRAIN_KEYS)})")
+            specs[key], raw_when[key] = cls._parse_spec(key, value, err)
+
+        space = cls(name=name, method=method, description=description.strip(), params=specs, source=source)
+        space._check_values(err)
+        space._parse_conditions(raw_when, err)
+        return space
+
+    @staticmethod
+    def _parse_spec(key: str, value: Any, err) -> tuple[ParamSpec, Any]:
+        where = f"params.{key}"
+        if not isinstance(value, Mapping):
+            return ParamSpec(key, "fixed", value=_real(key, copy.deepcopy(value))), None
+        if "type" not in value:
+            raise err(where, f"a distribution needs a 'type' ({', '.join(TYPES)}); "
+                             "use {type: fixed, value: ...} for a mapping value")
+        kind = value["type"]
+        if kind not in TYPES:
+            raise err(where, f"unknown type {kind!r} (expected one of {', '.join(TYPES)})")
+        allowed = _SPEC_KEYS[kind] | {"type", "when"}
+        for k in value:
+            if k not in allowed:
+                raise err(where, f"unknown key {k!r} for type {kind} (allowed: {', '.join(sorted(allowed))})")
+        when = value.get("when")
+        if kind == "fixed":
+            if "value" not in value:
+                raise err(where, "type fixed needs a 'value'")
+            return ParamSpec(key, kind, value=_real(key, copy.deepcopy(value["value"]))), when
+        if kind == "layer_mask":
+            if key != "layers":
+                raise err(where, "type layer_mask is only for the 'layers' key")
+            return ParamSpec(key, kind), when
+        if kind == "categorical":
+            choices = value.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise err(where, "choices must be a non-empty list")
+            for c in choices:
+                if not _is_scalar(c):
+                    raise err(where, f"choice {c!r} must be a scalar (null, bool, number or string)")
+            return ParamSpec(key, kind, choices=tuple(_real(key, c) for c in choices)), when
+
+        # float / int
+        for bound in ("low", "high"):
+            if bound not in value:
+                raise err(where, f"type {kind} needs '{bound}'")
+        low, high, step, log = value["low"], value["high"], value.get("step"), value.get("log", False)
+        if not isinstance(log, bool):
+            raise err(where, f"log must be true or false, got {log!r}")
+        if kind == "float":
+            def num(name: str, v: Any) -> float:
+                if isinstance(v, str):  # '1e-4' again
+                    try:
+                        v = float(v)
+                    except ValueError:
+                        pass
+                if not _is_num(v) or not math.isfinite(v):
+                    raise err(where, f"{name} must be a finite number, got {v!r}")
+                return float(v)
+            low, high = num("low", low), num("high", high)
+            step = None if step is None else num("step", step)
+        else:
+            for name, v in (("low", low), ("high", high)):
+                if not _is_int(v):
+                    raise err(where, f"{name} must be an integer, got {v!r}")
+            if step is not None and not _is_int(step):
+                raise err(where, f"step must be an integer, got {step!r}")
+        if low > high:
+            raise err(where, f"low ({low!r}) is greater than high ({high!r})")
+        if log and low <= 0:
+            raise err(where, f"log needs low > 0, got {low!r}")
+        if step is not None:
+            if step <= 0:
+                raise err(where, f"step must be > 0, got {step!r}")
+            if log and (kind == "float" or step != 1):
+                raise err(where, "log cannot be combined with step")
+            span = (high - low) / step
+            if abs(span - round(span)) > 1e-9:
+                raise err(where, f"high - low must be a multiple of step ({step!r})")
+        return ParamSpec(key, kind, low=low, high=high, log=log, step=step), when
+
+    def _check_values(self, err) -> None:
+        specs = self.params
+        fixed_spans = None
+        if self.method == "lor2c":
+            if "spans" in specs and ("layers" in specs or "span_length" in specs):
+                raise err("params.spans", "give either spans or layers/span_length, not both")
+            spans_spec = specs.get("spans")
+            if spans_spec is not None and spans_spec.type != "fixed":
+                raise err("params.spans", "spans can only be a fixed list of [first, last] pairs")
+            fixed_spans = spans_spec.value if spans_spec is not None else None
+        for key, spec in specs.items():
+            where = f"params.{key}"
+            if key == "layers" and spec.type not in ("layer_mask", "fixed"):
+                raise err(where, "must be {type: layer_mask} or a fixed list of layer indices")
+            for v in spec.candidates():
+                if key in TRAIN_KEYS:
+                    why = _check_train(key, v)
+                elif self.method == "lora":
+                    why = _check_lora(key, v)
+                else:
+                    why = _check_lor2c(key, v, fixed_spans)
+                if why:
+                    raise err(where, f"{v!r}: {why}")
+
+    def _parse_conditions(self, raw_when: dict[str, Any], err) -> None:
+        conds: dict[str, tuple[Condition, ...]] = {}
+        conditional = {k for k, w in raw_when.items() if w is not None}
+        for key, when in raw_when.items():
+            where = f"params.{key}.when"
+            if when is None:
+                conds[key] = ()
+                continue
+            if not isinstance(when, Mapping) or not when:
+                raise err(where, "must be a non-empty mapping {param: value}")
+            out = []
+            for target, operand in when.items():
+                if target not in self.params:
+                    raise err(where, f"unknown param {target!r} (it must be a key under params)")
+                if target == key:
+                    raise err(where, "a param cannot depend on itself")
+                tspec = self.params[target]
+                if tspec.type == "layer_mask" or (tspec.type == "fixed" and not _is_scalar(tspec.value)):
+                    raise err(where, f"{target!r} is not a scalar param and cannot be a condition")
+                cond = self._parse_condition(target, operand, tspec, err, where)
+                if not self._may_hold(cond, tspec, target in conditional):
+                    raise err(where, f"{cond.describe()} can never hold for {target}")
+                out.append(cond)
+            conds[key] = tuple(out)
+        self.params = {k: dataclasses.replace(s, when=conds.get(k, ())) for k, s in self.params.items()}
+        self.order = self._topological_order(err)
+
+    @staticmethod
+    def _parse_condition(target: str, operand: Any, tspec: ParamSpec, err, where: str) -> Condition:
+        if isinstance(operand, str) and operand.strip()[:1] in ("<", ">"):
+            m = _CMP_RE.match(operand)
+            if not m:
+                raise err(where, f"{target}: bad comparison {operand!r} (use '>0', '>=2', '<4', ...)")
+            numeric = tspec.type in ("int", "float") or all(
+                _is_num(c) for c in (tspec.choices if tspec.type == "categorical" else [tspec.value]))
+            if not numeric:
+                raise err(where, f"{target}: {operand!r} compares numbers but {target} is not numeric")
+            num = float(m.group(2))
+            return Condition(target, m.group(1), int(num) if num.is_integer() else num)
+        if isinstance(operand, list):
+            if not operand or not all(_is_scalar(o) for o in operand):
+                raise err(where, f"{target}: a list condition must be a non-empty list of scalars")
+            return Condition(target, "in", tuple(operand))
+        if not _is_scalar(operand):
+            raise err(where, f"{target}: condition {operand!r} must be a scalar, a list or a comparison")
+        return Condition(target, "==", operand)
+
+    def _default(self, key: str) -> Any:
+        """The value a key has when it is absent or its condition does not hold."""
+        if key in TRAIN_KEYS or key == "layers":
+            return None
+        if key == "span_length":
+            return 1
+        if self.method == "lora":
+            return copy.deepcopy(LORA_DEFAULTS[key])
+        f = _LOR2C_FIELDS[key]
+        return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+    def _may_hold(self, cond: Condition, tspec: ParamSpec, target_conditional: bool) -> bool:
+        # Reject conditions that can never hold (a typo such as 'topK'), counting the target's default
+        # when the target is itself conditional.
+        if tspec.type == "categorical":
+            values = list(tspec.choices)
+        elif tspec.type == "fixed":
+            values = [tspec.value]
+        else:  # an int/float range: test the ends (comparisons) or range membership (equality)
+            lo, hi = tspec.low, tspec.high
+            if cond.op in (">", ">=", "<", "<="):
+                values = [lo, hi]
+            else:
+                ops = [cond.operand] if cond.op == "==" else list(cond.operand)
+                values = [o for o in ops if _is_num(o) and lo <= o <= hi
+                          and (tspec.type == "float" or float(o).is_integer())]
+        if target_conditional:
+            values.append(self._default(cond.target))
+        return any(cond.holds(v) for v in values)
+
+    def _topological_order(self, err) -> tuple[str, ...]:
+        # YAML order, except that a condition's target is always suggested before the param it guards.
+        order: list[str] = []
+        state: dict[str, int] = {}
+
+        def visit(key: str, path: list[str]) -> None:
+            if state.get(key) == 2:
+                return
+            if state.get(key) == 1:
+                cycle = " -> ".join(path[path.index(key):] + [key])
+                raise err(f"params.{key}.when", f"circular conditions: {cycle}")
+            state[key] = 1
+            for c in self.params[key].when:
+                visit(c.target, path + [key])
+            state[key] = 2
+            order.append(key)
+
+        for key in self.params:
+            visit(key, [])
+        return tuple(order)
+
+    # ---- suggesting ------------------------------------------------------------------------------
+    def suggest(self, trial: Any, num_layers: int) -> TrialPlan:
+        """Suggest one configuration for a model with ``num_layers`` layers (define-by-run)."""
+        if not _is_int(num_layers) or num_layers < 1:
+            raise ValueError(f"num_layers must be an integer >= 1, got {num_layers!r}")
+        values: dict[str, Any] = {}
+        for key in self.order:
+            spec = self.params[key]
+            if all(c.holds(values[c.target] if c.target in values else self._default(c.target)) for c in spec.when):
+                values[key] = spec.sample(trial, num_layers)
+        return self._build(values, num_layers)
+
+    def fixed_plan(self, params: Mapping[str, Any], num_layers: int, *, strict: bool = True) -> TrialPlan:
+        """Rebuild the plan of a finished trial from its ``trial.params``.
+
+        With ``strict`` (the default), params the space does not use are an error: they mean the
+        trial came from another space or another layer count.
+        """
+        if not isinstance(params, Mapping):
+            raise UserError(f"{self.source}: trial params must be a mapping, got {type(params).__name__}")
+        ft = FixedTrial(dict(params))
+        try:
+            plan = self.suggest(ft, num_layers)
+        except UserError:
+            raise
+        except ValueError as e:
+            raise UserError(f"{self.source}: these trial params do not fit space {self.name!r} "
+                            f"for {num_layers} layers: {e}") from None
+        extra = sorted(set(params) - set(ft.params))
+        if strict and extra:
+            raise UserError(f"{self.source}: trial params not used by space {self.name!r} for {num_layers} "
+                            f"layers: {', '.join(map(str, extra))}")
+        return plan
+
+    def _layer_indices(self, values: dict[str, Any], num_layers: int,
+                       clamped: dict[str, dict[str, Any]]) -> list[int]:
+        if "layers" not in values:
+            return list(range(num_layers))
+        raw = values["layers"]
+        if self.params["layers"].type == "layer_mask":
+            on = [k for k, b in enumerate(raw) if b]
+            if not on:  # all off: keep the trial alive with the top layer, closest to the head
+                on = [num_layers - 1]
+                clamped["layers"] = {"suggested": [], "used": on}
+            return on
+        out = []
+        for k in raw:
+            if not -num_layers <= k < num_layers:
+                raise UserError(f"{self.source}: params.layers: layer {k} is outside this "
+                                f"{num_layers}-layer model (0..{num_layers - 1})")
+            out.append(k % num_layers)
+        if len(set(out)) != len(out):
+            raise UserError(f"{self.source}: params.layers: {raw!r} names a layer twice for {num_layers} layers")
+        return sorted(out)
+
+    def _build(self, values: dict[str, Any], num_layers: int) -> TrialPlan:
+        clamped: dict[str, dict[str, Any]] = {}
+        train = {k: values[k] for k in TRAIN_KEYS if k in values}
+        if self.method == "lora":
+            adapter = {k: values[k] if k in values else copy.deepcopy(LORA_DEFAULTS[k]) for k in LORA_KEYS}
+            adapter["alpha"] = float(adapter["alpha"])
+            adapter["dropout"] = float(adapter["dropout"])
+            adapter["target_modules"] = list(adapter["target_modules"])
+            adapter["layers"] = self._layer_indices(values, num_layers, clamped)
+            return TrialPlan("lora", adapter, train, num_layers, self.name, clamped)
+
+        kw = {k: v for k, v in values.items() if k in _LOR2C_FIELDS}
+        for k in _FLOAT_FIELDS:
+            if k in kw and _is_int(kw[k]):
+                kw[k] = float(kw[k])
+        if kw.get("alphas") is not None:
+            kw["alphas"] = [float(a) for a in kw["alphas"]]
+        if "spans" not in kw and ("layers" in values or "span_length" in values):
+            on = set(self._layer_indices(values, num_layers, clamped))
+            kw["spans"] = spans_from_mask([k in on for k in range(num_layers)], values.get("span_length", 1))
+        cfg = LoR2CConfig(**kw)
+        spans = cfg.resolved_spans(num_layers)
+        # Merges need >= 2 spans; injections replace single-layer bypasses only.
+        limits = {"merge_count": max(0, len(spans) - 1), "inject_count": sum(1 for i, j in spans if i == j)}
+        for k, limit in limits.items():
+            if getattr(cfg, k) > limit:
+                clamped[k] = {"suggested": getattr(cfg, k), "used": limit}
+                setattr(cfg, k, limit)
+        try:
+            cfg.validate(num_layers)
+        except ConfigError as e:  # only fixed values that do not fit this model get here
+            raise UserError(f"{self.source}: {e} (for a {num_layers}-layer model)") from None
+        return TrialPlan("lor2c", cfg, train, num_layers, self.name, clamped)
+
+    # ---- helpers ---------------------------------------------------------------------------------
+    def param_names(self) -> list[str]:
+        """Keys that are searched (not fixed); ``layers`` stands for its ``bypass_<k>`` params."""
+        return [k for k in self.order if self.params[k].type != "fixed"]
+
+    def summary(self) -> str:
+        """One line per key, for ``--help``-style listings."""
+        lines = [f"{self.name} ({self.method}): {self.description}".rstrip(": ")]
+        for key in self.order:
+            s = self.params[key]
+            if s.type == "fixed":
+                desc = f"= {s.value!r}"
+            elif s.type == "categorical":
+                desc = f"one of {list(s.choices)!r}"
+            elif s.type == "layer_mask":
+                desc = "on/off per layer (bypass_<k>)"
+            else:
+                desc = f"{s.type} in [{s.low}, {s.high}]" + (" log" if s.log else "") + (
+                    f" step {s.step}" if s.step else "")
+            if s.when:
+                desc += " when " + " and ".join(c.describe() for c in s.when)
+            lines.append(f"  {key}: {desc}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# Files and builtins
+# --------------------------------------------------------------------------------------------------
+def list_builtin_spaces() -> list[str]:
+    """Names of the spaces shipped in the repo's ``search_spaces/`` folder, sorted."""
+    if not BUILTIN_DIR.is_dir():
+        return []
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
+
+
+def default_space_path() -> Path:
+    return BUILTIN_DIR / f"{DEFAULT_SPACE}.yaml"
+
+
+def _yaml_error_line(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return " ".join(f"{problem}{where}".split())
+
+
+def load_space(path_or_name: str | Path) -> SearchSpace:
+    """Load a space from a YAML file, or a builtin by name (``lor2c_full``, ``lor2c_only``, ``lora``)."""
+    text = str(path_or_name)
+    path = Path(path_or_name).expanduser()
+    if not path.is_file() and isinstance(path_or_name, str) and text in list_builtin_spaces():
+        path = BUILTIN_DIR / f"{text}.yaml"
+    if not path.exists():
+        hint = ""
+        if "/" not in text and "\\" not in text and not text.endswith((".yaml", ".yml")):
+            hint = f" (builtin spaces: {', '.join(list_builtin_spaces())})"
+        raise UserError(f"{text}: search space file not found{hint}")
+    if not path.is_file():
+        raise UserError(f"{text}: is not a file")
+    try:
+        content = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read the search space: {e}") from None
+    try:
+        data = yaml.safe_load(content)
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: not valid YAML: {_yaml_error_line(e)}") from None
+    return SearchSpace.from_dict(data, source=str(path), default_name=path.stem)

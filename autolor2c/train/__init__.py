@@ -1,0 +1,24 @@
+"""Training: one loop (``train``), the merge/inject schedule, adapters (LoR2C or a stock-PEFT LoRA baseline)."""
+
+from .adapters import (
+    AdapterSpec,
+    LoRASpec,
+    adapter_param_count,
+    attach,
+    builtin_configs,
+    count_adapter_params,
+    load_adapter,
+    model_shape,
+    read_config_file,
+    read_meta,
+    save_adapter,
+)
+from .backbone import DEFAULT_MODEL, load_backbone, load_tokenizer, model_label, resolve_model
+from .loop import Batches, TrainArgs, TrainingError, evaluate, predict_logits, structure_schedule, train
+
+__all__ = [
+    "AdapterSpec", "Batches", "DEFAULT_MODEL", "LoRASpec", "TrainArgs", "TrainingError", "adapter_param_count",
+    "attach", "builtin_configs", "count_adapter_params", "evaluate", "load_adapter", "load_backbone",
+    "load_tokenizer", "model_label", "model_shape", "predict_logits", "read_config_file", "read_meta",
+    "resolve_model", "save_adapter", "structure_schedule", "train",
+]

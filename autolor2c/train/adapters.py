@@ -1,0 +1,244 @@
+"""What a training run adapts a backbone with: a LoR2C config, or a plain LoRA baseline through stock PEFT.
+
+One small spec type, a reader for config files (YAML/JSON or a built-in name), attaching to a model,
+the exact analytic parameter count of either, and saving/loading an adapter folder.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from torch import nn
+
+from autolor2c.errors import UserError
+from autolor2c.lor2c import (
+    CONFIG_NAME,
+    AdapterLoadError,
+    ConfigError,
+    LayerStackError,
+    LoR2CConfig,
+    LoR2CModel,
+    ModelShape,
+    count_params,
+    planned_params,
+)
+from autolor2c.lor2c.model import find_layer_stack, find_projection
+
+METHODS = ("lor2c", "lora")
+META_NAME = "autolor2c.json"  # task, labels and training facts beside either kind of adapter
+
+
+@dataclass
+class LoRASpec:
+    """A plain LoRA baseline (stock PEFT): rank/alpha/dropout on ``target_modules`` of ``layers``."""
+
+    rank: int = 4
+    alpha: float = 8.0
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
+    layers: list[int] | None = None  # None: every layer
+
+    def validate(self, num_layers: int | None = None) -> "LoRASpec":
+        if not isinstance(self.rank, int) or self.rank < 1:
+            raise ConfigError(f"lora.rank={self.rank!r}: must be an integer >= 1")
+        if not (isinstance(self.alpha, (int, float)) and self.alpha > 0):
+            raise ConfigError(f"lora.alpha={self.alpha!r}: must be > 0")
+        if not (isinstance(self.dropout, (int, float)) and 0 <= self.dropout < 1):
+            raise ConfigError(f"lora.dropout={self.dropout!r}: must be in [0, 1)")
+        if not self.target_modules:
+            raise ConfigError("lora.target_modules: must be a non-empty list")
+        if self.layers is not None:
+            if not self.layers or any(not isinstance(k, int) or k < 0 or (num_layers and k >= num_layers) for k in self.layers):
+                raise ConfigError(f"lora.layers={self.layers!r}: must be layer indices in range")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rank": self.rank, "alpha": self.alpha, "dropout": self.dropout,
+                "target_modules": list(self.target_modules), "layers": self.layers}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LoRASpec":
+        unknown = set(d) - {"rank", "alpha", "dropout", "target_modules", "layers"}
+        if unknown:
+            raise ConfigError(f"unknown LoRA config key(s): {', '.join(sorted(unknown))}")
+        spec = cls(**d)
+        spec.alpha = float(spec.alpha)
+        return spec.validate()
+
+
+@dataclass
+class AdapterSpec:
+    method: str
+    lor2c: LoR2CConfig | None = None
+    lora: LoRASpec | None = None
+
+    @property
+    def config(self):
+        return self.lor2c if self.method == "lor2c" else self.lora
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "adapter": self.config.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "AdapterSpec":
+        method = d.get("method", "lor2c")
+        body = d.get("adapter", {k: v for k, v in d.items() if k not in ("method", "train")})
+        if method == "lor2c":
+            return cls("lor2c", lor2c=LoR2CConfig.from_dict(dict(body)))
+        if method == "lora":
+            return cls("lora", lora=LoRASpec.from_dict(dict(body)))
+        raise ConfigError(f"method={method!r}: must be one of {', '.join(METHODS)}")
+
+
+def builtin_configs() -> list[str]:
+    folder = importlib.resources.files("autolor2c") / "configs"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_config_file(name_or_path: str) -> tuple[AdapterSpec, dict[str, Any]]:
+    """Read a config (a built-in name, or a YAML/JSON file): the adapter spec and any training overrides.
+
+    The file is either ``{method, adapter: {...}, train: {...}}`` or a bare LoR2CConfig mapping.
+    """
+    p = Path(name_or_path)
+    if not p.exists() and name_or_path in builtin_configs():
+        text = (importlib.resources.files("autolor2c") / "configs" / f"{name_or_path}.yaml").read_text()
+        where = f"built-in config {name_or_path!r}"
+    elif p.is_file():
+        text, where = p.read_text(), str(p)
+    else:
+        raise UserError(f"--config {name_or_path}: no such file and not a built-in config "
+                        f"({', '.join(builtin_configs())})")
+    try:
+        data = yaml.safe_load(text)  # JSON is YAML too
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{where}: not valid YAML/JSON{at}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{where}: expected a mapping, got {type(data).__name__}")
+    train = data.get("train") or {}
+    if not isinstance(train, dict):
+        raise UserError(f"{where}: 'train' must be a mapping")
+    try:
+        spec = AdapterSpec.from_dict(data)
+    except (ConfigError, TypeError) as e:
+        raise UserError(f"{where}: {e}") from None
+    return spec, train
+
+
+# --------------------------------------------------------------------------------------------------
+def model_shape(model: nn.Module, spec: AdapterSpec | None = None) -> ModelShape:
+    cfg = spec.lor2c if spec is not None and spec.method == "lor2c" else None
+    if spec is not None and spec.method == "lora":
+        cfg = LoR2CConfig(inject_targets=list(spec.lora.target_modules))
+    return ModelShape.from_model(model, cfg)
+
+
+def count_adapter_params(spec: AdapterSpec, shape: ModelShape) -> dict[str, int]:
+    """Exact trainable adapter parameters: ``initial``, ``final`` (after the planned merges/injections)
+    and ``peak`` (the most at any time in training). The head is ``shape.head_params``."""
+    try:
+        if spec.method == "lor2c":
+            return planned_params(spec.lor2c, shape)
+        lora = spec.lora.validate(shape.num_layers)
+        as_lor2c = LoR2CConfig(spans=[], inject_targets=list(lora.target_modules), inject_rank=lora.rank,
+                               injected=list(lora.layers if lora.layers is not None else range(shape.num_layers)))
+        n = count_params(as_lor2c, shape)
+    except (ConfigError, LayerStackError) as e:
+        raise UserError(str(e)) from None
+    return {"initial": n, "final": n, "peak": n}
+
+
+def attach(model: nn.Module, spec: AdapterSpec) -> nn.Module:
+    """Freeze the backbone and attach the adapter (the head stays trainable)."""
+    if spec.method == "lor2c":
+        return LoR2CModel(model, spec.lor2c)
+    from peft import LoraConfig, TaskType, get_peft_model
+
+    lora = spec.lora
+    _, layers = find_layer_stack(model)
+    names = sorted({find_projection(layers[0], t)[0].split(".")[-1] for t in lora.target_modules})
+    cfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                     target_modules=names, layers_to_transform=lora.layers)
+    return get_peft_model(model, cfg)
+
+
+def adapter_param_count(model: nn.Module) -> tuple[int, int]:
+    """(adapter, head) trainable parameters actually present in an attached model."""
+    if isinstance(model, LoR2CModel):
+        return model.num_adapter_params(), model.num_head_params()
+    adapter = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and "lora_" in n)
+    head = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad and "lora_" not in n)
+    return adapter, head
+
+
+def adapter_structure(model: nn.Module, spec: AdapterSpec) -> dict[str, Any]:
+    """The final structure as plain data (for metrics.json and trial attributes)."""
+    if isinstance(model, LoR2CModel):
+        return {"method": "lor2c", "spans": model.spans, "ranks": [b.rank for b in model.bypasses],
+                "injected": list(model.config.injected), "share_a": model.config.share_a}
+    return {"method": "lora", "rank": spec.lora.rank, "layers": spec.lora.layers,
+            "target_modules": list(spec.lora.target_modules)}
+
+
+def save_adapter(model: nn.Module, folder: str | Path, meta: dict[str, Any]) -> Path:
+    """Save either kind of adapter plus ``autolor2c.json`` (task, labels, base model)."""
+    folder = Path(folder)
+    if isinstance(model, LoR2CModel):
+        model.save_pretrained(folder, extra={"autolor2c": meta})
+    else:
+        import os
+        import shutil
+        import tempfile
+
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+        model.save_pretrained(str(tmp))
+        if folder.exists():
+            shutil.rmtree(folder)
+        (tmp / META_NAME).write_text(json.dumps(meta, indent=2, default=str))
+        os.replace(tmp, folder)
+        return folder
+    (folder / META_NAME).write_text(json.dumps(meta, indent=2, default=str))
+    return folder
+
+
+def read_meta(folder: str | Path) -> dict[str, Any]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UserError(f"--adapter {folder}: no such folder")
+    f = folder / META_NAME
+    if not f.is_file() or not (folder / CONFIG_NAME).is_file():
+        raise UserError(f"--adapter {folder}: not an autolor2c adapter folder (needs {META_NAME} and {CONFIG_NAME})")
+    try:
+        meta = json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        raise UserError(f"{f}: invalid JSON ({e})") from None
+    if not isinstance(meta, dict) or "task" not in meta:
+        raise UserError(f"{f}: missing the task description")
+    return meta
+
+
+def load_adapter(base: nn.Module, folder: str | Path) -> nn.Module:
+    """Attach a saved adapter (either kind) to a fresh base model; weights read with safetensors only."""
+    folder = Path(folder)
+    try:
+        cfg = json.loads((folder / CONFIG_NAME).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{folder / CONFIG_NAME}: unreadable ({e})") from None
+    if cfg.get("peft_type") == "LORA":
+        from peft import PeftModel
+
+        if not (folder / "adapter_model.safetensors").is_file():
+            raise UserError(f"{folder}: LoRA adapter without adapter_model.safetensors")
+        return PeftModel.from_pretrained(base, str(folder))
+    try:
+        return LoR2CModel.from_pretrained(base, folder)
+    except (AdapterLoadError, LayerStackError) as e:
+        raise UserError(str(e)) from None

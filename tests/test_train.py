@@ -1,0 +1,119 @@
+"""The training loop on real SST-2 slices with the embedded model; the train/predict CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from autolor2c.cli import main
+from autolor2c.train import AdapterSpec, LoRASpec, TrainArgs, read_config_file, structure_schedule, train
+
+
+def test_structure_schedule_spaces_changes_in_the_first_quarter():
+    plan = structure_schedule(400, merges=3, injects=1)
+    merges = sorted(s for s, ops in plan.items() if "merge" in ops)
+    injects = sorted(s for s, ops in plan.items() if "inject" in ops)
+    assert merges == [33, 66, 99] and injects == [100]
+    assert max(plan) <= 100
+    assert structure_schedule(400, 0, 0) == {}
+    tiny = structure_schedule(6, merges=3, injects=2)  # short runs still get every change
+    assert sum(ops.count("merge") for ops in tiny.values()) == 3
+    assert sum(ops.count("inject") for ops in tiny.values()) == 2
+    assert max(tiny) <= 6
+
+
+def test_short_run_beats_majority_class(glue_dir, tmp_path):
+    spec, _ = read_config_file("lor2c")
+    args = TrainArgs(epochs=1, max_train_samples=1500, learning_rate=4e-3, max_length=64, progress=False)
+    r = train("sst2", spec, args, data_dir=str(glue_dir), out_dir=tmp_path / "run")
+    majority = 444 / 872
+    assert r["primary_score"] > majority + 0.08, r["primary_score"]
+    assert r["trainable_params"] == r["analytic_params"] == 6 * 2 * 8 * 384
+    assert r["head_params"] == 384 * 2 + 2
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for key in ("task", "scores", "primary_score", "trainable_params", "head_params", "wall_time_s", "steps", "history"):
+        assert key in metrics
+    # the saved adapter predicts exactly what the in-memory model scored
+    rc = main(["predict", "--adapter", str(tmp_path / "run" / "adapter"), "--task", "sst2", "--data-dir", str(glue_dir)])
+    assert rc == 0
+
+
+def test_predict_reproduces_score(glue_dir, tmp_path, capsys):
+    spec, _ = read_config_file("sharelor2c")
+    args = TrainArgs(epochs=1, max_train_samples=600, max_length=64, progress=False)
+    r = train("sst2", spec, args, data_dir=str(glue_dir), out_dir=tmp_path / "run")
+    capsys.readouterr()
+    assert main(["predict", "--adapter", str(tmp_path / "run" / "adapter"), "--data-dir", str(glue_dir)]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["primary_score"] == pytest.approx(r["primary_score"], abs=1e-9)
+    assert main(["predict", "--adapter", str(tmp_path / "run" / "adapter"), "--text", "a wonderful , moving film"]) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["label"] in ("negative", "positive")
+
+
+def test_merge_and_inject_happen_on_schedule(glue_dir):
+    spec, _ = read_config_file("imlor2c")  # 2 merges + 1 injection
+    args = TrainArgs(epochs=1, max_train_samples=1280, max_steps=40, max_length=48, progress=False,
+                     learning_rate=5e-3)
+    r = train("sst2", spec, args, data_dir=str(glue_dir))
+    ops = [(e["op"], e["step"]) for e in r["history"]]
+    assert ops == [("merge", 5), ("merge", 10), ("inject", 10)]
+    s = r["final_structure"]
+    assert len(s["spans"]) == 6 - 2 - 1 and len(s["injected"]) == 1
+    assert s["injected"][0] not in [k for sp in s["spans"] for k in range(sp[0], sp[1] + 1) if sp[0] == sp[1]]
+    covered = sorted(k for sp in s["spans"] for k in range(sp[0], sp[1] + 1)) + s["injected"]
+    assert sorted(covered) == list(range(6))
+    # every change is logged with the scores that chose it
+    assert all("scores" in e and len(e["scores"]) >= 1 for e in r["history"])
+    assert r["trainable_params"] == r["analytic_params"] == 3 * 2 * 8 * 384 + 2 * 4 * (384 + 384)
+    model = r["model_object"]
+    assert all(p.grad is not None for p in model.injections.parameters())  # the injected LoRA trained
+
+
+def test_lora_baseline_through_peft(glue_dir):
+    spec = AdapterSpec("lora", lora=LoRASpec(rank=2, alpha=4.0, layers=[4, 5]))
+    args = TrainArgs(epochs=1, max_train_samples=320, max_length=48, progress=False)
+    r = train("sst2", spec, args, data_dir=str(glue_dir))
+    assert r["trainable_params"] == r["analytic_params"] == 2 * 2 * 2 * (384 + 384)
+    assert r["head_params"] == 770
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autolor2c.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_train_cli_writes_metrics_and_adapter(glue_dir, tmp_path):
+    p = _run_cli("train", "--task", "sst2", "--config", "injectlor2c", "--data-dir", str(glue_dir),
+                 "--max-train-samples", "320", "--max-length", "48", "--out", str(tmp_path / "o"))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "accuracy" in p.stdout
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert [e["op"] for e in m["history"]] == ["inject"]
+    assert (tmp_path / "o" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("make_args,needle", [
+    (lambda t, g: ["train", "--task", "sst5", "--config", "lor2c"], "sst5"),
+    (lambda t, g: ["train", "--task", "sst2", "--config", "nope.yaml", "--data-dir", g], "nope.yaml"),
+    (lambda t, g: ["train", "--task", "sst2", "--config", str(t / "broken.yaml"), "--data-dir", g], "broken.yaml"),
+    (lambda t, g: ["train", "--task", "sst2", "--config", str(t / "badkey.yaml"), "--data-dir", g], "rnak"),
+    (lambda t, g: ["train", "--task", "sst2", "--config", "lor2c", "--model", str(t / "no_model"), "--data-dir", g], "no_model"),
+    (lambda t, g: ["train", "--task", "sst2", "--config", "lor2c", "--data-dir", str(t / "nodata")], "nodata"),
+    (lambda t, g: ["train", "--task", "custom", "--config", "lor2c", "--train-file", str(t / "c.csv"),
+                   "--validation-file", str(t / "c.csv"), "--text-columns", "review"], "review"),
+    (lambda t, g: ["train", "--task", "sst2", "--config", "lor2c", "--epochs", "-1"], "-1"),
+    (lambda t, g: ["predict", "--adapter", str(t / "no_adapter")], "no_adapter"),
+])
+def test_bad_input_exits_2_with_one_line(tmp_path, glue_dir, make_args, needle):
+    (tmp_path / "broken.yaml").write_text("method: lor2c\nadapter: {rank: 8\n")
+    (tmp_path / "badkey.yaml").write_text(yaml.safe_dump({"method": "lor2c", "adapter": {"rnak": 8}}))
+    (tmp_path / "c.csv").write_text("sentence,label\ngood,1\nbad,0\n")
+    p = _run_cli(*make_args(tmp_path, str(glue_dir)))
+    assert p.returncode == 2, (p.returncode, p.stderr[-1500:])
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert needle in lines[0]
