@@ -151,6 +151,254 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------------------------------
+# search / show / retrain / export / dashboard
+# --------------------------------------------------------------------------------------------------
+def _settings_from_args(a: argparse.Namespace):
+    from autolor2c.search.fidelity import Fidelity
+    from autolor2c.search.study import SAMPLERS, SearchSettings
+
+    if a.sampler not in SAMPLERS:
+        raise UserError(f"bad --sampler {a.sampler!r}: choose one of {', '.join(SAMPLERS)}")
+    if a.trials is None and a.timeout is None:
+        a.trials = 20
+    if a.no_multi_fidelity and a.fidelity_rungs:
+        raise UserError("--no-multi-fidelity conflicts with --fidelity-rungs")
+    fidelity = Fidelity.off() if a.no_multi_fidelity else Fidelity.parse(a.fidelity_rungs, a.reduction_factor)
+    if a.space is not None and not Path(a.space).is_file():
+        from autolor2c.search.space import list_builtin_spaces
+
+        if a.space not in list_builtin_spaces():
+            raise UserError(f"bad --space {a.space!r}: no such file and not a shipped space "
+                            f"({', '.join(list_builtin_spaces())})")
+    return SearchSettings(
+        task=a.task, budget=a.budget, model=a.model, data_dir=a.data_dir, space=a.space, storage=a.storage,
+        study_name=a.study_name, sampler=a.sampler, seed=a.seed, trials=a.trials, timeout=a.timeout,
+        epochs=a.epochs, max_train_samples=None if a.max_train_samples == 0 else a.max_train_samples,
+        max_eval_samples=a.max_eval_samples, max_length=a.max_length, seeds=a.seeds, pick=a.pick,
+        out=a.out, fidelity=fidelity, warm_start=a.warm_start, worker=a.worker,
+        retrain_epochs=a.retrain_epochs, retrain_samples=a.retrain_samples, progress=not a.no_progress)
+
+
+def _study_dir(settings, study_name: str) -> Path:
+    return Path(settings.out) if settings.out else Path("studies") / study_name
+
+
+def cmd_search(a: argparse.Namespace) -> int:
+    from autolor2c.search.report import print_front, retrain, write_artifacts
+    from autolor2c.search.study import pareto_front, pick_trial, run_search
+
+    settings = _settings_from_args(a)
+    study, ctx, _, wall = run_search(settings)
+    out = _study_dir(settings, study.study_name)
+    study.set_user_attr("artifacts_dir", str(out.resolve()))
+    if not pareto_front(study):
+        feasible = [t for t in study.trials if t.user_attrs.get("feasible")]
+        why = "no configuration of the space fits the budget" if not feasible else "no feasible trial finished"
+        print(f"no feasible trial: {why} (budget {settings.budget}); nothing trained beyond the trials")
+        write_artifacts(study, ctx, out, None, None, wall)
+        return 0
+    print_front(study, ctx.task.primary_metric)
+    picked = pick_trial(study, settings.pick)
+    print(f"picked trial {picked.number} ({settings.pick}): {ctx.task.primary_metric} {picked.values[0]:.4f}, "
+          f"{int(picked.values[1]):,} params")
+    result = None
+    if settings.seeds > 0:
+        print(f"retraining trial {picked.number} on the full training set with {settings.seeds} seed(s)")
+        result = retrain(study, ctx, out, settings.seeds, picked, progress=settings.progress)
+        print(f"retrained {ctx.task.primary_metric}: {result['mean']:.4f} ± {result['std']:.4f} over {settings.seeds} seeds")
+    paths = write_artifacts(study, ctx, out, result, picked, wall)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    return 0
+
+
+def _load_study_for(a: argparse.Namespace):
+    import optuna
+
+    from autolor2c.search.study import resolve_storage
+
+    storage = resolve_storage(a.storage, heartbeat=False)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    name = a.study
+    if name is None:
+        if len(names) != 1:
+            raise UserError(f"--study is needed: the storage holds {len(names)} studies"
+                            + (f" ({', '.join(names[:8])})" if names else ""))
+        name = names[0]
+    if name not in names:
+        raise UserError(f"bad --study {name!r}: no such study in the storage"
+                        + (f" (have: {', '.join(names[:8])})" if names else ""))
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def cmd_show(a: argparse.Namespace) -> int:
+    from autolor2c.search.report import print_front
+    from autolor2c.search.study import cost_totals, study_hypervolume
+
+    study = _load_study_for(a)
+    metric = (study.metric_names or ["score"])[0]
+    print_front(study, metric)
+    budget = study.user_attrs.get("budget_params")
+    if budget:
+        print(f"hypervolume {study_hypervolume(study, budget):.4f}; cost {cost_totals(study)}")
+    if "retrain" in study.user_attrs:
+        r = study.user_attrs["retrain"]
+        print(f"retrained trial {r['trial']}: {metric} {r['mean']:.4f} ± {r['std']:.4f} over {r['seeds']} seeds")
+    return 0
+
+
+def _context_for_study(study, a):
+    from autolor2c.search.fidelity import Fidelity
+    from autolor2c.search.study import SearchSettings, build_context
+
+    ident = study.user_attrs.get("identity")
+    if not ident:
+        raise UserError(f"study {study.study_name!r} was not made by autolor2c search")
+    fid = ident.get("fidelity", {})
+    settings = SearchSettings(task=ident["task"], budget=ident["budget"], model=study.user_attrs.get("model_arg"),
+                              data_dir=a.data_dir or study.user_attrs.get("data_dir"),
+                              space=study.user_attrs.get("space_path"),
+                              epochs=ident["epochs"], max_train_samples=ident["max_train_samples"],
+                              max_length=ident["max_length"], seeds=a.seeds,
+                              fidelity=Fidelity(tuple(fid.get("fractions", [1.0])), fid.get("eta", 3.0)),
+                              progress=not getattr(a, "no_progress", False))
+    return settings, build_context(settings)
+
+
+def cmd_retrain(a: argparse.Namespace) -> int:
+    from autolor2c.search.report import retrain, write_artifacts
+    from autolor2c.search.study import pick_trial
+
+    study = _load_study_for(a)
+    picked = pick_trial(study, a.pick, a.trial)
+    settings, ctx = _context_for_study(study, a)
+    out = Path(a.out) if a.out else Path(study.user_attrs.get("artifacts_dir") or Path("studies") / study.study_name)
+    result = retrain(study, ctx, out, a.seeds, picked, progress=settings.progress)
+    if result:
+        print(f"retrained trial {picked.number}: {ctx.task.primary_metric} {result['mean']:.4f} ± {result['std']:.4f}")
+    write_artifacts(study, ctx, out, result, picked, 0.0)
+    return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from autolor2c import export
+    from autolor2c.search.report import best_config_dict
+    from autolor2c.search.study import pick_trial
+
+    study = _load_study_for(a)
+    out = Path(a.out)
+    src = Path(a.source) if a.source else Path(study.user_attrs.get("artifacts_dir") or Path("studies") / study.study_name)
+    if a.format in ("yaml", "json"):
+        cfg = best_config_dict(pick_trial(study, a.pick, a.trial))
+        cfg["source"]["study"] = study.study_name
+        print(f"wrote {export.export_config(cfg, out, a.format)}")
+        return 0
+    adapter = src / "adapter"
+    if a.format == "peft":
+        print(f"wrote {export.export_folder(adapter, out)}")
+        return 0
+    from autolor2c.train import load_adapter, load_backbone, read_meta
+
+    meta = read_meta(adapter)
+    from autolor2c.tasks import get_task
+
+    task = get_task(meta["task"]) if not meta.get("task_spec") else None
+    regression = task.is_regression if task else bool(meta["task_spec"].get("is_regression"))
+    wrapped = load_adapter(load_backbone(meta.get("model"), meta["num_labels"], regression), adapter)
+    from autolor2c.train.backbone import resolve_model
+
+    folder, caveat = export.export_lora(wrapped, load_backbone(meta.get("model"), meta["num_labels"], regression), out,
+                                        resolve_model(meta.get("model")))
+    print(f"wrote {folder}: stock PEFT LoRA; it {caveat}")
+    return 0
+
+
+def cmd_dashboard(a: argparse.Namespace) -> int:
+    from autolor2c.search.study import DEFAULT_STORAGE, resolve_storage
+
+    url = a.storage or os.environ.get("AUTOLOR2C_STORAGE") or DEFAULT_STORAGE
+    if url.startswith("sqlite:///"):
+        path = Path(url.split(":///", 1)[1])
+        if not path.is_file():
+            raise UserError(f"bad --storage {url!r}: {path} does not exist (run a search first)")
+    storage = resolve_storage(url, heartbeat=False)
+    from optuna_dashboard import run_server
+
+    print(f"optuna-dashboard for {url} at http://{a.host}:{a.port}/ (Ctrl-C stops it)", flush=True)
+    run_server(storage, host=a.host, port=a.port)
+    return 0
+
+
+def _add_search_commands(sub) -> None:
+    from autolor2c.search.study import SAMPLERS
+
+    s = sub.add_parser("search", help="multi-objective search (score up, params down) under a parameter budget")
+    _add_data_flags(s)
+    s.set_defaults(task="sst2")
+    for action in s._actions:
+        if action.dest == "task":
+            action.required = False
+    s.add_argument("--budget", default="0.1M", help="trainable adapter params: 0.1M, 100K, 100000, 1e5 or 0.5%% of the backbone")
+    s.add_argument("--trials", type=_int_at_least(1, "--trials"), default=None, help="trials to reach in the study (default 20)")
+    s.add_argument("--timeout", type=_float_positive("--timeout"), default=None, help="seconds for this run's trials")
+    s.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///studies/autolor2c.db)")
+    s.add_argument("--study-name", default=None)
+    s.add_argument("--space", default=None, help="search-space YAML, or a shipped one: lor2c_full, lor2c_only, lora")
+    s.add_argument("--sampler", default="tpe", help=f"one of {', '.join(SAMPLERS)}")
+    s.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0)
+    s.add_argument("--seeds", type=_int_at_least(0, "--seeds"), default=3, help="retrain seeds (0 skips the retrain)")
+    s.add_argument("--pick", choices=("best", "knee"), default="best")
+    s.add_argument("--epochs", type=_float_positive("--epochs"), default=1.0)
+    s.add_argument("--max-train-samples", type=_int_at_least(0, "--max-train-samples"), default=4000,
+                   help="training examples of a full-fidelity trial (0 = all)")
+    s.add_argument("--max-eval-samples", type=_int_at_least(1, "--max-eval-samples"), default=None)
+    s.add_argument("--max-length", type=_int_at_least(8, "--max-length"), default=128)
+    s.add_argument("--retrain-epochs", type=_float_positive("--retrain-epochs"), default=None)
+    s.add_argument("--retrain-samples", type=_int_at_least(1, "--retrain-samples"), default=None,
+                   help="cap the retrain's training set (default: all of it)")
+    s.add_argument("--fidelity-rungs", default=None, help="fractions of a full trial, e.g. 0.111,0.333,1")
+    s.add_argument("--reduction-factor", type=_float_positive("--reduction-factor"), default=3.0,
+                   help="successive-halving eta: the top 1/eta of a rung is promoted")
+    s.add_argument("--no-multi-fidelity", action="store_true", help="train every trial at full fidelity")
+    s.add_argument("--warm-start", default=None, help="STUDY or STORAGE_URL#STUDY whose Pareto configurations start this one")
+    s.add_argument("--worker", type=_int_at_least(0, "--worker"), default=0, help=argparse.SUPPRESS)
+    s.add_argument("--out", default=None, help="artifacts folder (default studies/<study>)")
+    s.add_argument("--no-progress", action="store_true")
+    s.set_defaults(func=cmd_search)
+
+    sh = sub.add_parser("show", help="print a study's Pareto front")
+    sh.add_argument("--study", default=None)
+    sh.add_argument("--storage", default=None)
+    sh.set_defaults(func=cmd_show)
+
+    r = sub.add_parser("retrain", help="retrain a study's picked (or given) trial with several seeds")
+    r.add_argument("--study", default=None)
+    r.add_argument("--storage", default=None)
+    r.add_argument("--trial", type=_int_at_least(0, "--trial"), default=None)
+    r.add_argument("--pick", choices=("best", "knee"), default="best")
+    r.add_argument("--seeds", type=_int_at_least(1, "--seeds"), default=3)
+    r.add_argument("--data-dir", default=None)
+    r.add_argument("--out", default=None)
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(func=cmd_retrain)
+
+    e = sub.add_parser("export", help="export the picked configuration: peft folder, yaml, json, or stock PEFT lora")
+    e.add_argument("--study", default=None)
+    e.add_argument("--storage", default=None)
+    e.add_argument("--format", choices=("peft", "yaml", "json", "lora"), required=True)
+    e.add_argument("--out", required=True)
+    e.add_argument("--trial", type=_int_at_least(0, "--trial"), default=None)
+    e.add_argument("--pick", choices=("best", "knee"), default="best")
+    e.add_argument("--source", default=None, help="artifacts folder holding adapter/ (default: the study's)")
+    e.set_defaults(func=cmd_export)
+
+    d = sub.add_parser("dashboard", help="start optuna-dashboard for the study storage (127.0.0.1)")
+    d.add_argument("--storage", default=None)
+    d.add_argument("--host", default="127.0.0.1")
+    d.add_argument("--port", type=_int_at_least(1, "--port"), default=8080)
+    d.set_defaults(func=cmd_dashboard)
+
+
+# --------------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="autolor2c", description="AutoPEFT for LoR2C: search low-rank residual bypasses under a budget")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
@@ -178,12 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-eval-samples", type=_int_at_least(1, "--max-eval-samples"))
     p.set_defaults(func=cmd_predict)
 
-    try:
-        from autolor2c.search.cli import add_search_commands
-    except ImportError:
-        pass
-    else:
-        add_search_commands(sub, _Parser, _int_at_least, _float_positive, _add_data_flags)
+    _add_search_commands(sub)
     return parser
 
 

@@ -246,7 +246,7 @@ def infer_label_names(values: Iterable[Any]) -> tuple[str, ...]:
     if all(isinstance(c, int) for c in unique) and unique == set(range(len(unique))):
         return tuple(str(i) for i in range(len(unique)))
     # Integers sort numerically (so 2 < 10), before any strings.
-    ordered = sorted(unique, key=lambda c: (isinstance(c, str), c if isinstance(c, str) else "", c if isinstance(c, int) else 0))
+    ordered = sorted(unique, key=lambda c: (1, 0, c) if isinstance(c, str) else (0, c, ""))
     return tuple(str(c) for c in ordered)
 
 
@@ -268,15 +268,15 @@ def read_table(path: Path, columns: Iterable[str]) -> pd.DataFrame:
         elif kind == "parquet":
             df = pd.read_parquet(path)
         else:
-            # dtype=False / convert_dates=False: keep the JSON values as written.
+            # dtype=False: keep the JSON values as written (no number or date guessing).
             lines = kind == "jsonl"
             try:
-                df = pd.read_json(path, lines=lines, dtype=False, convert_dates=False)
+                df = pd.read_json(path, lines=lines, dtype=False)
             except ValueError:
                 if lines:
                     raise
                 # Many ".json" datasets are really JSON lines.
-                df = pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+                df = pd.read_json(path, lines=True, dtype=False)
     except UserError:
         raise
     except Exception as e:

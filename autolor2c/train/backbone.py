@@ -60,6 +60,8 @@ def _pretrained_state(path: str, num_labels: int, problem_type: str | None):
 
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=num_labels, problem_type=problem_type, dtype=torch.float32)
@@ -67,6 +69,8 @@ def _pretrained_state(path: str, num_labels: int, problem_type: str | None):
         raise UserError(f"--model {path}: cannot load it ({str(e).splitlines()[0]})") from None
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     return model
 
 

@@ -225,6 +225,10 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
     threads = set_cpu_threads() if device.type == "cpu" else None
 
     tokenizer = load_tokenizer(model_name)
+    if not args.progress:
+        import datasets
+
+        datasets.disable_progress_bars()
     encoded = prepare_data(task, tokenizer, args, data_dir)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_rows = Batches(encoded["train"], pad_id, task.is_regression)

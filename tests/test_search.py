@@ -1,0 +1,248 @@
+"""The headline command end to end on a small SST-2 slice: study, budget constraint, resume, artifacts,
+export (own folder, YAML/JSON, stock PEFT LoRA), the dashboard's HTTP API, bad flags."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+
+from autolor2c.cli import main
+from autolor2c.search.fidelity import Fidelity
+from autolor2c.search.study import Objective, SearchSettings, run_search
+from autolor2c.train import count_adapter_params, train
+
+SMALL = ["--max-train-samples", "96", "--retrain-samples", "96", "--max-eval-samples", "64", "--max-length", "32",
+         "--no-progress", "--epochs", "1"]
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory, glue_dir):
+    tmp = tmp_path_factory.mktemp("search")
+    storage = f"sqlite:///{tmp}/studies.db"
+    args = ["search", "--task", "sst2", "--budget", "0.05M", "--trials", "4", "--seeds", "2", "--storage", storage,
+            "--out", str(tmp / "out"), "--data-dir", str(glue_dir), "--study-name", "t", *SMALL]
+    assert main(args) == 0
+    return tmp, storage, args
+
+
+def test_search_writes_every_artifact(searched):
+    tmp, storage, _ = searched
+    out = tmp / "out"
+    for name in ("best_config.yaml", "pareto.html", "hypervolume.html", "importances.json", "report.md",
+                 "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "retrain.json"):
+        assert (out / name).is_file(), name
+    study = optuna.load_study(study_name="t", storage=storage)
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    assert study.metric_names == ["accuracy", "trainable_params"]
+    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    assert len(done) == 4
+    for t in study.trials:
+        if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible"):
+            assert t.values[1] <= 50_000
+            assert {"cost_s", "cpu_s", "final_structure", "history", "rungs", "plan"} <= set(t.user_attrs)
+    retrain = json.loads((out / "retrain.json").read_text())
+    assert retrain["seeds"] == 2 and len(retrain["runs"]) == 2 and 0 <= retrain["std"]
+    report = (out / "report.md").read_text()
+    assert "Pareto front" in report and "Retrain" in report and "Cost" in report
+    cfg = yaml.safe_load((out / "best_config.yaml").read_text())
+    assert cfg["method"] in ("lor2c", "lora") and "learning_rate" in cfg["train"]
+    from optuna_dashboard import get_note
+
+    assert "Pareto front" in get_note(study)
+
+
+def test_same_command_continues_the_study(searched, glue_dir):
+    tmp, storage, args = searched
+    before = optuna.load_study(study_name="t", storage=storage).trials
+    more = list(args)
+    more[more.index("--trials") + 1] = "6"
+    more[more.index("--seeds") + 1] = "0"
+    assert main(more) == 0
+    after = optuna.load_study(study_name="t", storage=storage).trials
+    done = [t for t in after if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
+    assert len(done) == 6
+    assert [t.params for t in after[: len(before)]] == [t.params for t in before]
+    # asking again for 6 runs nothing more
+    assert main(more) == 0
+    assert len(optuna.load_study(study_name="t", storage=storage).trials) == len(after)
+
+
+def _recording_objective(record):
+    def factory(ctx):
+        def trainer(task, spec, args, **kw):
+            record.append(count_adapter_params(spec, ctx.shape)["peak"])
+            return train(task, spec, args, **kw)
+        return Objective(ctx, trainer=trainer)
+    return factory
+
+
+def test_over_budget_configurations_are_never_trained(tmp_path, glue_dir):
+    trained: list[int] = []
+    settings = SearchSettings(task="sst2", budget="12K", data_dir=str(glue_dir), storage=f"sqlite:///{tmp_path}/s.db",
+                              study_name="b", trials=8, max_train_samples=64, max_eval_samples=32, max_length=24,
+                              seeds=0, fidelity=Fidelity.off(), progress=False, sampler="random")
+    study, ctx, objective, _ = run_search(settings, objective_factory=_recording_objective(trained))
+    assert all(n <= 12_000 for n in trained)
+    infeasible = [t for t in study.trials if t.user_attrs.get("feasible") is False]
+    assert infeasible, "the random space should propose over-budget configurations at this budget"
+    for t in infeasible:
+        assert t.user_attrs["trained"] is False and "rungs" not in t.user_attrs
+        assert t.system_attrs["constraints:budget"] > 0
+        assert t.user_attrs["planned_params"]["peak"] > 12_000
+        assert t.duration.total_seconds() < 2.0
+    assert len(trained) == len([t for t in study.trials if t.user_attrs.get("trained")])
+
+
+def test_budget_that_admits_nothing_trains_nothing(tmp_path, glue_dir, capsys):
+    rc = main(["search", "--task", "sst2", "--budget", "100", "--trials", "3", "--storage", f"sqlite:///{tmp_path}/n.db",
+               "--out", str(tmp_path / "o"), "--data-dir", str(glue_dir), "--seeds", "3", *SMALL])
+    assert rc == 0
+    assert "no feasible trial" in capsys.readouterr().out
+    study = optuna.load_study(study_name=optuna.get_all_study_names(f"sqlite:///{tmp_path}/n.db")[0],
+                              storage=f"sqlite:///{tmp_path}/n.db")
+    assert all(t.user_attrs.get("trained") is False for t in study.trials)
+    assert not (tmp_path / "o" / "adapter").exists()
+
+
+def test_export_formats(searched, glue_dir, tmp_path, capsys):
+    tmp, storage, _ = searched
+    base = ["--study", "t", "--storage", storage]
+    assert main(["export", *base, "--format", "peft", "--out", str(tmp_path / "peft")]) == 0
+    capsys.readouterr()
+    scores = []
+    for folder in (tmp / "out" / "adapter", tmp_path / "peft"):
+        assert main(["predict", "--adapter", str(folder), "--data-dir", str(glue_dir), "--max-eval-samples", "64"]) == 0
+        scores.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["primary_score"])
+    assert scores[0] == scores[1]
+    assert main(["export", *base, "--format", "yaml", "--out", str(tmp_path / "y")]) == 0
+    assert main(["export", *base, "--format", "json", "--out", str(tmp_path / "j")]) == 0
+    y = yaml.safe_load((tmp_path / "y" / "config.yaml").read_text())
+    assert y == json.loads((tmp_path / "j" / "config.json").read_text())
+    # the exported config trains again through `autolor2c train`
+    from autolor2c.train import read_config_file
+
+    spec, overrides = read_config_file(str(tmp_path / "y" / "config.yaml"))
+    assert spec.method == y["method"] and overrides["learning_rate"] == y["train"]["learning_rate"]
+
+
+def test_lora_export_loads_in_stock_peft(tmp_path):
+    """A LoR2C adapter with an injected layer -> stock PEFT folder; PeftModel reproduces the LoRA part."""
+    from peft import PeftModel
+
+    from autolor2c import export
+    from autolor2c.lor2c import LoR2CConfig, get_lor2c_model
+    from autolor2c.train import load_backbone
+
+    w = get_lor2c_model(load_backbone(None, 2, seed=1), LoR2CConfig(rank=4, dropout=0.0, inject_count=1))
+    with torch.no_grad():
+        for p in w.adapter_parameters():
+            p.normal_(0, 0.05)
+    w.inject()
+    for lora in w.injections.values():
+        with torch.no_grad():
+            lora.B.normal_(0, 0.05)
+    folder, caveat = export.export_lora(w, load_backbone(None, 2, seed=2), tmp_path / "lora", None)
+    assert "cannot express" in caveat and (folder / "adapter_model.safetensors").is_file()
+    cfg = json.loads((folder / "adapter_config.json").read_text())
+    assert cfg["peft_type"] == "LORA" and cfg["layers_to_transform"] == w.config.injected
+    peft_model = PeftModel.from_pretrained(load_backbone(None, 2, seed=3), str(folder)).eval()
+    ids = {"input_ids": torch.tensor([[101, 2023, 3185, 2001, 2307, 102]]), "attention_mask": torch.ones(1, 6, dtype=torch.long)}
+    with torch.no_grad():
+        for b in w.bypasses:
+            b.B.zero_()  # what LoRA can express: the model without its bypasses
+        want = w.eval()(**ids).logits
+        got = peft_model(**ids).logits
+    assert torch.allclose(got, want, atol=1e-5)
+    # nothing injected -> a clear refusal
+    from autolor2c.errors import UserError
+
+    plain = get_lor2c_model(load_backbone(None, 2), LoR2CConfig(rank=2))
+    with pytest.raises(UserError, match="no injected layers"):
+        export.export_lora(plain, load_backbone(None, 2), tmp_path / "x", None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_dashboard_serves_the_study(searched):
+    tmp, storage, _ = searched
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "autolor2c.cli", "dashboard", "--storage", storage, "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, body = time.time() + 60, None
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
+                    body = json.loads(r.read())
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.5)
+        assert body is not None, proc.stderr.read() if proc.poll() is not None else "no answer"
+        studies = {s["study_name"]: s for s in body["study_summaries"]}
+        assert "t" in studies
+        sid = studies["t"]["study_id"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{sid}?after=0", timeout=10) as r:
+            detail = json.loads(r.read())
+        assert len(detail["trials"]) >= 4
+        assert detail["objective_names"] == ["accuracy", "trainable_params"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+BAD_SEARCH = [
+    (["--budget", "10MB"], "10MB"), (["--budget", "-5"], "-5"), (["--budget", "abc"], "abc"), (["--budget", "0"], "'0'"),
+    (["--budget", "200%"], "200%"), (["--task", "sst5"], "sst5"), (["--trials", "0"], "'0'"), (["--trials", "x"], "'x'"),
+    (["--timeout", "-1"], "-1"), (["--sampler", "cmaes"], "cmaes"), (["--space", "nope.yaml"], "nope.yaml"),
+    (["--storage", "ftp://x"], "ftp://x"), (["--seed", "-2"], "-2"), (["--seeds", "many"], "many"),
+    (["--pick", "worst"], "worst"), (["--fidelity-rungs", "0.5,2"], "0.5,2"), (["--reduction-factor", "0"], "'0'"),
+    (["--no-multi-fidelity", "--fidelity-rungs", "0.5,1"], "--fidelity-rungs"), (["--model", "./no/such/model"], "no/such/model"),
+    (["--data-dir", "/no/such/dir"], "/no/such/dir"), (["--epochs", "0"], "'0'"), (["--max-length", "4"], "'4'"),
+]
+
+
+@pytest.mark.parametrize("extra,needle", BAD_SEARCH)
+def test_bad_search_flags_exit_2_with_one_line(tmp_path, extra, needle, glue_dir):
+    db = tmp_path / "s.db"
+    args = ["search", "--storage", f"sqlite:///{db}", "--data-dir", str(glue_dir), "--no-progress", *extra]
+    p = subprocess.run([sys.executable, "-m", "autolor2c.cli", *args], capture_output=True, text=True, timeout=120,
+                       cwd=tmp_path)
+    assert p.returncode == 2, (p.returncode, p.stderr[-1500:])
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert needle in lines[0]
+    if db.exists():  # nothing half-made: no study was created
+        assert optuna.get_all_study_names(f"sqlite:///{db}") == []
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["show", "--study", "nope"], "nope"), (["retrain", "--study", "t", "--trial", "999"], "999"),
+    (["export", "--study", "t", "--format", "onnx", "--out", "x"], "onnx"), (["export", "--study", "nope", "--format", "yaml", "--out", "x"], "nope"),
+    (["retrain", "--study", "t", "--seeds", "0"], "'0'"),
+])
+def test_bad_flags_of_other_commands(searched, args, needle, tmp_path):
+    tmp, storage, _ = searched
+    before = [(t.number, t.state, t.values) for t in optuna.load_study(study_name="t", storage=storage).trials]
+    p = subprocess.run([sys.executable, "-m", "autolor2c.cli", *args, "--storage", storage], capture_output=True,
+                       text=True, timeout=120, cwd=tmp_path)
+    assert p.returncode == 2, p.stderr[-1500:]
+    lines = [ln for ln in p.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0], p.stderr
+    after = [(t.number, t.state, t.values) for t in optuna.load_study(study_name="t", storage=storage).trials]
+    assert after == before
