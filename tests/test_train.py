@@ -28,7 +28,7 @@ def test_structure_schedule_spaces_changes_in_the_first_quarter():
 
 def test_short_run_beats_majority_class(glue_dir, tmp_path):
     spec, _ = read_config_file("lor2c")
-    args = TrainArgs(epochs=1, max_train_samples=1500, learning_rate=4e-3, max_length=64, progress=False)
+    args = TrainArgs(epochs=1, max_train_samples=1200, learning_rate=4e-3, max_length=48, progress=False)
     r = train("sst2", spec, args, data_dir=str(glue_dir), out_dir=tmp_path / "run")
     majority = 444 / 872
     assert r["primary_score"] > majority + 0.08, r["primary_score"]

@@ -1,0 +1,455 @@
+"""Multi-fidelity rungs, resume mid-rung and warm start, on a synthetic objective (no training).
+
+The fake trainer returns a score that is a deterministic function of the sampled configuration and of
+the rung fidelity (``args.max_train_samples``), and the exact analytic parameter count, so every
+promotion decision of a study can be replayed from its rung records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import hashlib
+import json
+import math
+import os
+import socket
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import autolor2c.search.study as study_mod
+from autolor2c.errors import UserError
+from autolor2c.search.fidelity import RUNGS_ATTR, Fidelity, rung_points
+from autolor2c.search.pareto import (front_indices, hypervolume, non_dominated_sort, pick_best, pick_knee,
+                                     promotion_order)
+from autolor2c.search.study import (WORKER_ATTR, Objective, SearchSettings, pareto_front, plan_to_spec, run_search,
+                                    warm_start)
+from autolor2c.train import count_adapter_params
+
+FULL = 900
+FID = Fidelity((1 / 9, 1 / 3, 1.0), 3.0)
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pareto arithmetic and the promotion rule on hand-made points
+# --------------------------------------------------------------------------------------------------
+def test_non_dominated_sort_and_front_by_hand():
+    pts = [(0.9, 100), (0.8, 50), (0.8, 60), (0.7, 60), (0.95, 200)]
+    assert non_dominated_sort(pts) == [0, 0, 1, 2, 0]
+    assert front_indices(pts) == [1, 0, 4]           # by params
+    assert promotion_order(pts) == [4, 0, 1, 2, 3]  # front first, then score
+    # equal points do not dominate each other
+    assert non_dominated_sort([(0.5, 10), (0.5, 10)]) == [0, 0]
+
+
+def test_hypervolume_by_hand():
+    budget = 100
+    pts = [(0.6, 10), (0.8, 50), (0.7, 60), (0.9, 120)]  # (0.7, 60) dominated; (0.9, 120) over budget
+    # staircase over [0, score] x [params / budget, 1]: 0.6 * (1 - 0.1) + (0.8 - 0.6) * (1 - 0.5)
+    assert hypervolume(pts, budget) == pytest.approx(0.54 + 0.10)
+    # with a score floor of 0.5: (0.6 - 0.5) * 0.9 + (0.8 - 0.6) * 0.5
+    assert hypervolume(pts, budget, score_floor=0.5) == pytest.approx(0.09 + 0.10)
+    # order does not matter, dominated points add nothing
+    assert hypervolume(list(reversed(pts)), budget) == pytest.approx(0.64)
+    assert hypervolume(pts[:2], budget) == pytest.approx(0.64)
+    assert hypervolume([], budget) == 0.0
+    assert hypervolume([(0.9, 120)], budget) == 0.0
+    assert hypervolume([(1.0, 0)], budget) == pytest.approx(1.0)
+
+
+def test_pick_knee_and_best_by_hand():
+    # front normalised: (0, 0), (0.75, 0.1), (0.875, 0.5), (1, 1); the knee is farthest from the diagonal
+    pts = [(0.5, 0), (0.85, 50), (0.7, 40), (0.8, 10), (0.9, 100)]  # (0.7, 40) is dominated by (0.8, 10)
+    assert pick_knee(pts) == 3
+    assert pick_best(pts) == 4
+    assert pick_best([(0.8, 20), (0.8, 10)]) == 1  # ties go to fewer params
+    # two-point fronts fall back to the best score
+    assert pick_knee([(0.5, 0), (0.9, 100), (0.4, 50)]) == 1
+
+
+POINT_SETS = [
+    [(0.71, 3000)],
+    [(0.71, 3000), (0.65, 1000)],
+    [(0.71, 3000), (0.65, 1000), (0.60, 5000)],
+    [(0.9, 90_000), (0.8, 20_000), (0.85, 40_000), (0.7, 30_000), (0.6, 50_000), (0.75, 10_000), (0.5, 5_000)],
+    [(0.50 + 0.037 * ((7 * i) % 11), 1000 + 997 * ((5 * i) % 13)) for i in range(13)],
+]
+
+
+@pytest.mark.parametrize("eta", [2.0, 3.0, 4.0])
+@pytest.mark.parametrize("points", POINT_SETS)
+def test_should_promote_is_the_top_of_promotion_order(points, eta):
+    fid = Fidelity((0.25, 1.0), eta)
+    n = len(points)
+    top = set(promotion_order(points)[: math.ceil(n / eta)])
+    for i, p in enumerate(points):
+        others = points[:i] + points[i + 1:]
+        assert fid.should_promote(p, others) is (i in top), (i, p)
+    # the top always holds a non-dominated point, and every non-dominated point ranks above dominated ones
+    ranks = non_dominated_sort(points)
+    assert any(ranks[i] == 0 for i in top)
+    # a point dominated by every other is never promoted once n >= eta
+    worst = (min(s for s, _ in points) - 0.01, max(p for _, p in points) + 1)
+    if n + 1 >= eta:
+        assert not fid.should_promote(worst, points)
+    # and a point dominating every other always is
+    best = (max(s for s, _ in points) + 0.01, min(p for _, p in points) - 1)
+    assert fid.should_promote(best, points)
+
+
+def test_a_lone_point_is_promoted():
+    assert FID.should_promote((0.0, 1e9), [])
+
+
+def test_fidelity_constructors():
+    g = Fidelity.geometric()
+    assert g.fractions == pytest.approx((1 / 9, 1 / 3, 1.0)) and g.eta == 3.0 and g.enabled
+    assert Fidelity.geometric(0.25, 2.0).fractions == pytest.approx((0.25, 0.5, 1.0))
+    assert Fidelity.parse("1, 0.1,0.3", 3.0).fractions == (0.1, 0.3, 1.0)
+    assert Fidelity.parse(None, 3.0) == g
+    assert not Fidelity.off().enabled
+    for bad in ("0.5,2", "0.5", "x,1", "0.5,0.5,1", "0,1", ""):
+        with pytest.raises(UserError):
+            Fidelity.parse(bad, 3.0)
+    with pytest.raises(UserError):
+        Fidelity.parse("0.5,1", 1.0)
+    with pytest.raises(UserError):
+        Fidelity.geometric(eta=1.0)
+    with pytest.raises(UserError):
+        Fidelity.geometric(min_fraction=0.0)
+
+
+def test_rung_points_reads_one_rung():
+    class T:
+        def __init__(self, number, rungs):
+            self.number, self.user_attrs = number, {RUNGS_ATTR: rungs}
+
+    trials = [T(0, [{"rung": 0, "score": 0.5, "params": 10}, {"rung": 1, "score": 0.6, "params": 10}]),
+              T(1, [{"rung": 0, "score": None, "params": 20}]),
+              T(2, [{"rung": 0, "score": 0.7, "params": 30}]),
+              T(3, [])]
+    assert rung_points(trials, 0) == [(0.5, 10.0), (0.7, 30.0)]
+    assert rung_points(trials, 0, exclude_number=2) == [(0.5, 10.0)]
+    assert rung_points(trials, 1) == [(0.6, 10.0)]
+    assert rung_points(trials, 2) == []
+
+
+# --------------------------------------------------------------------------------------------------
+# The synthetic objective
+# --------------------------------------------------------------------------------------------------
+class Killed(BaseException):
+    """Stands for kill -9 mid-trial: neither Exception nor KeyboardInterrupt, so Optuna leaves the trial RUNNING."""
+
+
+def full_score(spec, learning_rate: float, shape) -> float:
+    params = count_adapter_params(spec, shape)["final"]
+    key = json.dumps(spec.to_dict(), sort_keys=True, default=str) + repr(float(learning_rate))
+    noise = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 16**8
+    return round(0.55 + 0.3 * (1 - math.exp(-params / 20_000)) + 0.1 * noise, 9)
+
+
+def rung_score(full: float, fraction: float) -> float:
+    return full * (0.8 + 0.2 * fraction)
+
+
+def make_fake(ctx, calls: list | None = None, kill_on_rung1_call: int | None = None):
+    state = {"rung1_calls": 0}
+
+    def fake(task, spec, args, model_name=None, data_dir=None):
+        assert data_dir == ctx.settings.data_dir and model_name == ctx.settings.model
+        fraction = args.max_train_samples / ctx.n_train_full
+        if calls is not None:
+            calls.append((json.dumps(spec.to_dict(), sort_keys=True, default=str), args.max_train_samples))
+        if args.max_train_samples == round(ctx.n_train_full / 3):
+            state["rung1_calls"] += 1
+            if kill_on_rung1_call is not None and state["rung1_calls"] == kill_on_rung1_call:
+                raise Killed()
+        score = rung_score(full_score(spec, args.learning_rate, ctx.shape), fraction)
+        return {"primary_score": score, "trainable_params": count_adapter_params(spec, ctx.shape)["final"],
+                "wall_time_s": 0.01, "cpu_time_s": 0.01, "gpu_time_s": 0.0, "n_train": args.max_train_samples,
+                "steps": 1, "scores": {"accuracy": score}, "final_structure": {"spans": []},
+                "history": [{"op": "init", "step": 0, "extra": 1}], "model_object": object()}
+
+    return fake
+
+
+def factory(calls=None, kill_on_rung1_call=None):
+    return lambda ctx: Objective(ctx, trainer=make_fake(ctx, calls, kill_on_rung1_call))
+
+
+@pytest.fixture(scope="module")
+def fast_context():
+    """Build the real context (embedded model + SST-2) once for the module; later run_search calls with the
+    same model/data/budget reuse it with their own settings (keeps the module within seconds)."""
+    real = study_mod.build_context
+    cache: dict = {}
+
+    def cached(settings):
+        key = (settings.task, settings.model, settings.budget, settings.space_path(), settings.data_dir,
+               settings.max_train_samples, settings.max_eval_samples)
+        if key not in cache:
+            cache[key] = real(settings)
+            gc.collect()
+            gc.freeze()  # what the first build imported and kept alive, too
+        return dataclasses.replace(cache[key], settings=settings)
+
+    # run_search collects garbage after every trial; with torch and transformers loaded a full collection
+    # takes ~0.3 s, so park what is alive now in the permanent generation while this module runs.
+    gc.collect()
+    gc.freeze()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(study_mod, "build_context", cached)
+            yield cache
+    finally:
+        gc.unfreeze()
+
+
+@pytest.fixture
+def fast_tmp(tmp_path):
+    """A folder for SQLite files: in RAM where there is one (each Optuna write is a commit, each commit an fsync)."""
+    if os.access("/dev/shm", os.W_OK):
+        d = Path(tempfile.mkdtemp(prefix="autolor2c-fid-", dir="/dev/shm"))
+        yield d
+        shutil.rmtree(d, ignore_errors=True)
+    else:
+        yield tmp_path
+
+
+def settings_for(glue_dir, storage, name, trials, **kw) -> SearchSettings:
+    return SearchSettings(task="sst2", data_dir=str(glue_dir), storage=storage, study_name=name, trials=trials,
+                          max_train_samples=FULL, fidelity=FID, seeds=0, progress=False, sampler="random",
+                          budget="0.1M", **kw)
+
+
+def expected_full(t, ctx) -> tuple[float, float]:
+    plan = ctx.space.fixed_plan(t.params, ctx.shape.num_layers)
+    spec = plan_to_spec(plan)
+    return full_score(spec, plan.train.get("learning_rate", 2e-3), ctx.shape), \
+        float(count_adapter_params(spec, ctx.shape)["final"])
+
+
+def replay_promotions(trials, fid: Fidelity) -> int:
+    """Re-decide every promotion of a sequential study from its rung records; returns decisions checked."""
+    checked = 0
+    trials = sorted(trials, key=lambda t: t.number)
+    for i, t in enumerate(trials):
+        if t.state not in DONE or not t.user_attrs.get("trained"):
+            continue
+        rungs = t.user_attrs[RUNGS_ATTR]
+        earlier = [u for u in trials[:i] if u.state in DONE]
+        for k in range(len(fid.fractions) - 1):
+            if k >= len(rungs):
+                break
+            others = rung_points(earlier, k)
+            promoted = fid.should_promote((rungs[k]["score"], rungs[k]["params"]), others)
+            assert promoted is (len(rungs) > k + 1), (t.number, k, rungs, others)
+            checked += 1
+    return checked
+
+
+@pytest.fixture(scope="module")
+def study_a(fast_context, tmp_path_factory, glue_dir):
+    shm = os.access("/dev/shm", os.W_OK)
+    tmp = Path(tempfile.mkdtemp(prefix="autolor2c-fid-", dir="/dev/shm")) if shm else tmp_path_factory.mktemp("fid")
+    storage = f"sqlite:///{tmp}/x.db"
+    calls: list = []
+    settings = settings_for(glue_dir, storage, "A", 24)
+    study, ctx, objective, _ = run_search(settings, objective_factory=factory(calls))
+    yield study, ctx, objective, calls, storage, tmp
+    if shm:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_pruned_trials_keep_their_rung_scores(study_a):
+    study, ctx, _, _, _, _ = study_a
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, "a 24-trial study with eta=3 must prune something"
+    for t in pruned:
+        assert t.values is None
+        rungs = t.user_attrs[RUNGS_ATTR]
+        k = t.user_attrs["stopped_at_rung"]
+        assert k == len(rungs) - 1 and k < len(FID.fractions) - 1
+        full, params = expected_full(t, ctx)
+        for j, r in enumerate(rungs):
+            assert r["rung"] == j and r["fraction"] == FID.fractions[j]
+            assert r["n_train"] == round(FULL * FID.fractions[j])
+            assert r["score"] == pytest.approx(rung_score(full, FID.fractions[j]), abs=0, rel=1e-12)
+            assert r["params"] == params
+        assert "final_structure" not in t.user_attrs  # only a full-fidelity result writes it
+
+
+def test_only_full_fidelity_values_reach_the_study(study_a):
+    study, ctx, objective, calls, _, _ = study_a
+    done = [t for t in study.trials if t.state in DONE]
+    assert len(done) == 24 and all(t.state in DONE for t in study.trials)
+    feasible = [t for t in study.trials if t.state == TrialState.COMPLETE and t.user_attrs["feasible"]]
+    assert feasible
+    for t in feasible:
+        full, params = expected_full(t, ctx)
+        assert t.values[0] == full and t.values[1] == params == t.user_attrs["planned_params"]["final"]
+        rungs = t.user_attrs[RUNGS_ATTR]
+        assert [r["fraction"] for r in rungs] == list(FID.fractions)
+        assert all(r["score"] < t.values[0] for r in rungs[:-1])  # never a lower-rung score
+        assert t.user_attrs["n_train"] == FULL and "stopped_at_rung" not in t.user_attrs
+        assert t.user_attrs["history"] == [{"op": "init", "step": 0}]
+    for t in study.trials:  # infeasible: never trained, no rungs
+        if t.user_attrs.get("feasible") is False:
+            assert RUNGS_ATTR not in t.user_attrs and t.system_attrs["constraints:budget"] > 0
+    # every decision matches the rule on the records, and the trainer ran exactly the recorded rungs
+    assert replay_promotions(study.trials, FID) > 0
+    recorded = sum(len(t.user_attrs.get(RUNGS_ATTR, [])) for t in study.trials)
+    assert len(calls) == recorded
+    assert objective.trained == [t.number for t in study.trials if t.user_attrs.get("trained")]
+    # the number of trials reaching each rung shrinks roughly by eta
+    reached = [sum(1 for t in study.trials if len(t.user_attrs.get(RUNGS_ATTR, [])) > k) for k in range(3)]
+    assert reached[0] >= 12, reached
+    for k in (1, 2):
+        assert reached[k] < reached[k - 1], reached
+        # asynchronous halving promotes a little more than 1/eta early on (the first trials meet few others)
+        assert reached[k - 1] / FID.eta <= reached[k] <= reached[k - 1] / FID.eta + 4, reached
+
+
+def test_pareto_front_is_the_front_of_the_full_fidelity_values(study_a):
+    study, _, _, _, _, _ = study_a
+    feasible = [t for t in study.trials if t.state == TrialState.COMPLETE and t.user_attrs["feasible"]]
+    front = pareto_front(study)
+    assert front
+    pts = [(t.values[0], t.values[1]) for t in feasible]
+    assert [t.number for t in front] == [feasible[i].number for i in front_indices(pts)]
+    for t in front:
+        assert not any(u.values[0] >= t.values[0] and u.values[1] <= t.values[1] and
+                       (u.values[0], u.values[1]) != (t.values[0], t.values[1]) for u in feasible)
+        assert t.values[1] <= 100_000
+
+
+# --------------------------------------------------------------------------------------------------
+# Resume in the middle of a rung
+# --------------------------------------------------------------------------------------------------
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_resume_in_the_middle_of_a_rung(fast_context, fast_tmp, glue_dir):
+    storage = f"sqlite:///{fast_tmp}/x.db"
+    settings = settings_for(glue_dir, storage, "R", 12)
+    with pytest.raises(Killed):
+        run_search(settings, objective_factory=factory(kill_on_rung1_call=3))
+    study = optuna.load_study(study_name="R", storage=storage)
+    running = [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert len(running) == 1
+    orphan = running[0]
+    assert orphan.system_attrs[WORKER_ATTR] == f"{socket.gethostname()}:{os.getpid()}"
+    # killed while training its second rung: the first rung is on record, the second is not
+    assert [r["rung"] for r in orphan.user_attrs[RUNGS_ATTR]] == [0]
+    before = {t.number: t.user_attrs.get(RUNGS_ATTR) for t in study.trials if t.number != orphan.number}
+    done_before = sum(t.state in DONE for t in study.trials)
+    assert 0 < done_before < 12
+
+    # this process is alive; make the orphan's worker a dead process on this host
+    study._storage.set_trial_system_attr(orphan._trial_id, WORKER_ATTR, f"{socket.gethostname()}:{_dead_pid()}")
+
+    calls: list = []
+    study, ctx, objective, _ = run_search(settings, objective_factory=factory(calls))
+    trials = study.trials
+    failed = trials[orphan.number]
+    assert failed.state == TrialState.FAIL and "interrupted" in failed.user_attrs["fail_reason"]
+    assert failed.user_attrs[RUNGS_ATTR] == orphan.user_attrs[RUNGS_ATTR]
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
+    assert len(retries) == 1
+    retry = retries[0]
+    assert retry.number == orphan.number + 1 and retry.params == orphan.params
+    assert objective.trained[0] == retry.number  # the first trial after the resume is the retry
+    # same params, same earlier records: same rung-0 record, promoted again, finished the rungs it earned
+    assert retry.user_attrs[RUNGS_ATTR][0] == orphan.user_attrs[RUNGS_ATTR][0]
+    assert len(retry.user_attrs[RUNGS_ATTR]) >= 2
+    # the study reaches the requested number of finished trials; nothing else failed or is left running
+    assert sum(t.state in DONE for t in trials) == 12
+    assert [t.number for t in trials if t.state not in DONE] == [orphan.number]
+    # the records of the other trials are untouched
+    assert {n: trials[n].user_attrs.get(RUNGS_ATTR) for n in before} == before
+    # every decision after the resume follows the rule on the records from before the interruption too
+    # (the FAIL record of the orphan does not count: its retry records the same rung again)
+    assert replay_promotions(trials, FID) > 0
+    for t in trials:
+        if t.state == TrialState.COMPLETE and t.user_attrs["feasible"]:
+            assert t.values[0] == expected_full(t, ctx)[0]
+    # resuming a finished study runs nothing more
+    study, _, objective, _ = run_search(settings, objective_factory=factory())
+    assert objective.trained == [] and len(study.trials) == len(trials)
+
+
+# --------------------------------------------------------------------------------------------------
+# Warm start
+# --------------------------------------------------------------------------------------------------
+def _key(params):
+    return tuple(sorted(params.items()))
+
+
+def test_warm_start_enqueues_exactly_the_pareto_configurations(study_a, glue_dir, capsys):
+    a, _, _, _, storage, _ = study_a
+    front = pareto_front(a)
+    n_front = len(front)
+    settings = settings_for(glue_dir, storage, "B", n_front + 2, warm_start="A")
+    b, ctx, objective, _ = run_search(settings, objective_factory=factory())
+    assert f"warm start: queued {n_front} configuration(s) from A" in capsys.readouterr().out
+    trials = b.trials
+    assert [t.params for t in trials[:n_front]] == [t.params for t in front]
+    assert [t.user_attrs["warm_start_from"] for t in trials[:n_front]] == [f"A#{t.number}" for t in front]
+    # nothing else was enqueued: later trials are sampled
+    assert all("warm_start_from" not in t.user_attrs and "fixed_params" not in t.system_attrs
+               for t in trials[n_front:])
+    assert sum(t.state in DONE for t in trials) == n_front + 2
+    # A is untouched
+    assert [t.number for t in pareto_front(optuna.load_study(study_name="A", storage=storage))] == \
+        [t.number for t in front]
+
+    # a second call does not enqueue them again
+    settings = settings_for(glue_dir, storage, "B", n_front + 3, warm_start="A")
+    b, _, _, _ = run_search(settings, objective_factory=factory())
+    assert "warm start: queued 0 configuration(s) from A" in capsys.readouterr().out
+    assert sum("warm_start_from" in t.user_attrs for t in b.trials) == n_front
+    assert sum(t.state in DONE for t in b.trials) == n_front + 3
+    assert warm_start(b, "A", storage, ctx.space, ctx.shape.num_layers) == 0
+    assert not [t for t in b.trials if t.state == TrialState.WAITING]
+
+
+def test_warm_start_twice_before_running_enqueues_once(study_a, glue_dir):
+    a, ctx, _, _, storage, tmp = study_a
+    n_front = len(pareto_front(a))
+    c = optuna.create_study(study_name="C", storage=storage, directions=["maximize", "minimize"])
+    assert warm_start(c, "A", storage, ctx.space, ctx.shape.num_layers) == n_front
+    assert warm_start(c, "A", storage, ctx.space, ctx.shape.num_layers) == 0
+    waiting = [t for t in c.trials if t.state == TrialState.WAITING]
+    assert len(waiting) == n_front
+    assert sorted(_key(t.system_attrs["fixed_params"]) for t in waiting) == \
+        sorted(_key(t.params) for t in pareto_front(a))
+
+
+def test_warm_start_from_another_storage(study_a, glue_dir, fast_tmp, capsys):
+    a, _, _, _, storage, _ = study_a
+    front = pareto_front(a)
+    other = f"sqlite:///{fast_tmp}/other.db"
+    settings = settings_for(glue_dir, other, "B2", len(front), warm_start=f"{storage}#A")
+    b, _, _, _ = run_search(settings, objective_factory=factory())
+    assert f"queued {len(front)} configuration(s)" in capsys.readouterr().out
+    assert [t.params for t in b.trials] == [t.params for t in front]
+    assert [t.user_attrs["warm_start_from"] for t in b.trials] == [f"A#{t.number}" for t in front]
+    assert optuna.get_all_study_names(other) == ["B2"]
+
+
+@pytest.mark.parametrize("source", ["nope", "{storage}#nope"])
+def test_warm_start_from_a_missing_study_is_a_user_error(study_a, glue_dir, fast_tmp, source):
+    _, _, _, _, storage, _ = study_a
+    settings = settings_for(glue_dir, f"sqlite:///{fast_tmp}/w.db", "W", 2, warm_start=source.format(storage=storage))
+    with pytest.raises(UserError, match="nope"):
+        run_search(settings, objective_factory=factory())
