@@ -380,7 +380,8 @@ def warm_start(study: optuna.Study, source: str, storage_url: str | None, space:
     if not front:
         raise UserError(f"bad --warm-start {source!r}: that study has no finished feasible trial")
     queued = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)} | \
-        {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING}
+        {tuple(sorted(t.system_attrs.get("fixed_params", {}).items()))
+         for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING}
     n = 0
     for t in front:
         key = tuple(sorted(t.params.items()))
