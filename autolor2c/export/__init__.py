@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,34 +13,16 @@ import yaml
 from torch import nn
 
 from autolor2c.errors import UserError
-from autolor2c.lor2c import CONFIG_NAME, WEIGHTS_NAME, LoR2CModel, read_adapter_config
+from autolor2c.lor2c import CONFIG_NAME, WEIGHTS_NAME, LoR2CModel, read_adapter_config, write_folder_atomically
 
 FORMATS = ("peft", "yaml", "json", "lora")
-
-
-def _atomic_dir(out: Path):
-    out.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-
-
-def _publish(tmp: Path, out: Path) -> Path:
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-    return out
 
 
 def export_folder(adapter_dir: Path, out: Path) -> Path:
     """The library's own folder (adapter_config.json + adapter_model.safetensors), copied atomically."""
     if not (adapter_dir / CONFIG_NAME).is_file() or not (adapter_dir / WEIGHTS_NAME).is_file():
         raise UserError(f"no adapter in {adapter_dir} (run the retrain first: autolor2c retrain --study ...)")
-    tmp = _atomic_dir(out)
-    shutil.copytree(adapter_dir, tmp, dirs_exist_ok=True)
-    return _publish(tmp, out)
+    return write_folder_atomically(out, lambda tmp: shutil.copytree(adapter_dir, tmp, dirs_exist_ok=True))
 
 
 def export_config(config: dict[str, Any], out: Path, fmt: str) -> Path:
@@ -60,9 +41,8 @@ def export_lora(wrapped: nn.Module, base_for_peft: nn.Module, out: Path, base_na
     from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 
     if isinstance(wrapped, PeftModel):  # already plain LoRA: save as is
-        tmp = _atomic_dir(out)
-        wrapped.save_pretrained(str(tmp))
-        return _publish(tmp, out), "nothing left out: the whole adapter is LoRA"
+        return (write_folder_atomically(out, lambda tmp: wrapped.save_pretrained(str(tmp))),
+                "nothing left out: the whole adapter is LoRA")
     if not isinstance(wrapped, LoR2CModel):
         raise UserError("export --format lora needs a LoR2C or LoRA adapter")
     injected = list(wrapped.config.injected)
@@ -91,15 +71,17 @@ def export_lora(wrapped: nn.Module, base_for_peft: nn.Module, out: Path, base_na
         for name in wrapped.head_modules:
             for pn, p in getattr(wrapped.base_model, name).named_parameters():
                 named[f"base_model.model.{name}.modules_to_save.default.{pn}"].copy_(p)
-    tmp = _atomic_dir(out)
-    peft_model.save_pretrained(str(tmp))
     spans = wrapped.spans
     caveat = (f"holds the injected LoRA of layers {injected} (rank {wrapped.config.lora_rank} on {', '.join(names)}) "
               f"and the head; it cannot express the {len(spans)} residual bypass(es) {spans}, which cross layers: "
               f"alone it does NOT reproduce the LoR2C model's outputs (use --format peft for that)"
               if spans else "nothing left out: every bypass was injected as LoRA")
-    (tmp / "README.md").write_text(f"# LoRA export\n\nThis folder {caveat}.\n")
-    return _publish(tmp, out), caveat
+
+    def write(tmp: Path) -> None:
+        peft_model.save_pretrained(str(tmp))
+        (tmp / "README.md").write_text(f"# LoRA export\n\nThis folder {caveat}.\n")
+
+    return write_folder_atomically(out, write), caveat
 
 
 __all__ = ["FORMATS", "export_config", "export_folder", "export_lora", "read_adapter_config"]

@@ -17,10 +17,11 @@ from .model import (
     get_lor2c_model,
     planned_params,
     read_adapter_config,
+    write_folder_atomically,
 )
 
 __all__ = [
     "AdapterLoadError", "Bypass", "CONFIG_NAME", "CRITERIA", "ConfigError", "InjectedLoRA", "LayerStackError",
     "LoR2CConfig", "LoR2CModel", "ModelShape", "WEIGHTS_NAME", "count_params", "find_layer_stack",
-    "get_lor2c_model", "low_rank_singular_values", "planned_params", "read_adapter_config", "sfs_score",
+    "get_lor2c_model", "low_rank_singular_values", "planned_params", "read_adapter_config", "sfs_score", "write_folder_atomically",
 ]

@@ -453,12 +453,11 @@ class LoR2CModel(nn.Module):
         return self.base_model
 
     # -- save / load ---------------------------------------------------------------------------------
-    def save_pretrained(self, folder: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    def save_pretrained(self, folder: str | Path, extra: dict[str, Any] | None = None,
+                        extra_files: dict[str, str] | None = None) -> Path:
         """Write adapter_config.json and adapter_model.safetensors; atomic (a crash leaves no half folder)."""
         from safetensors.torch import save_file
 
-        folder = Path(folder)
-        folder.parent.mkdir(parents=True, exist_ok=True)
         base_cfg = getattr(self.base_model, "config", None)
         meta = {
             "format_version": FORMAT_VERSION,
@@ -479,21 +478,14 @@ class LoR2CModel(nn.Module):
         if extra:
             meta.update(extra)
         tensors = {k: v.detach().cpu().contiguous() for k, v in {**self.adapter_state_dict(), **self.head_state_dict()}.items()}
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-        try:
+
+        def write(tmp: Path) -> None:
             save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "method": "lor2c"})
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2, default=str))
-            if folder.exists():
-                old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-                os.replace(folder, old)
-                os.replace(tmp, folder)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, folder)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-        return folder
+            for name, text in (extra_files or {}).items():
+                (tmp / name).write_text(text)
+
+        return write_folder_atomically(folder, write)
 
     @classmethod
     def from_pretrained(cls, model: nn.Module, folder: str | Path) -> "LoR2CModel":
@@ -524,6 +516,27 @@ class LoR2CModel(nn.Module):
                 p.copy_(tensors[k].to(p.dtype))
         wrapped.history = list(meta.get("history", []))
         return wrapped
+
+
+def write_folder_atomically(folder: str | Path, write) -> Path:
+    """Build a folder in a temporary sibling with ``write(tmp)``, then swap it in: a crash never leaves a
+    half-written folder under the final name."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        write(tmp)
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            os.replace(folder, old)
+            os.replace(tmp, folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return folder
 
 
 def read_adapter_config(folder: str | Path) -> dict[str, Any]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from .study import (
     hypervolume_history,
     is_feasible,
     pareto_front,
-    pick_trial,
     plan_to_spec,
     study_hypervolume,
 )

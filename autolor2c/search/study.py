@@ -7,12 +7,11 @@ The search sees a model only through a ``ModelShape`` and exact parameter counts
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import socket
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 

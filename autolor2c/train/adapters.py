@@ -26,6 +26,7 @@ from autolor2c.lor2c import (
     ModelShape,
     count_params,
     planned_params,
+    write_folder_atomically,
 )
 from autolor2c.lor2c.model import find_layer_stack, find_projection
 
@@ -189,24 +190,15 @@ def adapter_structure(model: nn.Module, spec: AdapterSpec) -> dict[str, Any]:
 
 def save_adapter(model: nn.Module, folder: str | Path, meta: dict[str, Any]) -> Path:
     """Save either kind of adapter plus ``autolor2c.json`` (task, labels, base model)."""
-    folder = Path(folder)
+    text = json.dumps(meta, indent=2, default=str)
     if isinstance(model, LoR2CModel):
-        model.save_pretrained(folder, extra={"autolor2c": meta})
-    else:
-        import os
-        import shutil
-        import tempfile
+        return model.save_pretrained(folder, extra={"autolor2c": meta}, extra_files={META_NAME: text})
 
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    def write(tmp: Path) -> None:
         model.save_pretrained(str(tmp))
-        if folder.exists():
-            shutil.rmtree(folder)
-        (tmp / META_NAME).write_text(json.dumps(meta, indent=2, default=str))
-        os.replace(tmp, folder)
-        return folder
-    (folder / META_NAME).write_text(json.dumps(meta, indent=2, default=str))
-    return folder
+        (tmp / META_NAME).write_text(text)
+
+    return write_folder_atomically(folder, write)
 
 
 def read_meta(folder: str | Path) -> dict[str, Any]:
