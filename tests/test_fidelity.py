@@ -110,7 +110,8 @@ def test_a_lone_point_is_promoted():
 
 def test_fidelity_constructors():
     g = Fidelity.geometric()
-    assert g.fractions == pytest.approx((1 / 9, 1 / 3, 1.0)) and g.eta == 3.0 and g.enabled
+    assert g.fractions == pytest.approx((1 / 3, 1.0)) and g.eta == 3.0 and g.enabled
+    assert Fidelity.geometric(1 / 9).fractions == pytest.approx((1 / 9, 1 / 3, 1.0))
     assert Fidelity.geometric(0.25, 2.0).fractions == pytest.approx((0.25, 0.5, 1.0))
     assert Fidelity.parse("1, 0.1,0.3", 3.0).fractions == (0.1, 0.3, 1.0)
     assert Fidelity.parse(None, 3.0) == g
