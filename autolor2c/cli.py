@@ -46,6 +46,18 @@ def _float_positive(flag: str) -> Callable[[str], float]:
     return parse
 
 
+def _float_nonnegative(flag: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+        if not (v >= 0) or v == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+        return v
+    return parse
+
+
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", required=True, help="GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) or 'custom'")
     p.add_argument("--data-dir", default=None, help="GLUE distribution layout (DIR/SST-2/train.tsv ...); "
@@ -188,7 +200,20 @@ def cmd_search(a: argparse.Namespace) -> int:
     from autolor2c.search.study import pareto_front, pick_trial, run_search
 
     settings = _settings_from_args(a)
-    study, ctx, _, wall = run_search(settings)
+    if a.backend == "ray":
+        import time
+
+        from autolor2c.search.ray_backend import run_search_ray
+
+        started = time.time()
+        study, ctx = run_search_ray(settings, ray_address=a.ray_address, cpus_per_trial=a.cpus_per_trial,
+                                    gpus_per_trial=a.gpus_per_trial, max_concurrent=a.max_concurrent,
+                                    num_cpus=a.ray_num_cpus)
+        wall = time.time() - started
+    else:
+        if a.ray_address or a.max_concurrent != 2:
+            raise UserError("--ray-address/--max-concurrent need --backend ray")
+        study, ctx, _, wall = run_search(settings)
     out = _study_dir(settings, study.study_name)
     study.set_user_attr("artifacts_dir", str(out.resolve()))
     if not pareto_front(study):
@@ -363,6 +388,15 @@ def _add_search_commands(sub) -> None:
     s.add_argument("--worker", type=_int_at_least(0, "--worker"), default=0, help=argparse.SUPPRESS)
     s.add_argument("--out", default=None, help="artifacts folder (default studies/<study>)")
     s.add_argument("--no-progress", action="store_true")
+    s.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
+                   help="optuna (in this process) or ray (Ray Tune Tuner + OptunaSearch on the same storage)")
+    s.add_argument("--ray-address", default=None, help="join an existing Ray cluster (default: a local instance)")
+    s.add_argument("--ray-num-cpus", type=_int_at_least(1, "--ray-num-cpus"), default=None,
+                   help="CPUs of the local Ray instance (default: all)")
+    s.add_argument("--cpus-per-trial", type=_float_positive("--cpus-per-trial"), default=1.0)
+    s.add_argument("--gpus-per-trial", type=_float_nonnegative("--gpus-per-trial"), default=0.0)
+    s.add_argument("--max-concurrent", type=_int_at_least(1, "--max-concurrent"), default=2,
+                   help="Ray trials at once")
     s.set_defaults(func=cmd_search)
 
     sh = sub.add_parser("show", help="print a study's Pareto front")

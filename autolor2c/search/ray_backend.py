@@ -1,0 +1,144 @@
+"""The same search through Ray Tune: ``Tuner`` + ``OptunaSearch`` (metric and mode lists) on the same
+Optuna storage, so ``autolor2c dashboard`` shows Ray searches too.
+
+How the pieces map: OptunaSearch asks the study for a trial and our define-by-run function suggests the
+space on it (and sets the budget constraint, exactly as the Optuna backend does). Each Ray trial runs the
+same ``Objective`` on that Optuna trial (re-opened from the storage in the worker), so multi-fidelity
+rungs, promotion, failure records and cost accounting are identical. Ray's schedulers take one metric,
+so promotion stays our own successive halving, running on top of Ray: a trial that is not promoted
+reports nothing and OptunaSearch records it as PRUNED.
+
+A killed driver is resumed with Ray's restore (``Tuner.restore``): unfinished Ray trials re-run on the
+same Optuna trial.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from autolor2c.errors import UserError
+
+from .study import (
+    DONE_STATES,
+    Objective,
+    SearchSettings,
+    _failure_recording,
+    build_context,
+    cost_totals,
+    default_study_name,
+    make_sampler,
+    open_study,
+    resolve_storage,
+)
+
+TRIAL_NUMBER_KEY = "autolor2c_trial_number"
+_CONTEXT_CACHE: dict[str, Any] = {}
+
+
+def _worker_context(settings: SearchSettings):
+    key = repr(settings.identity()) + repr(settings.data_dir) + repr(settings.model)
+    if key not in _CONTEXT_CACHE:
+        _CONTEXT_CACHE.clear()
+        _CONTEXT_CACHE[key] = build_context(settings)
+    return _CONTEXT_CACHE[key]
+
+
+class _DefineByRun:
+    """Suggests the space on the trial OptunaSearch asked for (a class: Ray pickles its searcher)."""
+
+    def __init__(self, space_path: str, num_layers: int):
+        self.space_path, self.num_layers = space_path, num_layers
+
+    def __call__(self, ot_trial: optuna.Trial) -> dict[str, Any]:
+        from .space import load_space
+
+        load_space(self.space_path).suggest(ot_trial, self.num_layers)
+        return {TRIAL_NUMBER_KEY: ot_trial.number}
+
+
+def _trainable(config: dict[str, Any], settings: SearchSettings, storage_url: str, study_name: str,
+               metric: str) -> None:
+    from ray import tune
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        import torch
+
+        torch.set_num_threads(max(1, int(float(os.environ.get("AUTOLOR2C_TRIAL_CPUS", "1")))))
+    ctx = _worker_context(settings)
+    study = optuna.load_study(study_name=study_name, storage=resolve_storage(storage_url, heartbeat=False))
+    number = int(config[TRIAL_NUMBER_KEY])
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    trial = optuna.Trial(study, trial_id)  # the trial OptunaSearch asked for, re-opened in this worker
+    try:
+        score, params = _failure_recording(Objective(ctx))(trial)
+    except optuna.TrialPruned:
+        return  # no result: OptunaSearch records the trial as PRUNED, its rung scores stay on it
+    tune.report({metric: score, "trainable_params": params})
+
+
+def _absolute_url(url: str) -> str:
+    """Ray workers run in other folders: file-based storages need absolute paths."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return "sqlite:///" + str(Path(url[len("sqlite:///"):]).resolve())
+    if url.startswith("journal:"):
+        return "journal:" + str(Path(url[len("journal:"):]).resolve())
+    if url.endswith((".log", ".journal")) and "://" not in url:
+        return str(Path(url).resolve())
+    return url
+
+
+def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpus_per_trial: float = 1.0,
+                   gpus_per_trial: float = 0.0, max_concurrent: int = 2, num_cpus: int | None = None):
+    try:
+        import ray
+        from ray import tune
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
+    except ImportError:
+        raise UserError("--backend ray needs Ray Tune: pip install -e '.[ray]'") from None
+
+    storage_url = _absolute_url(settings.storage or os.environ.get("AUTOLOR2C_STORAGE") or "sqlite:///studies/autolor2c.db")
+    if storage_url == "memory":
+        raise UserError("--backend ray needs a persistent --storage (sqlite, postgresql, journal)")
+    ctx = build_context(settings)
+    name = settings.study_name or default_study_name(settings)
+    storage = resolve_storage(storage_url, heartbeat=False)
+    study = open_study(settings, storage, name, ctx.task.primary_metric)
+    study.set_user_attr("budget_params", ctx.budget)
+    study.set_user_attr("backend", "ray")
+    metric = ctx.task.primary_metric
+    done = len(study.get_trials(deepcopy=False, states=DONE_STATES))
+    remaining = max(0, (settings.trials or 0) - done)
+    exp_dir = Path(settings.out or Path("studies") / name).resolve() / "ray"
+    if not ray.is_initialized():
+        ray.init(address=ray_address, num_cpus=num_cpus if ray_address is None else None,
+                 include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 runtime_env={"env_vars": {"AUTOLOR2C_TRIAL_CPUS": str(cpus_per_trial),
+                                           "TOKENIZERS_PARALLELISM": "false"}})
+    trainable = tune.with_parameters(_trainable, settings=settings, storage_url=storage_url, study_name=name,
+                                     metric=metric)
+    trainable = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    restore_path = exp_dir / name
+    if restore_path.is_dir() and tune.Tuner.can_restore(str(restore_path)):
+        print(f"resuming the Ray experiment in {restore_path}")
+        tuner = tune.Tuner.restore(str(restore_path), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=False, restart_errored=False)
+    else:
+        if remaining == 0:
+            return study, ctx
+        searcher = OptunaSearch(space=_DefineByRun(settings.space_path(), ctx.shape.num_layers), metric=[metric, "trainable_params"], mode=["max", "min"],
+                                sampler=make_sampler(settings.sampler, settings.seed), study_name=name, storage=storage)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=max_concurrent),
+                                        num_samples=remaining),
+            run_config=tune.RunConfig(name=name, storage_path=str(exp_dir), verbose=1 if settings.progress else 0),
+        )
+    tuner.fit()
+    study = optuna.load_study(study_name=name, storage=resolve_storage(storage_url))
+    study.set_user_attr("cost", cost_totals(study))
+    return study, ctx
