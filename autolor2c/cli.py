@@ -191,6 +191,26 @@ def _settings_from_args(a: argparse.Namespace):
         retrain_epochs=a.retrain_epochs, retrain_samples=a.retrain_samples, progress=not a.no_progress)
 
 
+def _spawn_workers(a: argparse.Namespace) -> list:
+    """Extra worker processes on the same study (``--workers N``): each runs trials until the study holds
+    ``--trials`` finished ones; their samplers get different seeds; only this process retrains."""
+    import subprocess
+
+    if a.workers <= 1:
+        return []
+    argv = [x for x in _ARGV if x not in ("--no-progress",)]
+    for flag in ("--workers", "--worker", "--seeds"):
+        while flag in argv:
+            i = argv.index(flag)
+            del argv[i:i + 2]
+    return [subprocess.Popen([sys.executable, "-m", "autolor2c.cli", *argv, "--workers", "1", "--worker", str(k),
+                              "--seeds", "0", "--no-progress"], stdout=subprocess.DEVNULL)
+            for k in range(1, a.workers)]
+
+
+_ARGV: list[str] = []
+
+
 def _study_dir(settings, study_name: str) -> Path:
     return Path(settings.out) if settings.out else Path("studies") / study_name
 
@@ -213,7 +233,10 @@ def cmd_search(a: argparse.Namespace) -> int:
     else:
         if a.ray_address or a.max_concurrent != 2:
             raise UserError("--ray-address/--max-concurrent need --backend ray")
-        study, ctx, _, wall = run_search(settings)
+        children: list = []
+        study, ctx, _, wall = run_search(settings, on_study_ready=lambda st: children.extend(_spawn_workers(a)))
+        for child in children:
+            child.wait()
     out = _study_dir(settings, study.study_name)
     study.set_user_attr("artifacts_dir", str(out.resolve()))
     if not pareto_front(study):
@@ -386,6 +409,8 @@ def _add_search_commands(sub) -> None:
     s.add_argument("--no-multi-fidelity", action="store_true", help="train every trial at full fidelity")
     s.add_argument("--warm-start", default=None, help="STUDY or STORAGE_URL#STUDY whose Pareto configurations start this one")
     s.add_argument("--worker", type=_int_at_least(0, "--worker"), default=0, help=argparse.SUPPRESS)
+    s.add_argument("--workers", type=_int_at_least(1, "--workers"), default=1,
+                   help="worker processes on this machine sharing the study (use a journal or PostgreSQL storage)")
     s.add_argument("--out", default=None, help="artifacts folder (default studies/<study>)")
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
@@ -466,6 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)

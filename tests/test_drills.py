@@ -134,3 +134,23 @@ def test_memory_stays_flat_over_many_trials(tmp_path, glue_dir):
     assert len(rss) == 20
     growth_mb = (rss[-1] - rss[0]) / 2**20
     assert growth_mb < 200, f"resident memory grew {growth_mb:.0f} MB over 20 trials"
+
+
+def test_no_unsafe_deserialisation_in_the_package():
+    """Weights via safetensors, configs via json / yaml.safe_load: nothing user-supplied is unpickled."""
+    import re
+    from pathlib import Path
+
+    import autolor2c
+
+    bad = re.compile(r"\bpickle\b|torch\.load\(|yaml\.load\(|yaml\.unsafe_load|weights_only\s*=\s*False")
+    hits = [f"{p}:{n}" for p in Path(autolor2c.__file__).parent.rglob("*.py")
+            for n, line in enumerate(p.read_text().splitlines(), 1) if bad.search(line)]
+    assert hits == []
+
+
+def test_dashboard_binds_loopback_by_default():
+    from autolor2c.cli import build_parser
+
+    args = build_parser().parse_args(["dashboard"])
+    assert args.host == "127.0.0.1"

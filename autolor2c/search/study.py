@@ -472,8 +472,12 @@ def _failure_recording(objective: Objective) -> Callable[[optuna.Trial], tuple[f
     return wrapped
 
 
-def run_search(settings: SearchSettings, objective_factory: Callable[[SearchContext], Objective] = Objective):
-    """Create or resume the study and run trials until ``settings.trials`` are done or the timeout hits."""
+def run_search(settings: SearchSettings, objective_factory: Callable[[SearchContext], Objective] = Objective,
+               on_study_ready: Callable[[optuna.Study], None] | None = None):
+    """Create or resume the study and run trials until ``settings.trials`` are done or the timeout hits.
+
+    ``on_study_ready(study)`` runs once the study exists (the CLI starts its extra worker processes there).
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ctx = build_context(settings)
     storage = resolve_storage(settings.storage)
@@ -487,6 +491,8 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
     study.set_user_attr("data_dir", str(data_dir.resolve()) if data_dir else None)
     study.set_user_attr("space_path", str(Path(settings.space_path()).resolve()))
     retried = fail_orphaned_trials(study)
+    if on_study_ready is not None:
+        on_study_ready(study)
     if settings.warm_start:
         n = warm_start(study, settings.warm_start, settings.storage, ctx.space, ctx.shape.num_layers)
         print(f"warm start: queued {n} configuration(s) from {settings.warm_start}")

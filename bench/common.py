@@ -1,0 +1,67 @@
+"""Shared helpers for the benchmark scripts in bench/ (not a benchmark itself)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+GLUE_DIR = "/work/shared/data/glue"
+
+
+def machine_info() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import peft
+    import transformers
+
+    return {
+        "cpu": cpu,
+        "cores_visible": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "python": platform.python_version(),
+        "loadavg_at_start": list(os.getloadavg()),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def write_results(name: str, data: dict, render) -> None:
+    """Write results/<name>.json and results/<name>.md (``render(data)`` gives the md; a string is used as it is) and print the md."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data.setdefault("machine", {})["loadavg_at_end"] = list(os.getloadavg())
+    data["machine"]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    md = render(data) if callable(render) else str(render)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2, default=str))
+    (RESULTS / f"{name}.md").write_text(md)
+    print(md)
+
+
+def md_table(header: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def find_embeddings(model: torch.nn.Module) -> torch.nn.Module:
+    """The module whose output is the hidden state entering layer 0 (BERT: ``bert.embeddings``)."""
+    for name, mod in model.named_modules():
+        if name.endswith("bert.embeddings") or name == "embeddings":
+            return mod
+    raise RuntimeError("no embeddings module found")
