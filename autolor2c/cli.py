@@ -106,7 +106,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 def _defaults_for(task_name: str) -> dict[str, Any]:
     """Defaults sized for a 2-core CPU with the embedded model (see README: measured)."""
-    return {"epochs": 3.0, "learning_rate": 4e-3, "batch_size": 32, "max_length": 128}
+    return {"epochs": 1.0, "learning_rate": 4e-3, "batch_size": 32, "max_length": 128}
 
 
 def _print_summary(result: dict[str, Any], out: Path) -> None:

@@ -69,7 +69,7 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path, glue_dir):
 def _search_cmd(db, out, glue_dir, trials):
     return [sys.executable, "-m", "autolor2c.cli", "search", "--task", "sst2", "--budget", "1M", "--trials", str(trials),
             "--seeds", "0", "--storage", f"sqlite:///{db}", "--study-name", "k", "--out", str(out), "--data-dir",
-            str(glue_dir), "--max-train-samples", "400", "--max-eval-samples", "32", "--max-length", "24",
+            str(glue_dir), "--max-train-samples", "1500", "--max-eval-samples", "32", "--max-length", "24",
             "--no-multi-fidelity", "--no-progress", "--sampler", "random"]
 
 
@@ -85,8 +85,8 @@ def test_kill_9_mid_trial_then_resume(tmp_path, glue_dir):
             time.sleep(0.3)
             try:
                 trials = optuna.load_study(study_name="k", storage=storage).trials
-            except (KeyError, Exception):
-                continue
+            except (KeyError, optuna.exceptions.StorageInternalError):
+                continue  # not created yet, or locked by the writer
             done = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("trained")]
             running = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get("trained")]
             if done and running:

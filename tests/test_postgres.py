@@ -32,17 +32,21 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def pg_url(tmp_path_factory):
-    pytest.importorskip("psycopg2")
+def pg_url():
+    pytest.importorskip("psycopg")
     bindir = _pg_bin()
     if bindir is None:
         pytest.fail("PostgreSQL server binaries not found (.ci/run installs Debian's postgresql package)")
-    data = tmp_path_factory.mktemp("pg") / "data"
+    import tempfile
+
+    # outside pytest's private (0700) temp folder: the server runs as the postgres user when we are root
+    base = Path(tempfile.mkdtemp(prefix="autolor2c-pg-"))
+    data = base / "data"
     port = _free_port()
     as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses root: run the server as the postgres user
+    if os.geteuid() == 0:  # initdb refuses root
         as_user = ["runuser", "-u", "postgres", "--"]
-        data.parent.chmod(0o777)
+        shutil.chown(base, "postgres")
     subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"],
                    check=True, capture_output=True)
     log = data.parent / "pg.log"
@@ -58,6 +62,7 @@ def pg_url(tmp_path_factory):
     finally:
         subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_two_workers_share_one_study_on_postgresql(pg_url, tmp_path, glue_dir):

@@ -80,3 +80,5 @@ def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
         assert by_number[n].params == params and by_number[n].values == values
     assert len([t for t in study.trials if t.state in DONE]) >= 4
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
+    interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert all("interrupted" in t.user_attrs.get("fail_reason", "") for t in interrupted)

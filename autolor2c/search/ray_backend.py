@@ -15,6 +15,7 @@ same Optuna trial.
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +25,14 @@ from autolor2c.errors import UserError
 
 from .study import (
     DONE_STATES,
+    WORKER_ATTR,
     Objective,
     SearchSettings,
     _failure_recording,
     build_context,
     cost_totals,
     default_study_name,
+    fail_orphaned_trials,
     make_sampler,
     open_study,
     resolve_storage,
@@ -56,6 +59,8 @@ class _DefineByRun:
     def __call__(self, ot_trial: optuna.Trial) -> dict[str, Any]:
         from .space import load_space
 
+        # The driver owns the trial until a worker takes it: a killed driver leaves it to be failed on resume.
+        ot_trial.storage.set_trial_system_attr(ot_trial._trial_id, WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
         load_space(self.space_path).suggest(ot_trial, self.num_layers)
         return {TRIAL_NUMBER_KEY: ot_trial.number}
 
@@ -72,6 +77,8 @@ def _trainable(config: dict[str, Any], settings: SearchSettings, storage_url: st
     study = optuna.load_study(study_name=study_name, storage=resolve_storage(storage_url, heartbeat=False))
     number = int(config[TRIAL_NUMBER_KEY])
     trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    if study._storage.get_trial(trial_id).state.is_finished():
+        raise RuntimeError(f"trial {number} already finished (interrupted and marked failed); not re-run")
     trial = optuna.Trial(study, trial_id)  # the trial OptunaSearch asked for, re-opened in this worker
     try:
         score, params = _failure_recording(Objective(ctx))(trial)
@@ -124,7 +131,10 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
     trainable = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     restore_path = exp_dir / name
     if restore_path.is_dir() and tune.Tuner.can_restore(str(restore_path)):
-        print(f"resuming the Ray experiment in {restore_path}")
+        # Trials the killed driver's workers left RUNNING are over; Tune's restore runs the rest.
+        gone = fail_orphaned_trials(study, requeue=False)
+        print(f"resuming the Ray experiment in {restore_path}"
+              + (f" ({len(gone)} interrupted trial(s) marked failed)" if gone else ""))
         tuner = tune.Tuner.restore(str(restore_path), trainable=trainable, resume_unfinished=True,
                                    resume_errored=False, restart_errored=False)
     else:

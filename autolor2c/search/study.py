@@ -327,7 +327,7 @@ def cost_totals(study: optuna.Study) -> dict[str, float]:
     }
 
 
-def fail_orphaned_trials(study: optuna.Study) -> list[int]:
+def fail_orphaned_trials(study: optuna.Study, requeue: bool = True) -> list[int]:
     """Mark RUNNING trials of dead processes on this host as FAIL and queue their parameters again
     (a kill -9 leaves them RUNNING; heartbeats catch other hosts after their grace period)."""
     host = socket.gethostname()
@@ -341,7 +341,8 @@ def fail_orphaned_trials(study: optuna.Study) -> list[int]:
             continue
         study._storage.set_trial_user_attr(t._trial_id, "fail_reason", f"interrupted: worker {worker} is gone")
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+        if requeue:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
         failed.append(t.number)
     try:
         optuna.storages.fail_stale_trials(study)
