@@ -182,7 +182,6 @@ def analytic_flops(model: torch.nn.Module, spec, B: int, L: int) -> dict:
     f_ffn = lin(T, d, ff) + lin(T, ff, d)
     f_scores = lin(B * L, d, L)   # summed over heads: B*H*(L x dh)@(dh x L) = 2*B*L*L*d
     f_ctx = lin(B * L, L, d)      # B*H*(L x L)@(L x dh)
-    f_layer = f_qkv + f_out + f_ffn + f_scores + f_ctx
     f_pool = lin(B, d, d)
     f_cls = lin(B, d, C)
 
