@@ -391,7 +391,7 @@ def _add_search_commands(sub) -> None:
     s.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///studies/autolor2c.db)")
     s.add_argument("--study-name", default=None)
     s.add_argument("--space", default=None, help="search-space YAML, or a shipped one: lor2c_full, lor2c_only, lora")
-    s.add_argument("--sampler", default="tpe", help=f"one of {', '.join(SAMPLERS)}")
+    s.add_argument("--sampler", default="gp", help=f"one of {', '.join(SAMPLERS)} (default gp: measured best, bench/results/p3_samplers.md)")
     s.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0)
     s.add_argument("--seeds", type=_int_at_least(0, "--seeds"), default=3, help="retrain seeds (0 skips the retrain)")
     s.add_argument("--pick", choices=("best", "knee"), default="best")

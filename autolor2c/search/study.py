@@ -49,7 +49,7 @@ class SearchSettings:
     space: str | None = None
     storage: str | None = None
     study_name: str | None = None
-    sampler: str = "tpe"
+    sampler: str = "gp"  # the best of tpe/gp/nsga2/random on our space (bench/results/p3_samplers.md)
     seed: int = 0
     trials: int | None = 20
     timeout: float | None = None
