@@ -178,9 +178,27 @@ def _load_glue_dir(task: TaskSpec, root: Path) -> DatasetDict:
     if not folder.is_dir() and _normalise(root.name) == task.name:
         folder = root
     return DatasetDict(
-        train=_read_glue_file(task, fmt, folder / "train.tsv"),
-        validation=_read_glue_file(task, fmt, folder / fmt.dev_file),
+        train=_read_cached(task, folder / "train.tsv", lambda p: _read_glue_file(task, fmt, p)),
+        validation=_read_cached(task, folder / fmt.dev_file, lambda p: _read_glue_file(task, fmt, p)),
     )
+
+
+# A search reads the same files for every trial and rung: parse each once per process (keyed by the
+# file's identity, so an edited file is read again). Arrow datasets are immutable, so sharing is safe.
+_read_cache: dict[tuple, Dataset] = {}
+
+
+def _read_cached(task: TaskSpec, path: Path, read) -> Dataset:
+    try:
+        st = path.stat()
+    except OSError:
+        return read(path)  # the reader reports the missing file
+    key = (task, str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _read_cache:
+        if len(_read_cache) >= 16:
+            _read_cache.pop(next(iter(_read_cache)))
+        _read_cache[key] = read(path)
+    return _read_cache[key]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,8 +351,8 @@ def _load_custom(task: TaskSpec) -> DatasetDict:
             values += read_table(Path(f), (task.label_column,))[task.label_column].tolist()
         label_names = infer_label_names(values)
     return DatasetDict(
-        train=_read_custom_file(task, Path(task.train_file), label_names),
-        validation=_read_custom_file(task, Path(task.validation_file), label_names),
+        train=_read_cached(task, Path(task.train_file), lambda p: _read_custom_file(task, p, label_names)),
+        validation=_read_cached(task, Path(task.validation_file), lambda p: _read_custom_file(task, p, label_names)),
     )
 
 
