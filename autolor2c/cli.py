@@ -22,40 +22,32 @@ class _Parser(argparse.ArgumentParser):
 # --------------------------------------------------------------------------------------------------
 # value checkers: each names the flag and the bad value
 # --------------------------------------------------------------------------------------------------
-def _int_at_least(low: int, flag: str) -> Callable[[str], int]:
+def _int_at_least(low: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             v = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}") from None
+            v = low - 1
         if v < low:
             raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {text!r}")
         return v
     return parse
 
 
-def _float_positive(flag: str) -> Callable[[str], float]:
+def _float_above(low: float, inclusive: bool = False) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
             v = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-        if not (v > 0) or v != v or v == float("inf"):
-            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+            v = float("nan")
+        if not (v >= low if inclusive else v > low) or v == float("inf"):
+            kind = f">= {low:g}" if inclusive else f"> {low:g}"
+            raise argparse.ArgumentTypeError(f"expected a number {kind}, got {text!r}")
         return v
     return parse
 
 
-def _float_nonnegative(flag: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-        if not (v >= 0) or v == float("inf"):
-            raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-        return v
-    return parse
+_positive = _float_above(0.0)
 
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
@@ -91,7 +83,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     task = _task_from_args(a)
     spec, overrides = read_config_file(a.config)
-    settings = {**_defaults_for(task.name), **overrides}
+    settings = {**TRAIN_DEFAULTS, **overrides}
     for flag in ("epochs", "learning_rate", "batch_size", "max_length", "max_train_samples", "max_eval_samples",
                  "seed", "eval_every"):
         v = getattr(a, flag)
@@ -104,9 +96,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
-def _defaults_for(task_name: str) -> dict[str, Any]:
-    """Defaults sized for a 2-core CPU with the embedded model (see README: measured)."""
-    return {"epochs": 1.0, "learning_rate": 4e-3, "batch_size": 32, "max_length": 128}
+# Sized for a 2-core CPU with the embedded model: one epoch of SST-2 is about 4 min (bench/results).
+TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 1.0, "learning_rate": 4e-3, "batch_size": 32, "max_length": 128}
 
 
 def _print_summary(result: dict[str, Any], out: Path) -> None:
@@ -117,16 +108,24 @@ def _print_summary(result: dict[str, Any], out: Path) -> None:
     print(f"wrote {out / 'metrics.json'} and {out / 'adapter'}")
 
 
+def _task_from_meta(meta: dict[str, Any]):
+    """The task an adapter was trained for (a GLUE name, or a custom task's saved spec)."""
+    from autolor2c.tasks import TaskSpec, get_task
+
+    if meta.get("task_spec"):
+        return TaskSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["task_spec"].items()})
+    return get_task(meta["task"])
+
+
 def cmd_predict(a: argparse.Namespace) -> int:
     import numpy as np
 
-    from autolor2c.tasks import TaskSpec, compute_metrics, encode_task, get_task, load_task_data, resolve_data_dir
+    from autolor2c.tasks import compute_metrics, encode_task, get_task, load_task_data, resolve_data_dir
     from autolor2c.train import Batches, load_adapter, load_backbone, load_tokenizer, predict_logits, read_meta
     from autolor2c.train.loop import pick_device
 
     meta = read_meta(a.adapter)
-    task = TaskSpec(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["task_spec"].items()}) \
-        if meta.get("task_spec") else get_task(meta["task"])
+    task = _task_from_meta(meta)
     if a.task and get_task(a.task).name != task.name:
         raise UserError(f"--task {a.task}: the adapter was trained for {task.name}")
     tokenizer = load_tokenizer(meta.get("model"))
@@ -137,19 +136,19 @@ def cmd_predict(a: argparse.Namespace) -> int:
     if a.text:
         import torch
 
-        enc = tokenizer([a.text] if isinstance(a.text, str) else a.text, truncation=True,
+        enc = tokenizer([a.text], truncation=True,
                         max_length=meta.get("max_length", 128), return_tensors="pt", padding=True)
         with torch.no_grad():
             logits = model(**{k: v.to(device) for k, v in enc.items()}).logits.float().cpu().numpy()
-        for text, row in zip([a.text], logits):
-            if task.is_regression:
-                print(json.dumps({"text": text, "score": float(row[0])}))
-            else:
-                probs = np.exp(row - row.max())
-                probs /= probs.sum()
-                label = int(row.argmax())
-                name = task.label_names[label] if task.label_names and label < len(task.label_names) else label
-                print(json.dumps({"text": text, "label": name, "probability": round(float(probs[label]), 4)}))
+        row = logits[0]
+        if task.is_regression:
+            print(json.dumps({"text": a.text, "score": float(row[0])}))
+        else:
+            probs = np.exp(row - row.max())
+            probs /= probs.sum()
+            label = int(row.argmax())
+            name = task.label_names[label] if task.label_names and label < len(task.label_names) else label
+            print(json.dumps({"text": a.text, "label": name, "probability": round(float(probs[label]), 4)}))
         return 0
     splits = load_task_data(task, data_dir=resolve_data_dir(a.data_dir), max_eval_samples=a.max_eval_samples,
                             max_train_samples=1)
@@ -331,31 +330,30 @@ def cmd_export(a: argparse.Namespace) -> int:
     from autolor2c import export
     from autolor2c.search.report import best_config_dict
     from autolor2c.search.study import pick_trial
+    from autolor2c.train import load_adapter, load_backbone, read_meta
+    from autolor2c.train.backbone import resolve_model
 
     study = _load_study_for(a)
     out = Path(a.out)
-    src = Path(a.source) if a.source else Path(study.user_attrs.get("artifacts_dir") or Path("studies") / study.study_name)
     if a.format in ("yaml", "json"):
-        cfg = best_config_dict(pick_trial(study, a.pick, a.trial))
-        cfg["source"]["study"] = study.study_name
+        cfg = best_config_dict(pick_trial(study, a.pick, a.trial), study.study_name)
         print(f"wrote {export.export_config(cfg, out, a.format)}")
         return 0
+    # peft / lora export the retrained adapter, which belongs to one trial
+    retrained = study.user_attrs.get("retrain", {}).get("trial")
+    if a.trial is not None and a.trial != retrained:
+        raise UserError(f"bad --trial {a.trial}: the retrained adapter is trial {retrained}; "
+                        f"run autolor2c retrain --trial {a.trial} first")
+    src = Path(a.source) if a.source else Path(study.user_attrs.get("artifacts_dir") or Path("studies") / study.study_name)
     adapter = src / "adapter"
     if a.format == "peft":
         print(f"wrote {export.export_folder(adapter, out)}")
         return 0
-    from autolor2c.train import load_adapter, load_backbone, read_meta
-
     meta = read_meta(adapter)
-    from autolor2c.tasks import get_task
-
-    task = get_task(meta["task"]) if not meta.get("task_spec") else None
-    regression = task.is_regression if task else bool(meta["task_spec"].get("is_regression"))
+    regression = _task_from_meta(meta).is_regression
     wrapped = load_adapter(load_backbone(meta.get("model"), meta["num_labels"], regression), adapter)
-    from autolor2c.train.backbone import resolve_model
-
-    folder, caveat = export.export_lora(wrapped, load_backbone(meta.get("model"), meta["num_labels"], regression), out,
-                                        resolve_model(meta.get("model")))
+    fresh = load_backbone(meta.get("model"), meta["num_labels"], regression)
+    folder, caveat = export.export_lora(wrapped, fresh, out, resolve_model(meta.get("model")))
     print(f"wrote {folder}: stock PEFT LoRA; it {caveat}")
     return 0
 
@@ -386,41 +384,41 @@ def _add_search_commands(sub) -> None:
         if action.dest == "task":
             action.required = False
     s.add_argument("--budget", default="0.1M", help="trainable adapter params: 0.1M, 100K, 100000, 1e5 or 0.5%% of the backbone")
-    s.add_argument("--trials", type=_int_at_least(1, "--trials"), default=None, help="trials to reach in the study (default 20)")
-    s.add_argument("--timeout", type=_float_positive("--timeout"), default=None, help="seconds for this run's trials")
+    s.add_argument("--trials", type=_int_at_least(1), default=None, help="trials to reach in the study (default 20)")
+    s.add_argument("--timeout", type=_positive, default=None, help="seconds for this run's trials")
     s.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///studies/autolor2c.db)")
     s.add_argument("--study-name", default=None)
     s.add_argument("--space", default=None, help="search-space YAML, or a shipped one: lor2c_full, lor2c_only, lora")
     s.add_argument("--sampler", default="gp", help=f"one of {', '.join(SAMPLERS)} (default gp: measured best, bench/results/p3_samplers.md)")
-    s.add_argument("--seed", type=_int_at_least(0, "--seed"), default=0)
-    s.add_argument("--seeds", type=_int_at_least(0, "--seeds"), default=3, help="retrain seeds (0 skips the retrain)")
+    s.add_argument("--seed", type=_int_at_least(0), default=0)
+    s.add_argument("--seeds", type=_int_at_least(0), default=3, help="retrain seeds (0 skips the retrain)")
     s.add_argument("--pick", choices=("best", "knee"), default="best")
-    s.add_argument("--epochs", type=_float_positive("--epochs"), default=1.0)
-    s.add_argument("--max-train-samples", type=_int_at_least(0, "--max-train-samples"), default=4000,
+    s.add_argument("--epochs", type=_positive, default=1.0)
+    s.add_argument("--max-train-samples", type=_int_at_least(0), default=4000,
                    help="training examples of a full-fidelity trial (0 = all)")
-    s.add_argument("--max-eval-samples", type=_int_at_least(1, "--max-eval-samples"), default=None)
-    s.add_argument("--max-length", type=_int_at_least(8, "--max-length"), default=128)
-    s.add_argument("--retrain-epochs", type=_float_positive("--retrain-epochs"), default=None)
-    s.add_argument("--retrain-samples", type=_int_at_least(1, "--retrain-samples"), default=None,
+    s.add_argument("--max-eval-samples", type=_int_at_least(1), default=None)
+    s.add_argument("--max-length", type=_int_at_least(8), default=128)
+    s.add_argument("--retrain-epochs", type=_positive, default=None)
+    s.add_argument("--retrain-samples", type=_int_at_least(1), default=None,
                    help="cap the retrain's training set (default: all of it)")
     s.add_argument("--fidelity-rungs", default=None, help="fractions of a full trial, e.g. 0.111,0.333,1")
-    s.add_argument("--reduction-factor", type=_float_positive("--reduction-factor"), default=3.0,
+    s.add_argument("--reduction-factor", type=_positive, default=3.0,
                    help="successive-halving eta: the top 1/eta of a rung is promoted")
     s.add_argument("--no-multi-fidelity", action="store_true", help="train every trial at full fidelity")
     s.add_argument("--warm-start", default=None, help="STUDY or STORAGE_URL#STUDY whose Pareto configurations start this one")
-    s.add_argument("--worker", type=_int_at_least(0, "--worker"), default=0, help=argparse.SUPPRESS)
-    s.add_argument("--workers", type=_int_at_least(1, "--workers"), default=1,
+    s.add_argument("--worker", type=_int_at_least(0), default=0, help=argparse.SUPPRESS)
+    s.add_argument("--workers", type=_int_at_least(1), default=1,
                    help="worker processes on this machine sharing the study (use a journal or PostgreSQL storage)")
     s.add_argument("--out", default=None, help="artifacts folder (default studies/<study>)")
     s.add_argument("--no-progress", action="store_true")
     s.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
                    help="optuna (in this process) or ray (Ray Tune Tuner + OptunaSearch on the same storage)")
     s.add_argument("--ray-address", default=None, help="join an existing Ray cluster (default: a local instance)")
-    s.add_argument("--ray-num-cpus", type=_int_at_least(1, "--ray-num-cpus"), default=None,
+    s.add_argument("--ray-num-cpus", type=_int_at_least(1), default=None,
                    help="CPUs of the local Ray instance (default: all)")
-    s.add_argument("--cpus-per-trial", type=_float_positive("--cpus-per-trial"), default=1.0)
-    s.add_argument("--gpus-per-trial", type=_float_nonnegative("--gpus-per-trial"), default=0.0)
-    s.add_argument("--max-concurrent", type=_int_at_least(1, "--max-concurrent"), default=2,
+    s.add_argument("--cpus-per-trial", type=_positive, default=1.0)
+    s.add_argument("--gpus-per-trial", type=_float_above(0.0, inclusive=True), default=0.0)
+    s.add_argument("--max-concurrent", type=_int_at_least(1), default=2,
                    help="Ray trials at once")
     s.set_defaults(func=cmd_search)
 
@@ -432,9 +430,9 @@ def _add_search_commands(sub) -> None:
     r = sub.add_parser("retrain", help="retrain a study's picked (or given) trial with several seeds")
     r.add_argument("--study", default=None)
     r.add_argument("--storage", default=None)
-    r.add_argument("--trial", type=_int_at_least(0, "--trial"), default=None)
+    r.add_argument("--trial", type=_int_at_least(0), default=None)
     r.add_argument("--pick", choices=("best", "knee"), default="best")
-    r.add_argument("--seeds", type=_int_at_least(1, "--seeds"), default=3)
+    r.add_argument("--seeds", type=_int_at_least(1), default=3)
     r.add_argument("--data-dir", default=None)
     r.add_argument("--out", default=None)
     r.add_argument("--no-progress", action="store_true")
@@ -445,7 +443,7 @@ def _add_search_commands(sub) -> None:
     e.add_argument("--storage", default=None)
     e.add_argument("--format", choices=("peft", "yaml", "json", "lora"), required=True)
     e.add_argument("--out", required=True)
-    e.add_argument("--trial", type=_int_at_least(0, "--trial"), default=None)
+    e.add_argument("--trial", type=_int_at_least(0), default=None)
     e.add_argument("--pick", choices=("best", "knee"), default="best")
     e.add_argument("--source", default=None, help="artifacts folder holding adapter/ (default: the study's)")
     e.set_defaults(func=cmd_export)
@@ -453,7 +451,7 @@ def _add_search_commands(sub) -> None:
     d = sub.add_parser("dashboard", help="start optuna-dashboard for the study storage (127.0.0.1)")
     d.add_argument("--storage", default=None)
     d.add_argument("--host", default="127.0.0.1")
-    d.add_argument("--port", type=_int_at_least(1, "--port"), default=8080)
+    d.add_argument("--port", type=_int_at_least(1), default=8080)
     d.set_defaults(func=cmd_dashboard)
 
 
@@ -466,14 +464,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(t)
     t.add_argument("--config", required=True, help="YAML/JSON file, or a built-in: lor2c, sharelor2c, mergelor2c, "
                    "injectlor2c, imlor2c, lora")
-    t.add_argument("--epochs", type=_float_positive("--epochs"))
-    t.add_argument("--learning-rate", "--lr", dest="learning_rate", type=_float_positive("--learning-rate"))
-    t.add_argument("--batch-size", type=_int_at_least(1, "--batch-size"))
-    t.add_argument("--max-length", type=_int_at_least(8, "--max-length"))
-    t.add_argument("--max-train-samples", type=_int_at_least(1, "--max-train-samples"))
-    t.add_argument("--max-eval-samples", type=_int_at_least(1, "--max-eval-samples"))
-    t.add_argument("--eval-every", type=_int_at_least(1, "--eval-every"), help="steps between evaluations")
-    t.add_argument("--seed", type=_int_at_least(0, "--seed"))
+    t.add_argument("--epochs", type=_positive)
+    t.add_argument("--learning-rate", "--lr", dest="learning_rate", type=_positive)
+    t.add_argument("--batch-size", type=_int_at_least(1))
+    t.add_argument("--max-length", type=_int_at_least(8))
+    t.add_argument("--max-train-samples", type=_int_at_least(1))
+    t.add_argument("--max-eval-samples", type=_int_at_least(1))
+    t.add_argument("--eval-every", type=_int_at_least(1), help="steps between evaluations")
+    t.add_argument("--seed", type=_int_at_least(0))
     t.add_argument("--out", default=None, help="output folder (default runs/<task>-<config>-s<seed>)")
     t.set_defaults(func=cmd_train)
 
@@ -482,7 +480,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", default=None)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--text", default=None)
-    p.add_argument("--max-eval-samples", type=_int_at_least(1, "--max-eval-samples"))
+    p.add_argument("--max-eval-samples", type=_int_at_least(1))
     p.set_defaults(func=cmd_predict)
 
     _add_search_commands(sub)

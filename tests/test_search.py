@@ -234,6 +234,7 @@ def test_bad_search_flags_exit_2_with_one_line(tmp_path, extra, needle, glue_dir
     (["show", "--study", "nope"], "nope"), (["retrain", "--study", "t", "--trial", "999"], "999"),
     (["export", "--study", "t", "--format", "onnx", "--out", "x"], "onnx"), (["export", "--study", "nope", "--format", "yaml", "--out", "x"], "nope"),
     (["retrain", "--study", "t", "--seeds", "0"], "'0'"),
+    (["export", "--study", "t", "--format", "peft", "--trial", "999", "--out", "x"], "999"),
 ])
 def test_bad_flags_of_other_commands(searched, args, needle, tmp_path):
     tmp, storage, _ = searched

@@ -37,9 +37,6 @@ def test_short_run_beats_majority_class(glue_dir, tmp_path):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     for key in ("task", "scores", "primary_score", "trainable_params", "head_params", "wall_time_s", "steps", "history"):
         assert key in metrics
-    # the saved adapter predicts exactly what the in-memory model scored
-    rc = main(["predict", "--adapter", str(tmp_path / "run" / "adapter"), "--task", "sst2", "--data-dir", str(glue_dir)])
-    assert rc == 0
 
 
 def test_predict_reproduces_score(glue_dir, tmp_path, capsys):

@@ -33,12 +33,12 @@ def trial_plan(t: optuna.trial.FrozenTrial) -> TrialPlan:
     return TrialPlan.from_dict(t.user_attrs["plan"])
 
 
-def best_config_dict(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+def best_config_dict(t: optuna.trial.FrozenTrial, study_name: str) -> dict[str, Any]:
     """The config file that ``autolor2c train --config`` reads back."""
     plan = trial_plan(t)
     spec = plan_to_spec(plan)
     return {"method": spec.method, "adapter": spec.config.to_dict(), "train": dict(plan.train),
-            "source": {"study": t.user_attrs.get("study"), "trial": t.number,
+            "source": {"study": study_name, "trial": t.number,
                        "values": list(t.values), "final_structure": t.user_attrs.get("final_structure")}}
 
 
@@ -145,7 +145,7 @@ def pareto_figure(study: optuna.Study, budget: int, metric: str):
                                ("Pareto front", [t for t in feas if t.number in front], "#d62728"),
                                ("over budget (not trained)", infeas, "#bbbbbb")):
         fig.add_trace(go.Scatter(
-            x=[t.values[1] for t in group], y=[t.values[0] if t in feas else None for t in group] if name != "over budget (not trained)" else [0.0] * len(group),
+            x=[t.values[1] for t in group], y=[t.values[0] for t in group],  # untrained trials hold score 0
             mode="markers", name=name, marker=dict(color=color, size=10 if name == "Pareto front" else 7),
             text=[f"trial {t.number}: {_structure_text(t.user_attrs.get('final_structure', {}))}" for t in group]))
     fig.add_vline(x=budget, line_dash="dash", annotation_text=f"budget {format_params(budget)}")
@@ -185,8 +185,7 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, retrain_
     metric = ctx.task.primary_metric
     paths: dict[str, Path] = {}
     if picked is not None:
-        cfg = best_config_dict(picked)
-        cfg["source"]["study"] = study.study_name
+        cfg = best_config_dict(picked, study.study_name)
         paths["best_config"] = out / "best_config.yaml"
         paths["best_config"].write_text(yaml.safe_dump(cfg, sort_keys=False))
     pf = pareto_figure(study, ctx.budget, metric)

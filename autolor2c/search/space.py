@@ -646,28 +646,6 @@ class SearchSpace:
         return TrialPlan("lor2c", cfg, train, num_layers, self.name, clamped)
 
     # ---- helpers ---------------------------------------------------------------------------------
-    def param_names(self) -> list[str]:
-        """Keys that are searched (not fixed); ``layers`` stands for its ``bypass_<k>`` params."""
-        return [k for k in self.order if self.params[k].type != "fixed"]
-
-    def summary(self) -> str:
-        """One line per key, for ``--help``-style listings."""
-        lines = [f"{self.name} ({self.method}): {self.description}".rstrip(": ")]
-        for key in self.order:
-            s = self.params[key]
-            if s.type == "fixed":
-                desc = f"= {s.value!r}"
-            elif s.type == "categorical":
-                desc = f"one of {list(s.choices)!r}"
-            elif s.type == "layer_mask":
-                desc = "on/off per layer (bypass_<k>)"
-            else:
-                desc = f"{s.type} in [{s.low}, {s.high}]" + (" log" if s.log else "") + (
-                    f" step {s.step}" if s.step else "")
-            if s.when:
-                desc += " when " + " and ".join(c.describe() for c in s.when)
-            lines.append(f"  {key}: {desc}")
-        return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------------

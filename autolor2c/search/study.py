@@ -6,7 +6,6 @@ The search sees a model only through a ``ModelShape`` and exact parameter counts
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import time
@@ -379,9 +378,9 @@ def warm_start(study: optuna.Study, source: str, storage_url: str | None, space:
     front = pareto_front(src)
     if not front:
         raise UserError(f"bad --warm-start {source!r}: that study has no finished feasible trial")
-    queued = {tuple(sorted(t.params.items())) for t in study.get_trials(deepcopy=False)} | \
-        {tuple(sorted(t.system_attrs.get("fixed_params", {}).items()))
-         for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING}
+    # a waiting (enqueued) trial holds its parameters in fixed_params until it runs
+    queued = {tuple(sorted((t.system_attrs.get("fixed_params", {}) if t.state == TrialState.WAITING else t.params).items()))
+              for t in study.get_trials(deepcopy=False)}
     n = 0
     for t in front:
         key = tuple(sorted(t.params.items()))
@@ -518,6 +517,3 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
     study.set_user_attr("cost", cost_totals(study))
     return study, ctx, objective, time.time() - started
 
-
-def content_hash(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import os
 from pathlib import Path
 
 import torch
@@ -27,8 +26,7 @@ def resolve_model(name: str | None) -> str:
         if not (p / "config.json").is_file():
             raise UserError(f"--model {name}: folder has no config.json (not a transformers model)")
         return str(p)
-    looks_like_path = name.startswith((".", "/", "~")) or os.sep in name.strip("/").split("/", 1)[-1]
-    if looks_like_path or name.count("/") > 1:
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a hub id is "name" or "org/name"
         raise UserError(f"--model {name}: no such folder")
     return name  # a hub id
 

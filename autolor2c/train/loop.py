@@ -261,10 +261,11 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
         return args.learning_rate * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     opt = _make_optimizer(model, args.learning_rate, args.weight_decay)
+    trainable = [p for p in model.parameters() if p.requires_grad]
     gen = torch.Generator().manual_seed(args.seed)
     history, evals, spectra = [], [], []
     best: dict[str, Any] = {"score": -math.inf, "state": None, "step": None, "scores": None}
-    step, epoch, losses = 0, 0, []
+    step, losses = 0, []
     progress = None
     if args.progress:
         from tqdm.auto import tqdm
@@ -285,7 +286,7 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if args.grad_clip:
-                torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"] + opt.param_groups[1]["params"], args.grad_clip)
+                torch.nn.utils.clip_grad_norm_(trainable, args.grad_clip)
             opt.step()
             step += 1
             losses.append(loss.item())
@@ -305,6 +306,7 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
                         changed = True
                 if changed:
                     opt = _make_optimizer(model, args.learning_rate, args.weight_decay, old=opt)
+                    trainable = [p for p in model.parameters() if p.requires_grad]
                     best = {"score": -math.inf, "state": None, "step": None, "scores": None}  # old structure
 
             if step in eval_points:
@@ -316,7 +318,6 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
                 if scores[task.primary_metric] > best["score"]:
                     best = {"score": scores[task.primary_metric], "step": step, "scores": scores,
                             "state": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}}
-        epoch += 1
     if progress is not None:
         progress.close()
 
