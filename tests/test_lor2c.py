@@ -76,7 +76,8 @@ def _direct_forward(base, w: LoR2CModel, inputs):
         layers[idx] = _DirectLayer(layers[idx], idx, w.spans, mats, store)
     # The head of the reference must be the adapted model's head.
     for name in w.head_modules:
-        setattr(ref, name, copy.deepcopy(getattr(w.base_model, name)))
+        parent, _, leaf = name.rpartition(".")
+        setattr(ref.get_submodule(parent), leaf, copy.deepcopy(w.base_model.get_submodule(name)))
     with torch.no_grad():
         return ref(**inputs).logits
 
@@ -392,6 +393,36 @@ def test_corrupt_or_foreign_folders_are_clear_errors(tmp_path):
     (tmp_path / "b" / "adapter_config.json").write_text(json.dumps(meta))
     with pytest.raises(AdapterLoadError, match="shape"):
         LoR2CModel.from_pretrained(tiny_model("bert"), tmp_path / "b")
+
+
+def test_head_is_pooler_plus_classifier_and_can_be_named():
+    w = get_lor2c_model(tiny_model("bert"), LoR2CConfig())
+    assert w.head_modules == ["bert.pooler", "classifier"]
+    pooler = w.base_model.bert.pooler.dense
+    assert pooler.weight.requires_grad and "head.bert.pooler.dense.weight" in w.head_state_dict()
+    assert w.num_head_params() == ModelShape.from_model(tiny_model("bert")).head_params == sum(
+        p.numel() for p in pooler.parameters()) + sum(p.numel() for p in w.base_model.classifier.parameters())
+    only = get_lor2c_model(tiny_model("bert"), LoR2CConfig(head_modules=["classifier"]))
+    assert not only.base_model.bert.pooler.dense.weight.requires_grad
+    assert get_lor2c_model(tiny_model("gpt2"), LoR2CConfig()).head_modules == ["score"]  # no pooler there
+    with pytest.raises(LayerStackError, match="bert.nope"):
+        get_lor2c_model(tiny_model("bert"), LoR2CConfig(head_modules=["bert.nope"]))
+
+
+def test_folder_saved_before_head_was_in_config_still_loads(tmp_path):
+    """Older folders kept the head only in the top-level ``head_modules``; the default has since grown."""
+    w = get_lor2c_model(tiny_model("bert"), LoR2CConfig(head_modules=["classifier"]))
+    _randomise(w, scale=0.2)
+    folder = w.save_pretrained(tmp_path / "old")
+    meta = json.loads((folder / "adapter_config.json").read_text())
+    assert meta["lor2c"]["head_modules"] == ["classifier"]  # now saved explicitly
+    meta["lor2c"]["head_modules"] = None
+    (folder / "adapter_config.json").write_text(json.dumps(meta))
+    w2 = LoR2CModel.from_pretrained(tiny_model("bert"), folder)
+    assert w2.head_modules == ["classifier"]
+    inputs = _inputs()
+    with torch.no_grad():
+        assert torch.equal(w2.eval()(**inputs).logits, w.eval()(**inputs).logits)
 
 
 def test_method_imports_nothing_else_of_the_project():

@@ -33,7 +33,7 @@ def test_short_run_beats_majority_class(glue_dir, tmp_path):
     majority = 444 / 872
     assert r["primary_score"] > majority + 0.08, r["primary_score"]
     assert r["trainable_params"] == r["analytic_params"] == 6 * 2 * 8 * 384
-    assert r["head_params"] == 384 * 2 + 2
+    assert r["head_params"] == (384 * 384 + 384) + (384 * 2 + 2)  # pooler + classifier
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     for key in ("task", "scores", "primary_score", "trainable_params", "head_params", "wall_time_s", "steps", "history"):
         assert key in metrics
@@ -76,7 +76,38 @@ def test_lora_baseline_through_peft(glue_dir):
     args = TrainArgs(epochs=1, max_train_samples=320, max_length=48, progress=False)
     r = train("sst2", spec, args, data_dir=str(glue_dir))
     assert r["trainable_params"] == r["analytic_params"] == 2 * 2 * 2 * (384 + 384)
-    assert r["head_params"] == 770
+    assert r["head_params"] == 147_840 + 770  # the same head as LoR2C: pooler + classifier
+    model = r["model_object"]
+    assert any("pooler" in n and "modules_to_save" in n and p.requires_grad for n, p in model.named_parameters())
+
+
+@pytest.mark.parametrize("arch", ["bert", "llama"])
+def test_backbone_dropout_off_makes_training_forward_deterministic(arch):
+    import torch
+
+    from autolor2c.train.backbone import set_backbone_dropout
+    from conftest import tiny_model
+
+    base = tiny_model(arch)
+    for m in base.modules():  # give the tiny model real dropout first
+        if isinstance(m, torch.nn.Dropout):
+            m.p = 0.3
+        if isinstance(getattr(m, "attention_dropout", None), float):
+            m.attention_dropout = 0.3
+    base.train()
+    ids = torch.randint(1, 100, (2, 9))
+    with torch.no_grad():
+        assert not torch.equal(base(input_ids=ids).logits, base(input_ids=ids).logits)
+        assert set_backbone_dropout(base, 0.0) >= 1
+        assert torch.equal(base(input_ids=ids).logits, base(input_ids=ids).logits)
+
+
+def test_backbone_dropout_setting_is_validated():
+    from autolor2c.errors import UserError
+
+    with pytest.raises(UserError, match="backbone_dropout=1.5"):
+        TrainArgs(backbone_dropout=1.5).validate()
+    assert TrainArgs().backbone_dropout == 0.0 and TrainArgs(backbone_dropout=None).validate()
 
 
 def _run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -69,7 +69,7 @@ def export_lora(wrapped: nn.Module, base_for_peft: nn.Module, out: Path, base_na
             named[f"{prefix}.lora_A.default.weight"].copy_(lora.A)
             named[f"{prefix}.lora_B.default.weight"].copy_(lora.B)
         for name in wrapped.head_modules:
-            for pn, p in getattr(wrapped.base_model, name).named_parameters():
+            for pn, p in wrapped.base_model.get_submodule(name).named_parameters():
                 named[f"base_model.model.{name}.modules_to_save.default.{pn}"].copy_(p)
     spans = wrapped.spans
     caveat = (f"holds the injected LoRA of layers {injected} (rank {wrapped.config.lora_rank} on {', '.join(names)}) "

@@ -45,7 +45,7 @@ class LoR2CConfig:
     inject_targets: list[str] = field(default_factory=lambda: ["query", "value"])
     injected: list[int] = field(default_factory=list)
     # Where the layer stack lives (dotted path), when it cannot be found automatically, and the
-    # top-level modules trained as the task head (None: classifier/score/pre_classifier if present).
+    # modules trained as the task head (dotted names; None: the pooler if any + classifier/score/pre_classifier).
     layers_path: str | None = None
     head_modules: list[str] | None = None
     method: str = "lor2c"

@@ -123,14 +123,22 @@ def _in_out(mod: nn.Module) -> tuple[int, int] | None:
 
 
 def find_head(model: nn.Module, names: Iterable[str] | None = None) -> list[str]:
-    """Names of the top-level task-head modules (trained along with the adapter)."""
-    children = dict(model.named_children())
+    """Dotted names of the task-head modules (trained along with the adapter).
+
+    Default: the backbone's pooler, where it has one (BERT's ``bert.pooler``), then the top-level
+    classifier modules. With the pooler, BERT trains the same dense + projection head that RoBERTa,
+    ELECTRA and DistilBERT carry inside their classifiers; frozen, it was pretrained for next-sentence
+    prediction, not for the task.
+    """
     if names is not None:
-        missing = [n for n in names if n not in children]
+        missing = [n for n in names if not isinstance(_get_path(model, n), nn.Module)]
         if missing:
             raise LayerStackError(f"head module(s) {missing} not found in {type(model).__name__}")
         return list(names)
-    return [n for n in HEAD_NAMES if n in children]
+    children = dict(model.named_children())
+    poolers = [f"{name}.pooler" for name, child in children.items()
+               if isinstance(getattr(child, "pooler", None), nn.Module) and any(True for _ in child.pooler.parameters())]
+    return poolers + [n for n in HEAD_NAMES if n in children]
 
 
 def _hidden_size(model: nn.Module) -> int:
@@ -170,7 +178,7 @@ class ModelShape:
             shapes[t] = list(_in_out(mod))
             modules[t] = name
         head = find_head(model, config.head_modules if config else None)
-        head_ids = {id(p) for n in head for p in getattr(model, n).parameters()}
+        head_ids = {id(p) for n in head for p in _get_path(model, n).parameters()}
         head_params = sum(p.numel() for p in model.parameters() if id(p) in head_ids)
         backbone = sum(p.numel() for p in model.parameters() if id(p) not in head_ids)
         return cls(_hidden_size(model), len(layers), shapes, modules, backbone, head_params)
@@ -259,8 +267,9 @@ class LoR2CModel(nn.Module):
 
         for p in model.parameters():
             p.requires_grad_(False)
+        self.config.head_modules = list(self.head_modules)  # saved explicitly: a later default cannot change it
         for name in self.head_modules:
-            for p in getattr(model, name).parameters():
+            for p in _get_path(model, name).parameters():
                 p.requires_grad_(True)
 
         d = self.shape.hidden_size
@@ -425,7 +434,7 @@ class LoR2CModel(nn.Module):
 
     def head_state_dict(self) -> dict[str, torch.Tensor]:
         return {f"head.{name}.{pn}": p for name in self.head_modules
-                for pn, p in getattr(self.base_model, name).named_parameters()}
+                for pn, p in _get_path(self.base_model, name).named_parameters()}
 
     def adapter_parameters(self) -> list[nn.Parameter]:
         return list(self.adapter_state_dict().values())
@@ -498,6 +507,8 @@ class LoR2CModel(nn.Module):
             config = LoR2CConfig.from_dict(meta["lor2c"])
         except (ConfigError, TypeError) as e:
             raise AdapterLoadError(f"{Path(folder) / CONFIG_NAME}: invalid LoR2C config ({e})") from None
+        if config.head_modules is None and isinstance(meta.get("head_modules"), list):
+            config.head_modules = meta["head_modules"]  # folders saved before the config named its head
         wrapped = cls(model, config)
         try:
             tensors = load_file(str(Path(folder) / WEIGHTS_NAME))

@@ -28,7 +28,7 @@ from autolor2c.lor2c import (
     planned_params,
     write_folder_atomically,
 )
-from autolor2c.lor2c.model import find_layer_stack, find_projection
+from autolor2c.lor2c.model import HEAD_NAMES, find_head, find_layer_stack, find_projection
 
 METHODS = ("lor2c", "lora")
 META_NAME = "autolor2c.json"  # task, labels and training facts beside either kind of adapter
@@ -165,8 +165,9 @@ def attach(model: nn.Module, spec: AdapterSpec) -> nn.Module:
     lora = spec.lora
     _, layers = find_layer_stack(model)
     names = sorted({find_projection(layers[0], t)[0].split(".")[-1] for t in lora.target_modules})
+    extra_head = [n for n in find_head(model) if n not in HEAD_NAMES]  # the pooler: same head as LoR2C's
     cfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                     target_modules=names, layers_to_transform=lora.layers)
+                     target_modules=names, layers_to_transform=lora.layers, modules_to_save=extra_head or None)
     return get_peft_model(model, cfg)
 
 

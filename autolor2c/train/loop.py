@@ -28,7 +28,7 @@ from .adapters import (
     model_shape,
     save_adapter,
 )
-from .backbone import load_backbone, load_tokenizer, model_label
+from .backbone import load_backbone, load_tokenizer, model_label, set_backbone_dropout
 
 
 class TrainingError(RuntimeError):
@@ -50,6 +50,7 @@ class TrainArgs:
     eval_every: int | None = None         # steps between evaluations; None = each epoch end
     structure_fraction: float = 0.25      # merges/injections happen in this first part of training
     group_by_length: bool = True          # batches of similar length: less padding, same data
+    backbone_dropout: float | None = 0.0  # the frozen model's own dropout; None keeps the model's rates
     seed: int = 0
     data_seed: int = 0                    # the training subset is the same for every seed
     device: str = "auto"
@@ -71,7 +72,8 @@ class TrainArgs:
                   ("max_eval_samples", self.max_eval_samples is None or self.max_eval_samples >= 1),
                   ("max_steps", self.max_steps is None or self.max_steps >= 1),
                   ("eval_every", self.eval_every is None or self.eval_every >= 1),
-                  ("structure_fraction", 0 < self.structure_fraction <= 1)]
+                  ("structure_fraction", 0 < self.structure_fraction <= 1),
+                  ("backbone_dropout", self.backbone_dropout is None or 0 <= self.backbone_dropout < 1)]
         for name, ok in checks:
             if not ok:
                 raise UserError(f"bad training setting {name}={getattr(self, name)!r}")
@@ -239,6 +241,8 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
 
     seed_everything(args.seed)
     base = load_backbone(model_name, num_labels, task.is_regression, seed=args.seed)
+    if args.backbone_dropout is not None:
+        set_backbone_dropout(base, float(args.backbone_dropout))  # before attaching: the adapter keeps its own
     shape = model_shape(base, spec)
     planned = count_adapter_params(spec, shape)
     model = attach(base, spec).to(device)
