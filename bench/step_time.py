@@ -6,7 +6,8 @@ the same adapter parameter count, and achieved FLOP/s against the machine's meas
 (a) LoR2C, ``read_config_file("lor2c")``: one rank-8 bypass on every layer (36,864 adapter params);
 (b) LoRA, ``read_config_file("lora")``: rank 4 on query/value of all 6 layers (36,864 adapter params).
 Embedded all-MiniLM-L6-v2, batch 32 x 64 tokens of fixed random ids, full attention mask, train mode
-(dropout on, as in training). Both models live in this process; steps are timed one by one in
+as in training (the frozen backbone's dropout at the loop's default, off; the adapters' dropout on).
+Both models live in this process; steps are timed one by one in
 alternating blocks (A B, B A, A B, ...) so load drift from other work on the machine hits both.
 """
 
@@ -26,7 +27,8 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from autolor2c.lor2c import LoR2CModel  # noqa: E402
-from autolor2c.train import adapter_param_count, attach, load_backbone, read_config_file  # noqa: E402
+from autolor2c.train import TrainArgs, adapter_param_count, attach, load_backbone, read_config_file  # noqa: E402
+from autolor2c.train.backbone import set_backbone_dropout  # noqa: E402
 
 LR = 4e-3
 WEIGHT_DECAY = 0.01
@@ -79,6 +81,8 @@ class Runner:
         spec, _ = read_config_file(config)
         self.spec = spec
         base = load_backbone(None, NUM_LABELS, seed=0)
+        if TrainArgs().backbone_dropout is not None:  # as the training loop does by default
+            set_backbone_dropout(base, TrainArgs().backbone_dropout)
         torch.manual_seed(0)
         self.model = attach(base, spec)
         self.model.train()
@@ -189,6 +193,8 @@ def analytic_flops(model: torch.nn.Module, spec, B: int, L: int) -> dict:
            "attn_scores_QK": nl * f_scores, "attn_weighted_sum_PV": nl * f_ctx,
            "pooler": f_pool, "classifier": f_cls}
     bwd = {"classifier_weight_grad": f_cls, "classifier_input_grad": f_cls, "pooler_input_grad": f_pool}
+    if any(p.requires_grad for n, p in model.named_parameters() if "pooler" in n):
+        bwd["pooler_weight_grad"] = f_pool  # the pooler is trained with the head
 
     # one full activation-gradient pass through a frozen layer
     full_layer_bwd = f_qkv + f_out + f_ffn + 2 * f_scores + 2 * f_ctx
@@ -420,7 +426,8 @@ def main() -> None:
         "benchmark": "step_time",
         "quick": a.quick,
         "setup": {"batch": B, "seq_len": L, "token_ids": "fixed random (seed 1234), full attention mask",
-                  "mode": "train (dropout on)", "optimizer": f"AdamW lr={LR} wd={WEIGHT_DECAY}",
+                  "mode": f"train (backbone dropout {TrainArgs().backbone_dropout}, the loop's default; adapter dropout on)",
+                  "optimizer": f"AdamW lr={LR} wd={WEIGHT_DECAY}",
                   "step": "zero_grad + forward + backward + AdamW step (no grad clipping)",
                   "warmup_steps_each": warmup, "block_size": block, "blocks_each": blocks,
                   "measured_steps_each": block * blocks, "interleaving": "AB, BA, AB, ... blocks",
@@ -541,7 +548,8 @@ AdamW update is not counted). With T = batch*seq tokens, d = 384, ffn = 1536, pe
   embeddings and adds to layer 0's output), while LoRA on Q/V needs the FFN and out-projection
   input-gradients, dP and dV of P@V, and dQ of QK^T (K is frozen and its input needs no gradient).
   So LoR2C's step is smaller by about one layer's backward.
-* the pooler is frozen: only its input-gradient 2*B*d*d.
+* the pooler is trained with the head (the default since the head ablation): its input-gradient
+  2*B*d*d plus its weight-gradient 2*B*d*d.
 
 The torch FlopCounterMode column counts the matmuls autograd actually ran in one real step (mm, addmm,
 bmm); it agrees with the analytic count when the rules above describe what autograd does.
