@@ -127,8 +127,8 @@ def find_head(model: nn.Module, names: Iterable[str] | None = None) -> list[str]
 
     Default: the backbone's pooler, where it has one (BERT's ``bert.pooler``), then the top-level
     classifier modules. With the pooler, BERT trains the same dense + projection head that RoBERTa,
-    ELECTRA and DistilBERT carry inside their classifiers; frozen, it was pretrained for next-sentence
-    prediction, not for the task.
+    ELECTRA and DistilBERT carry inside their classifiers; frozen, it stays fitted to next-sentence
+    prediction, not to the task.
     """
     if names is not None:
         missing = [n for n in names if not isinstance(_get_path(model, n), nn.Module)]
