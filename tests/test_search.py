@@ -246,3 +246,20 @@ def test_bad_flags_of_other_commands(searched, args, needle, tmp_path):
     assert len(lines) == 1 and needle in lines[0], p.stderr
     after = [(t.number, t.state, t.values) for t in optuna.load_study(study_name="t", storage=storage).trials]
     assert after == before
+
+
+def test_resume_refuses_a_study_begun_with_other_settings_or_trainer_defaults(tmp_path):
+    from autolor2c.errors import UserError
+    from autolor2c.search.study import open_study, resolve_storage
+
+    storage = resolve_storage(f"sqlite:///{tmp_path}/s.db", heartbeat=False)
+    settings = SearchSettings(task="sst2", budget="0.1M", progress=False)
+    study = open_study(settings, storage, "s", "accuracy")
+    assert open_study(settings, storage, "s", "accuracy").study_name == "s"  # the same settings resume
+    with pytest.raises(UserError, match=r"different settings \(budget\)"):
+        open_study(SearchSettings(task="sst2", budget="50K", progress=False), storage, "s", "accuracy")
+    # a study begun before the trainer's defaults changed (no or an older trainer version)
+    old = dict(study.user_attrs["identity"], trainer=1)
+    study.set_user_attr("identity", old)
+    with pytest.raises(UserError, match=r"different settings \(trainer\)"):
+        open_study(settings, storage, "s", "accuracy")

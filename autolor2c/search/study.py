@@ -25,7 +25,8 @@ warnings.filterwarnings("ignore", category=ExperimentalWarning)
 
 from autolor2c.errors import UserError
 from autolor2c.tasks import TaskSpec, get_task, load_task_data, resolve_data_dir
-from autolor2c.train import AdapterSpec, LoRASpec, TrainArgs, count_adapter_params, load_backbone, model_label, model_shape, train
+from autolor2c.train import (TRAINER_VERSION, AdapterSpec, LoRASpec, TrainArgs, count_adapter_params, load_backbone,
+                             model_label, model_shape, train)
 from autolor2c.lor2c import ModelShape
 
 from .budget import format_params, parse_budget
@@ -73,7 +74,7 @@ class SearchSettings:
         return {"task": self.task, "model": model_label(self.model), "budget": self.budget,
                 "space": Path(self.space_path()).name, "epochs": self.epochs,
                 "max_train_samples": self.max_train_samples, "max_length": self.max_length,
-                "fidelity": self.fidelity.to_dict()}
+                "fidelity": self.fidelity.to_dict(), "trainer": TRAINER_VERSION}
 
     def space_path(self) -> str:
         return str(self.space) if self.space else str(default_space_path())

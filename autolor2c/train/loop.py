@@ -31,6 +31,11 @@ from .adapters import (
 from .backbone import load_backbone, load_tokenizer, model_label, set_backbone_dropout
 
 
+# Bump when a default changes what the same configuration trains to (2: trained pooler head, backbone
+# dropout off), so a study begun under the old defaults is not silently continued under the new ones.
+TRAINER_VERSION = 2
+
+
 class TrainingError(RuntimeError):
     """A run that cannot go on (NaN loss, out of memory); the search records it as a failed trial."""
 
