@@ -5,7 +5,8 @@
 Same configs as step_time.py: LoR2C ``read_config_file("lor2c")`` (rank-8 bypass on every layer) and
 LoRA ``read_config_file("lora")`` (rank 4 on query/value of every layer), both 36,864 adapter params.
 Real SST-2 training batches (batch 32, max_length 64, dynamic padding), the same batches in the same
-order for both; AdamW lr 4e-3 (constant), weight decay 0.01 on matrices, gradient clipping 1.0 (as the
+order for both; the training defaults otherwise (trained pooler + classifier head, the frozen backbone's
+dropout off); AdamW lr 2e-3 (the train default, constant), weight decay 0.01 on matrices, gradient clipping 1.0 (as the
 library's loop). At every step the L2 norm of d loss / d h0 is recorded, h0 being the hidden state
 entering layer 0 (the output of ``bert.embeddings``). The embeddings are frozen, so their output does
 not require grad: a forward hook makes it require grad (it is a leaf there) and hooks its gradient.
@@ -29,9 +30,10 @@ import torch  # noqa: E402
 from autolor2c.lor2c import find_layer_stack  # noqa: E402
 from autolor2c.tasks import get_task  # noqa: E402
 from autolor2c.train import TrainArgs, adapter_param_count, attach, load_backbone, load_tokenizer, read_config_file  # noqa: E402
+from autolor2c.train.backbone import set_backbone_dropout  # noqa: E402
 from autolor2c.train.loop import Batches, prepare_data, seed_everything  # noqa: E402
 
-LR = 4e-3
+LR = 2e-3
 WEIGHT_DECAY = 0.01
 GRAD_CLIP = 1.0
 BATCH = 32
@@ -42,7 +44,10 @@ SEED = 0
 def run(config: str, batches: list[list[int]], rows: Batches, num_labels: int) -> dict:
     spec, _ = read_config_file(config)
     seed_everything(SEED)
-    model = attach(load_backbone(None, num_labels, seed=SEED), spec)
+    base = load_backbone(None, num_labels, seed=SEED)
+    if TrainArgs().backbone_dropout is not None:  # as the training loop does by default
+        set_backbone_dropout(base, TrainArgs().backbone_dropout)
+    model = attach(base, spec)
     model.train()
     adapter_params, head_params = adapter_param_count(model)
     params = [p for p in model.parameters() if p.requires_grad]
