@@ -34,6 +34,13 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _dropout_rate(text: str) -> float:
+    v = _float_above(0.0, inclusive=True)(text)
+    if v >= 1:
+        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text!r}")
+    return v
+
+
 def _float_above(low: float, inclusive: bool = False) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -188,7 +195,8 @@ def _settings_from_args(a: argparse.Namespace):
         epochs=a.epochs, max_train_samples=None if a.max_train_samples == 0 else a.max_train_samples,
         max_eval_samples=a.max_eval_samples, max_length=a.max_length, seeds=a.seeds, pick=a.pick,
         out=a.out, fidelity=fidelity, warm_start=a.warm_start, worker=a.worker,
-        retrain_epochs=a.retrain_epochs, retrain_samples=a.retrain_samples, progress=not a.no_progress)
+        retrain_epochs=a.retrain_epochs, retrain_samples=a.retrain_samples, backbone_dropout=a.backbone_dropout,
+        progress=not a.no_progress)
 
 
 def _spawn_workers(a: argparse.Namespace) -> list:
@@ -307,6 +315,7 @@ def _context_for_study(study, a):
                               space=study.user_attrs.get("space_path"),
                               epochs=ident["epochs"], max_train_samples=ident["max_train_samples"],
                               max_length=ident["max_length"], seeds=a.seeds,
+                              backbone_dropout=ident.get("backbone_dropout", 0.0),
                               fidelity=Fidelity(tuple(fid.get("fractions", [1.0])), fid.get("eta", 3.0)),
                               progress=not getattr(a, "no_progress", False))
     return settings, build_context(settings)
@@ -406,6 +415,8 @@ def _add_search_commands(sub) -> None:
     s.add_argument("--reduction-factor", type=_positive, default=3.0,
                    help="successive-halving eta: the top 1/eta of a rung is promoted")
     s.add_argument("--no-multi-fidelity", action="store_true", help="train every trial at full fidelity")
+    s.add_argument("--backbone-dropout", type=_dropout_rate, default=0.0,
+                   help="dropout inside the frozen model, in trials and retrains (default 0: off)")
     s.add_argument("--warm-start", default=None, help="STUDY or STORAGE_URL#STUDY whose Pareto configurations start this one")
     s.add_argument("--worker", type=_int_at_least(0), default=0, help=argparse.SUPPRESS)
     s.add_argument("--workers", type=_int_at_least(1), default=1,
@@ -473,7 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-eval-samples", type=_int_at_least(1))
     t.add_argument("--eval-every", type=_int_at_least(1), help="steps between evaluations")
     t.add_argument("--seed", type=_int_at_least(0))
-    t.add_argument("--backbone-dropout", type=_float_above(0.0, inclusive=True),
+    t.add_argument("--backbone-dropout", type=_dropout_rate,
                    help="dropout inside the frozen model (default 0: off; the adapter keeps its own)")
     t.add_argument("--out", default=None, help="output folder (default runs/<task>-<config>-s<seed>)")
     t.set_defaults(func=cmd_train)

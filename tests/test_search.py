@@ -213,6 +213,7 @@ BAD_SEARCH = [
     (["--pick", "worst"], "worst"), (["--fidelity-rungs", "0.5,2"], "0.5,2"), (["--reduction-factor", "0"], "'0'"),
     (["--no-multi-fidelity", "--fidelity-rungs", "0.5,1"], "--fidelity-rungs"), (["--model", "./no/such/model"], "no/such/model"),
     (["--data-dir", "/no/such/dir"], "/no/such/dir"), (["--epochs", "0"], "'0'"), (["--max-length", "4"], "'4'"),
+    (["--backbone-dropout", "1"], "'1'"), (["--backbone-dropout", "-0.1"], "-0.1"),
 ]
 
 
@@ -263,3 +264,28 @@ def test_resume_refuses_a_study_begun_with_other_settings_or_trainer_defaults(tm
     study.set_user_attr("identity", old)
     with pytest.raises(UserError, match=r"different settings \(trainer\)"):
         open_study(settings, storage, "s", "accuracy")
+
+
+def test_backbone_dropout_reaches_every_trial_and_the_retrain(tmp_path, glue_dir):
+    from autolor2c.search.report import retrain
+
+    seen = []
+
+    def factory(ctx):
+        def trainer(task, spec, args, **kw):
+            seen.append(args.backbone_dropout)
+            return train(task, spec, args, **kw)
+        return Objective(ctx, trainer=trainer)
+
+    settings = SearchSettings(task="sst2", budget="12K", data_dir=str(glue_dir), storage=f"sqlite:///{tmp_path}/s.db",
+                              study_name="d", trials=2, max_train_samples=64, max_eval_samples=32, max_length=24,
+                              seeds=0, fidelity=Fidelity.off(), progress=False, sampler="random", backbone_dropout=0.1,
+                              retrain_samples=64)
+    study, ctx, _, _ = run_search(settings, objective_factory=factory)
+    assert seen and set(seen) == {0.1}
+    assert study.user_attrs["identity"]["backbone_dropout"] == 0.1
+    feasible = [t for t in study.trials if t.user_attrs.get("trained")]
+    assert feasible
+    retrain(study, ctx, tmp_path / "r", seeds=1, trial=feasible[0], progress=False)
+    metrics = json.loads((tmp_path / "r" / "retrain" / "seed0" / "metrics.json").read_text())
+    assert metrics["train_args"]["backbone_dropout"] == 0.1

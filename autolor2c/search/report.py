@@ -57,7 +57,7 @@ def retrain(study: optuna.Study, ctx: SearchContext, out: Path, seeds: int, tria
                          batch_size=plan.train.get("batch_size", s.batch_size),
                          max_length=plan.train.get("max_length", s.max_length),
                          max_train_samples=s.retrain_samples, max_eval_samples=s.max_eval_samples,
-                         seed=seed, progress=progress)
+                         backbone_dropout=s.backbone_dropout, seed=seed, progress=progress)
         r = train(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir,
                   out_dir=out / "retrain" / f"seed{seed}")
         r.pop("model_object", None)

@@ -58,6 +58,7 @@ class SearchSettings:
     max_eval_samples: int | None = None
     max_length: int = 128
     batch_size: int = 32
+    backbone_dropout: float | None = 0.0    # the frozen model's own dropout in trials and retrains (None: keep)
     seeds: int = 3                          # retrain seeds (0 skips)
     retrain_epochs: float | None = None     # None: same as trials
     retrain_samples: int | None = None      # None: the full training set
@@ -74,7 +75,8 @@ class SearchSettings:
         return {"task": self.task, "model": model_label(self.model), "budget": self.budget,
                 "space": Path(self.space_path()).name, "epochs": self.epochs,
                 "max_train_samples": self.max_train_samples, "max_length": self.max_length,
-                "fidelity": self.fidelity.to_dict(), "trainer": TRAINER_VERSION}
+                "fidelity": self.fidelity.to_dict(), "trainer": TRAINER_VERSION,
+                "backbone_dropout": self.backbone_dropout}
 
     def space_path(self) -> str:
         return str(self.space) if self.space else str(default_space_path())
@@ -227,7 +229,7 @@ class Objective:
                              warmup_ratio=plan.train.get("warmup_ratio", 0.06),
                              weight_decay=plan.train.get("weight_decay", 0.01),
                              max_train_samples=min(n, ctx.n_train_full), max_eval_samples=s.max_eval_samples,
-                             seed=s.seed, progress=False)
+                             backbone_dropout=s.backbone_dropout, seed=s.seed, progress=False)
             result = self.trainer(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir)
             result.pop("model_object", None)
             total_wall += result["wall_time_s"]
