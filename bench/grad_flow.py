@@ -30,7 +30,6 @@ import torch  # noqa: E402
 from autolor2c.lor2c import find_layer_stack  # noqa: E402
 from autolor2c.tasks import get_task  # noqa: E402
 from autolor2c.train import TrainArgs, adapter_param_count, attach, load_backbone, load_tokenizer, read_config_file  # noqa: E402
-from autolor2c.train.backbone import set_backbone_dropout  # noqa: E402
 from autolor2c.train.loop import Batches, prepare_data, seed_everything  # noqa: E402
 
 LR = 2e-3
@@ -44,10 +43,7 @@ SEED = 0
 def run(config: str, batches: list[list[int]], rows: Batches, num_labels: int) -> dict:
     spec, _ = read_config_file(config)
     seed_everything(SEED)
-    base = load_backbone(None, num_labels, seed=SEED)
-    if TrainArgs().backbone_dropout is not None:  # as the training loop does by default
-        set_backbone_dropout(base, TrainArgs().backbone_dropout)
-    model = attach(base, spec)
+    model = attach(load_backbone(None, num_labels, seed=SEED, dropout=TrainArgs().backbone_dropout), spec)
     model.train()
     adapter_params, head_params = adapter_param_count(model)
     params = [p for p in model.parameters() if p.requires_grad]

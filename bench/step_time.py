@@ -28,7 +28,6 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from autolor2c.lor2c import LoR2CModel  # noqa: E402
 from autolor2c.train import TrainArgs, adapter_param_count, attach, load_backbone, read_config_file  # noqa: E402
-from autolor2c.train.backbone import set_backbone_dropout  # noqa: E402
 
 LR = 4e-3
 WEIGHT_DECAY = 0.01
@@ -80,9 +79,7 @@ class Runner:
         self.name, self.config_name = name, config
         spec, _ = read_config_file(config)
         self.spec = spec
-        base = load_backbone(None, NUM_LABELS, seed=0)
-        if TrainArgs().backbone_dropout is not None:  # as the training loop does by default
-            set_backbone_dropout(base, TrainArgs().backbone_dropout)
+        base = load_backbone(None, NUM_LABELS, seed=0, dropout=TrainArgs().backbone_dropout)  # as training does
         torch.manual_seed(0)
         self.model = attach(base, spec)
         self.model.train()

@@ -102,6 +102,16 @@ def test_backbone_dropout_off_makes_training_forward_deterministic(arch):
         assert torch.equal(base(input_ids=ids).logits, base(input_ids=ids).logits)
 
 
+def test_load_backbone_dropout_leaves_the_cached_template_alone():
+    import torch
+
+    from autolor2c.train import load_backbone
+
+    rates = lambda m: {x.p for x in m.modules() if isinstance(x, torch.nn.Dropout)}  # noqa: E731
+    assert rates(load_backbone(None, 2, dropout=0.0)) == {0.0}
+    assert rates(load_backbone(None, 2)) == {0.1}  # the next run still gets the model's own rates
+
+
 def test_backbone_dropout_setting_is_validated():
     from autolor2c.errors import UserError
 

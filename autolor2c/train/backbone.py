@@ -72,8 +72,10 @@ def _pretrained_state(path: str, num_labels: int, problem_type: str | None):
     return model
 
 
-def load_backbone(name: str | None, num_labels: int, is_regression: bool = False, seed: int = 0):
-    """A fresh sequence classifier: pretrained backbone, head initialised from ``seed``."""
+def load_backbone(name: str | None, num_labels: int, is_regression: bool = False, seed: int = 0,
+                  dropout: float | None = None):
+    """A fresh sequence classifier: pretrained backbone, head initialised from ``seed``; ``dropout`` (not
+    None) replaces every dropout rate of the pretrained model (``set_backbone_dropout``)."""
     import copy
 
     path = resolve_model(name)
@@ -93,6 +95,8 @@ def load_backbone(name: str | None, num_labels: int, is_regression: bool = False
     if model.config.pad_token_id is None:
         tok = load_tokenizer(name)
         model.config.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    if dropout is not None:
+        set_backbone_dropout(model, float(dropout))
     return model
 
 
@@ -101,15 +105,15 @@ def set_backbone_dropout(model: torch.nn.Module, p: float) -> int:
 
     A frozen backbone learns nothing from its own dropout, which only adds noise to the adapter's
     gradients and costs a mask per activation (measured: a quarter of a CPU step, bench/results).
-    Covers ``nn.Dropout`` modules and the float rates attention code reads (``attention_dropout``).
+    Covers ``nn.Dropout`` modules (the one before the classifier included) and the float rate that
+    LLaMA-style attention reads (``attention_dropout``).
     """
     n = 0
     for m in model.modules():
         if isinstance(m, torch.nn.modules.dropout._DropoutNd):
             m.p = p
             n += 1
-        for attr in ("attention_dropout", "attn_dropout", "dropout_p", "dropout_rate"):
-            if isinstance(getattr(m, attr, None), float):
-                setattr(m, attr, p)
-                n += 1
+        if isinstance(getattr(m, "attention_dropout", None), float):
+            m.attention_dropout = p
+            n += 1
     return n

@@ -28,7 +28,7 @@ from .adapters import (
     model_shape,
     save_adapter,
 )
-from .backbone import load_backbone, load_tokenizer, model_label, set_backbone_dropout
+from .backbone import load_backbone, load_tokenizer, model_label
 
 
 # Bump when a default changes what the same configuration trains to (2: trained pooler head, backbone
@@ -245,9 +245,7 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
         num_labels = max(num_labels, len(task.label_names))
 
     seed_everything(args.seed)
-    base = load_backbone(model_name, num_labels, task.is_regression, seed=args.seed)
-    if args.backbone_dropout is not None:
-        set_backbone_dropout(base, float(args.backbone_dropout))  # before attaching: the adapter keeps its own
+    base = load_backbone(model_name, num_labels, task.is_regression, seed=args.seed, dropout=args.backbone_dropout)
     shape = model_shape(base, spec)
     planned = count_adapter_params(spec, shape)
     model = attach(base, spec).to(device)
