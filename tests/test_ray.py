@@ -30,6 +30,42 @@ def _env():
     return {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
+def test_reopen_trial_after_a_driver_kill(tmp_path):
+    """What a Ray trial re-run by Tune's restore does with its Optuna trial, in each state the kill can leave."""
+    from autolor2c.search.ray_backend import reopen_trial
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'o.db'}", directions=["maximize", "minimize"])
+    running = study.ask()
+    running.suggest_int("rank", 2, 8)
+    trial, is_retry, _ = reopen_trial(study, running.number)
+    assert trial._trial_id == running._trial_id and not is_retry
+
+    interrupted = study.ask()
+    rank = interrupted.suggest_int("rank", 2, 8)
+    lr = interrupted.suggest_float("lr", 1e-4, 1e-2, log=True)
+    study._storage.set_trial_user_attr(interrupted._trial_id, "fail_reason", "interrupted: worker h:1 is gone")
+    study._storage.set_trial_state_values(interrupted._trial_id, TrialState.FAIL)
+    trial, is_retry, _ = reopen_trial(study, interrupted.number)
+    assert is_retry and trial.number not in (running.number, interrupted.number)
+    assert trial.suggest_int("rank", 2, 8) == rank and trial.suggest_float("lr", 1e-4, 1e-2, log=True) == lr
+    assert study.trials[trial.number].user_attrs["retry_of"] == interrupted.number
+    assert study.trials[trial.number].state == TrialState.RUNNING  # not WAITING: the driver's ask cannot take it
+
+    finished = study.ask()
+    finished.suggest_int("rank", 2, 8)
+    study.tell(finished, [0.8, 100.0])
+    n_before = len(study.trials)
+    trial, is_retry, recorded = reopen_trial(study, finished.number)
+    assert trial is None and recorded.values == [0.8, 100.0] and len(study.trials) == n_before
+
+    failed = study.ask()
+    failed.suggest_int("rank", 2, 8)
+    study._storage.set_trial_user_attr(failed._trial_id, "fail_reason", "RuntimeError: loss is NaN")
+    study.tell(failed, state=TrialState.FAIL)
+    trial, _, _ = reopen_trial(study, failed.number)
+    assert trial is None and len(study.trials) == n_before + 1  # a real failure is not re-run
+
+
 def test_ray_search_end_to_end(tmp_path, glue_dir):
     db = tmp_path / "r.db"
     p = subprocess.run(_cmd(db, tmp_path / "out", glue_dir, trials=3, seeds="1"), capture_output=True, text=True,
@@ -82,3 +118,5 @@ def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     assert not [t for t in study.trials if t.state == TrialState.RUNNING]
     interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
     assert all("interrupted" in t.user_attrs.get("fail_reason", "") for t in interrupted)
+    numbers = [t.number for t in interrupted]
+    assert all(t.user_attrs["retry_of"] in numbers for t in study.trials if "retry_of" in t.user_attrs)

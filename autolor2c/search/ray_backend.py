@@ -8,8 +8,9 @@ rungs, promotion, failure records and cost accounting are identical. Ray's sched
 so promotion stays our own successive halving, running on top of Ray: a trial that is not promoted
 reports nothing and OptunaSearch records it as PRUNED.
 
-A killed driver is resumed with Ray's restore (``Tuner.restore``): unfinished Ray trials re-run on the
-same Optuna trial.
+A killed driver is resumed with Ray's restore (``Tuner.restore``): the Optuna trials its workers left
+RUNNING are marked failed (interrupted), and the Ray trials Tune re-runs take their parameters again on
+new Optuna trials (``reopen_trial``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial, TrialState
 
 from autolor2c.errors import UserError
 
@@ -75,16 +77,46 @@ def _trainable(config: dict[str, Any], settings: SearchSettings, storage_url: st
         torch.set_num_threads(max(1, int(float(os.environ.get("AUTOLOR2C_TRIAL_CPUS", "1")))))
     ctx = _worker_context(settings)
     study = optuna.load_study(study_name=study_name, storage=resolve_storage(storage_url, heartbeat=False))
-    number = int(config[TRIAL_NUMBER_KEY])
-    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-    if study._storage.get_trial(trial_id).state.is_finished():
-        raise RuntimeError(f"trial {number} already finished (interrupted and marked failed); not re-run")
-    trial = optuna.Trial(study, trial_id)  # the trial OptunaSearch asked for, re-opened in this worker
+    trial, is_retry, recorded = reopen_trial(study, int(config[TRIAL_NUMBER_KEY]))
+    if trial is None:
+        if recorded.state == TrialState.COMPLETE:
+            tune.report({metric: recorded.values[0], "trainable_params": recorded.values[1]})
+        return
     try:
         score, params = _failure_recording(Objective(ctx))(trial)
     except optuna.TrialPruned:
+        if is_retry:
+            study.tell(trial, state=TrialState.PRUNED)
         return  # no result: OptunaSearch records the trial as PRUNED, its rung scores stay on it
+    except Exception:
+        if is_retry:
+            study.tell(trial, state=TrialState.FAIL)
+        raise
+    if is_retry:  # OptunaSearch only knows the interrupted trial: this worker finishes its retry
+        study.tell(trial, [score, params])
     tune.report({metric: score, "trainable_params": params})
+
+
+def reopen_trial(study: optuna.Study, number: int) -> tuple[optuna.Trial | None, bool, FrozenTrial]:
+    """The Optuna trial a (possibly restored) Ray trial runs on, whether it is a retry, and the record.
+
+    Tune's restore re-runs every Ray trial its last checkpoint did not see finish. Its Optuna trial may be
+    RUNNING (re-opened as is), marked FAIL as interrupted by the resumed driver (its parameters re-run on a
+    new trial, as the Optuna backend does), or already finished before the kill (None: nothing to run, the
+    record is reported again so the requested count is still reached).
+    """
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    recorded = study._storage.get_trial(trial_id)
+    if not recorded.state.is_finished():
+        return optuna.Trial(study, trial_id), False, recorded
+    if recorded.state == TrialState.FAIL and str(recorded.user_attrs.get("fail_reason", "")).startswith("interrupted"):
+        # RUNNING, so no study.ask() in the driver can take it first (an enqueued WAITING trial could be).
+        template = optuna.trial.create_trial(state=TrialState.RUNNING, params=recorded.params,
+                                             distributions=recorded.distributions,
+                                             user_attrs={"retry_of": recorded.number})
+        retry_id = study._storage.create_new_trial(study._study_id, template_trial=template)
+        return optuna.Trial(study, retry_id), True, recorded
+    return None, False, recorded
 
 
 def _absolute_url(url: str) -> str:
