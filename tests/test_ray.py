@@ -120,3 +120,26 @@ def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     assert all("interrupted" in t.user_attrs.get("fail_reason", "") for t in interrupted)
     numbers = [t.number for t in interrupted]
     assert all(t.user_attrs["retry_of"] in numbers for t in study.trials if "retry_of" in t.user_attrs)
+
+    # a larger --trials after the experiment finished: a new Tune experiment on the same study, no restore
+    p = subprocess.run(_cmd(db, tmp_path / "out", glue_dir, trials=5), capture_output=True, text=True, timeout=900,
+                       env=_env())
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
+    assert "resuming the Ray experiment" not in p.stdout
+    study = optuna.load_study(study_name="r", storage=storage)
+    assert len([t for t in study.trials if t.state in DONE]) == 5
+    assert study.user_attrs["ray_experiment_finished"] == "r-2" and (tmp_path / "out" / "ray" / "r-2").is_dir()
+
+
+def test_ray_search_with_only_a_timeout(tmp_path, glue_dir):
+    """--timeout without --trials: Tune's time budget; the trial it stops is closed, not left RUNNING."""
+    db = tmp_path / "t.db"
+    cmd = _cmd(db, tmp_path / "out", glue_dir, trials=1)
+    i = cmd.index("--trials")
+    del cmd[i:i + 2]
+    p = subprocess.run(cmd + ["--timeout", "20"], capture_output=True, text=True, timeout=900, env=_env())
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
+    study = optuna.load_study(study_name="r", storage=f"sqlite:///{db}")
+    assert study.trials and not [t for t in study.trials if t.state == TrialState.RUNNING]
+    for t in study.trials:
+        assert t.state in DONE or "stopped by Ray Tune" in t.user_attrs["fail_reason"]

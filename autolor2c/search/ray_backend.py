@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +120,19 @@ def reopen_trial(study: optuna.Study, number: int) -> tuple[optuna.Trial | None,
     return None, False, recorded
 
 
+def _close_stopped(study: optuna.Study, results) -> None:
+    """Tune stops running trials at its time budget and kills their workers: their Optuna trials would stay
+    RUNNING until some later resume noticed the dead process, so they are failed here, with the reason."""
+    for result in results:
+        number = (result.config or {}).get(TRIAL_NUMBER_KEY)
+        if number is None:
+            continue
+        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, int(number))
+        if study._storage.get_trial(trial_id).state == TrialState.RUNNING:
+            study._storage.set_trial_user_attr(trial_id, "fail_reason", "stopped by Ray Tune before it finished (--timeout)")
+            study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+
+
 def _absolute_url(url: str) -> str:
     """Ray workers run in other folders: file-based storages need absolute paths."""
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
@@ -150,9 +164,15 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
     study.set_user_attr("budget_params", ctx.budget)
     study.set_user_attr("backend", "ray")
     metric = ctx.task.primary_metric
-    done = len(study.get_trials(deepcopy=False, states=DONE_STATES))
-    remaining = max(0, (settings.trials or 0) - done)
     exp_dir = Path(settings.out or Path("studies") / name).resolve() / "ray"
+
+    def n_done() -> int:
+        return len(study.get_trials(deepcopy=False, states=DONE_STATES))
+
+    # Trials a killed driver's workers left RUNNING are over, whether or not Tune checkpointed them.
+    gone = fail_orphaned_trials(study, requeue=False)
+    if settings.trials is not None and n_done() >= settings.trials:
+        return study, ctx
     if not ray.is_initialized():
         ray.init(address=ray_address, num_cpus=num_cpus if ray_address is None else None,
                  include_dashboard=False, log_to_driver=False, configure_logging=False,
@@ -161,26 +181,42 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
     trainable = tune.with_parameters(_trainable, settings=settings, storage_url=storage_url, study_name=name,
                                      metric=metric)
     trainable = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
-    restore_path = exp_dir / name
-    if restore_path.is_dir() and tune.Tuner.can_restore(str(restore_path)):
-        # Trials the killed driver's workers left RUNNING are over; Tune's restore runs the rest.
-        gone = fail_orphaned_trials(study, requeue=False)
+    started = time.time()
+    current = study.user_attrs.get("ray_experiment", name)
+    restore_path = exp_dir / current
+    if (study.user_attrs.get("ray_experiment_finished") != current and restore_path.is_dir()
+            and tune.Tuner.can_restore(str(restore_path))):
         print(f"resuming the Ray experiment in {restore_path}"
               + (f" ({len(gone)} interrupted trial(s) marked failed)" if gone else ""))
-        tuner = tune.Tuner.restore(str(restore_path), trainable=trainable, resume_unfinished=True,
-                                   resume_errored=False, restart_errored=False)
-    else:
-        if remaining == 0:
-            return study, ctx
-        searcher = OptunaSearch(space=_DefineByRun(settings.space_path(), ctx.shape.num_layers), metric=[metric, "trainable_params"], mode=["max", "min"],
+        _close_stopped(study, tune.Tuner.restore(str(restore_path), trainable=trainable, resume_unfinished=True,
+                                                 resume_errored=False, restart_errored=False).fit())
+        study.set_user_attr("ray_experiment_finished", current)
+    # A new Tune experiment for whatever is still missing: a larger --trials than the finished experiment's,
+    # or trials that failed. It stops when a whole experiment finishes nothing, like the Optuna backend
+    # stops on failures in a row.
+    while True:
+        done = n_done()
+        remaining = None if settings.trials is None else settings.trials - done
+        left_s = None if settings.timeout is None else settings.timeout - (time.time() - started)
+        if (remaining is not None and remaining <= 0) or (left_s is not None and left_s <= 0):
+            break
+        k = int(study.user_attrs.get("ray_experiments", 0)) + 1
+        exp_name = name if k == 1 else f"{name}-{k}"
+        study.set_user_attr("ray_experiments", k)
+        study.set_user_attr("ray_experiment", exp_name)
+        searcher = OptunaSearch(space=_DefineByRun(settings.space_path(), ctx.shape.num_layers),
+                                metric=[metric, "trainable_params"], mode=["max", "min"],
                                 sampler=make_sampler(settings.sampler, settings.seed), study_name=name, storage=storage)
-        tuner = tune.Tuner(
+        results = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=max_concurrent),
-                                        num_samples=remaining),
-            run_config=tune.RunConfig(name=name, storage_path=str(exp_dir), verbose=1 if settings.progress else 0),
-        )
-    tuner.fit()
+                                        num_samples=-1 if remaining is None else remaining, time_budget_s=left_s),
+            run_config=tune.RunConfig(name=exp_name, storage_path=str(exp_dir), verbose=1 if settings.progress else 0),
+        ).fit()
+        _close_stopped(study, results)
+        study.set_user_attr("ray_experiment_finished", exp_name)
+        if remaining is None or n_done() == done:
+            break
     study = optuna.load_study(study_name=name, storage=resolve_storage(storage_url))
     study.set_user_attr("cost", cost_totals(study))
     return study, ctx
