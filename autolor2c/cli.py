@@ -104,7 +104,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 # Sized for a 2-core CPU with the embedded model: one epoch of SST-2 is about 4.5 min; 2e-3 because the
-# trained pooler diverges at 1e-2 and lost 1.4 points at 4e-3 (bench/results/train_default.md).
+# trained pooler diverges at 1e-2 and lost 1.4 points at 4e-3 (bench/results/head_ablation.md).
 TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 1.0, "learning_rate": 2e-3, "batch_size": 32, "max_length": 128}
 
 

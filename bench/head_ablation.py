@@ -1,4 +1,4 @@
-"""What the two training defaults changed in this session are worth: training BERT's pooler with the head,
+"""What the two training defaults introduced at stop 8 are worth: training BERT's pooler with the head,
 and switching off the frozen backbone's own dropout. IMLoR2C (built-in config) on a seeded 16,000-example
 SST-2 subset, 1 epoch, batch 32, full dev (872); 3 seeds per variant at lr 2e-3, then an lr sweep of the
 default variant (seed 0).

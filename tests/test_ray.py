@@ -128,7 +128,8 @@ def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     assert "resuming the Ray experiment" not in p.stdout
     study = optuna.load_study(study_name="r", storage=storage)
     assert len([t for t in study.trials if t.state in DONE]) == 5
-    assert study.user_attrs["ray_experiment_finished"] == "r-2" and (tmp_path / "out" / "ray" / "r-2").is_dir()
+    assert study.user_attrs["ray_experiments"] == study.user_attrs["ray_experiments_finished"] == 2
+    assert (tmp_path / "out" / "ray" / "r-2").is_dir()
 
 
 def test_ray_search_with_only_a_timeout(tmp_path, glue_dir):

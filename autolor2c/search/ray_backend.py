@@ -120,17 +120,21 @@ def reopen_trial(study: optuna.Study, number: int) -> tuple[optuna.Trial | None,
     return None, False, recorded
 
 
+def _experiment_name(study_name: str, k: int) -> str:
+    return study_name if k <= 1 else f"{study_name}-{k}"
+
+
 def _close_stopped(study: optuna.Study, results) -> None:
-    """Tune stops running trials at its time budget and kills their workers: their Optuna trials would stay
-    RUNNING until some later resume noticed the dead process, so they are failed here, with the reason."""
-    for result in results:
-        number = (result.config or {}).get(TRIAL_NUMBER_KEY)
-        if number is None:
-            continue
-        trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, int(number))
-        if study._storage.get_trial(trial_id).state == TrialState.RUNNING:
-            study._storage.set_trial_user_attr(trial_id, "fail_reason", "stopped by Ray Tune before it finished (--timeout)")
-            study._storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    """After ``fit`` no trial of this experiment runs any more, but Tune's time budget leaves some Optuna trials
+    RUNNING: the ones it stopped (their workers killed) and ones OptunaSearch asked for that never started
+    (still owned by this driver). They are failed here, with the reason, rather than left for a later resume."""
+    ours = {int(r.config[TRIAL_NUMBER_KEY]) for r in results if TRIAL_NUMBER_KEY in (r.config or {})}
+    driver = f"{socket.gethostname()}:{os.getpid()}"
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.number in ours or t.system_attrs.get(WORKER_ATTR) == driver:
+            study._storage.set_trial_user_attr(t._trial_id, "fail_reason",
+                                               "stopped by Ray Tune before it finished (--timeout)")
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
 
 
 def _absolute_url(url: str) -> str:
@@ -182,15 +186,16 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
                                      metric=metric)
     trainable = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     started = time.time()
-    current = study.user_attrs.get("ray_experiment", name)
-    restore_path = exp_dir / current
-    if (study.user_attrs.get("ray_experiment_finished") != current and restore_path.is_dir()
+    # Tune experiments of this study: <study>, <study>-2, ...; counted in the study, so a resume finds the last.
+    started_n = int(study.user_attrs.get("ray_experiments", 0))
+    restore_path = exp_dir / _experiment_name(name, started_n)
+    if (started_n > int(study.user_attrs.get("ray_experiments_finished", 0)) and restore_path.is_dir()
             and tune.Tuner.can_restore(str(restore_path))):
         print(f"resuming the Ray experiment in {restore_path}"
               + (f" ({len(gone)} interrupted trial(s) marked failed)" if gone else ""))
         _close_stopped(study, tune.Tuner.restore(str(restore_path), trainable=trainable, resume_unfinished=True,
                                                  resume_errored=False, restart_errored=False).fit())
-        study.set_user_attr("ray_experiment_finished", current)
+        study.set_user_attr("ray_experiments_finished", started_n)
     # A new Tune experiment for whatever is still missing: a larger --trials than the finished experiment's,
     # or trials that failed. It stops when a whole experiment finishes nothing, like the Optuna backend
     # stops on failures in a row.
@@ -201,9 +206,7 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
         if (remaining is not None and remaining <= 0) or (left_s is not None and left_s <= 0):
             break
         k = int(study.user_attrs.get("ray_experiments", 0)) + 1
-        exp_name = name if k == 1 else f"{name}-{k}"
         study.set_user_attr("ray_experiments", k)
-        study.set_user_attr("ray_experiment", exp_name)
         searcher = OptunaSearch(space=_DefineByRun(settings.space_path(), ctx.shape.num_layers),
                                 metric=[metric, "trainable_params"], mode=["max", "min"],
                                 sampler=make_sampler(settings.sampler, settings.seed), study_name=name, storage=storage)
@@ -211,10 +214,11 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
             trainable,
             tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=max_concurrent),
                                         num_samples=-1 if remaining is None else remaining, time_budget_s=left_s),
-            run_config=tune.RunConfig(name=exp_name, storage_path=str(exp_dir), verbose=1 if settings.progress else 0),
+            run_config=tune.RunConfig(name=_experiment_name(name, k), storage_path=str(exp_dir),
+                                      verbose=1 if settings.progress else 0),
         ).fit()
         _close_stopped(study, results)
-        study.set_user_attr("ray_experiment_finished", exp_name)
+        study.set_user_attr("ray_experiments_finished", k)
         if remaining is None or n_done() == done:
             break
     study = optuna.load_study(study_name=name, storage=resolve_storage(storage_url))
