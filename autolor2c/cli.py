@@ -194,6 +194,8 @@ def _settings_from_args(a: argparse.Namespace):
         study_name=a.study_name, sampler=a.sampler, seed=a.seed, trials=a.trials, timeout=a.timeout,
         epochs=a.epochs, max_train_samples=None if a.max_train_samples == 0 else a.max_train_samples,
         max_eval_samples=a.max_eval_samples, max_length=a.max_length, seeds=a.seeds, pick=a.pick,
+        selection_fraction=a.selection_fraction, front_retrains=a.front_retrains, baselines=not a.no_baselines,
+        min_steps=a.min_steps,
         out=a.out, fidelity=fidelity, warm_start=a.warm_start, worker=a.worker,
         retrain_epochs=a.retrain_epochs, retrain_samples=a.retrain_samples, backbone_dropout=a.backbone_dropout,
         progress=not a.no_progress)
@@ -224,7 +226,8 @@ def _study_dir(settings, study_name: str) -> Path:
 
 
 def cmd_search(a: argparse.Namespace) -> int:
-    from autolor2c.search.report import print_front, retrain, write_artifacts
+    from autolor2c.search.report import print_front, write_artifacts
+    from autolor2c.search.retrain import retrain_baselines, retrain_front
     from autolor2c.search.study import pareto_front, pick_trial, run_search
 
     settings = _settings_from_args(a)
@@ -257,12 +260,19 @@ def cmd_search(a: argparse.Namespace) -> int:
     picked = pick_trial(study, settings.pick)
     print(f"picked trial {picked.number} ({settings.pick}): {ctx.task.primary_metric} {picked.values[0]:.4f}, "
           f"{int(picked.values[1]):,} params")
-    result = None
+    result = baselines = None
     if settings.seeds > 0:
-        print(f"retraining trial {picked.number} on the full training set with {settings.seeds} seed(s)")
-        result = retrain(study, ctx, out, settings.seeds, picked, progress=settings.progress)
-        print(f"retrained {ctx.task.primary_metric}: {result['mean']:.4f} ± {result['std']:.4f} over {settings.seeds} seeds")
-    paths = write_artifacts(study, ctx, out, result, picked, wall)
+        print(f"retraining trial {picked.number} with {settings.seeds} seed(s) and up to "
+              f"{settings.front_retrains - 1} more front point(s) with one seed, on the training set")
+        result = retrain_front(study, ctx, out, picked, progress=settings.progress)
+        p = result["pick"]
+        print(f"retrained trial {p['trial']}: dev {ctx.task.primary_metric} {p['dev_mean']:.4f} ± {p['dev_std']:.4f} "
+              f"over {p['seeds']} seed(s) (selection {p['selection_mean']:.4f})")
+        if settings.baselines:
+            print("hand-set built-in configurations that fit the budget, retrained the same way (cached):")
+            baselines = retrain_baselines(ctx, out.parent / "baselines", seeds=1, progress=settings.progress)
+            study.set_user_attr("baselines", [{k: v for k, v in b.items() if k != "runs"} for b in baselines])
+    paths = write_artifacts(study, ctx, out, result, picked, wall, baselines)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
     return 0
 
@@ -298,7 +308,7 @@ def cmd_show(a: argparse.Namespace) -> int:
         print(f"hypervolume {study_hypervolume(study, budget):.4f}; cost {cost_totals(study)}")
     if "retrain" in study.user_attrs:
         r = study.user_attrs["retrain"]
-        print(f"retrained trial {r['trial']}: {metric} {r['mean']:.4f} ± {r['std']:.4f} over {r['seeds']} seeds")
+        print(f"retrained trial {r['trial']}: dev {metric} {r['dev_mean']:.4f} ± {r['dev_std']:.4f} over {r['seeds']} seeds")
     return 0
 
 
@@ -315,6 +325,8 @@ def _context_for_study(study, a):
                               space=study.user_attrs.get("space_path"),
                               epochs=ident["epochs"], max_train_samples=ident["max_train_samples"],
                               max_length=ident["max_length"], seeds=a.seeds,
+                              selection_fraction=ident.get("selection_fraction", 0.0), front_retrains=1,
+                              min_steps=ident.get("min_steps"),
                               backbone_dropout=ident.get("backbone_dropout", 0.0),
                               fidelity=Fidelity(tuple(fid.get("fractions", [1.0])), fid.get("eta", 3.0)),
                               progress=not getattr(a, "no_progress", False))
@@ -322,17 +334,19 @@ def _context_for_study(study, a):
 
 
 def cmd_retrain(a: argparse.Namespace) -> int:
-    from autolor2c.search.report import retrain, write_artifacts
+    from autolor2c.search.report import write_artifacts
+    from autolor2c.search.retrain import retrain_front
     from autolor2c.search.study import pick_trial
 
     study = _load_study_for(a)
     picked = pick_trial(study, a.pick, a.trial)
     settings, ctx = _context_for_study(study, a)
     out = Path(a.out) if a.out else Path(study.user_attrs.get("artifacts_dir") or Path("studies") / study.study_name)
-    result = retrain(study, ctx, out, a.seeds, picked, progress=settings.progress)
+    result = retrain_front(study, ctx, out, picked, progress=settings.progress)
     if result:
-        print(f"retrained trial {picked.number}: {ctx.task.primary_metric} {result['mean']:.4f} ± {result['std']:.4f}")
-    write_artifacts(study, ctx, out, result, picked, 0.0)
+        p = result["pick"]
+        print(f"retrained trial {picked.number}: dev {ctx.task.primary_metric} {p['dev_mean']:.4f} ± {p['dev_std']:.4f}")
+    write_artifacts(study, ctx, out, result, picked, 0.0, study.user_attrs.get("baselines"))
     return 0
 
 
@@ -399,15 +413,25 @@ def _add_search_commands(sub) -> None:
     s.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///studies/autolor2c.db)")
     s.add_argument("--study-name", default=None)
     s.add_argument("--space", default=None, help="search-space YAML, or a shipped one: lor2c_full, lor2c_only, lora")
-    s.add_argument("--sampler", default="gp", help=f"one of {', '.join(SAMPLERS)} (default gp: measured best, bench/results/p3_samplers.md)")
+    s.add_argument("--sampler", choices=SAMPLERS, default="parego",
+                   help="parego (default): TPE on a ParEGO scalarisation that learns from pruned trials' rung "
+                        "scores; tpe/gp/nsga2/random: Optuna's own, which see full-fidelity trials only")
     s.add_argument("--seed", type=_int_at_least(0), default=0)
     s.add_argument("--seeds", type=_int_at_least(0), default=3, help="retrain seeds (0 skips the retrain)")
     s.add_argument("--pick", choices=("best", "knee"), default="best")
-    s.add_argument("--epochs", type=_positive, default=1.0)
+    s.add_argument("--epochs", type=_positive, default=None, help="epochs of a trial (default: the library's, 1)")
     s.add_argument("--max-train-samples", type=_int_at_least(0), default=4000,
                    help="training examples of a full-fidelity trial (0 = all)")
     s.add_argument("--max-eval-samples", type=_int_at_least(1), default=None)
-    s.add_argument("--max-length", type=_int_at_least(8), default=128)
+    s.add_argument("--max-length", type=_int_at_least(8), default=None, help="tokens (default: the library's, 128)")
+    s.add_argument("--min-steps", type=_int_at_least(0), default=None,
+                   help="optimiser steps of a full trial and a retrain, at least (default: the library's, 300)")
+    s.add_argument("--selection-fraction", type=_float_above(0.0, inclusive=True), default=0.1,
+                   help="training rows held out to score trials on (default 0.1, at most 2000 rows; 0 = the dev set)")
+    s.add_argument("--front-retrains", type=_int_at_least(1), default=3,
+                   help="front points retrained: the pick with --seeds seeds, knee and smallest with one (default 3)")
+    s.add_argument("--no-baselines", action="store_true",
+                   help="do not retrain the hand-set built-in configurations beside the front")
     s.add_argument("--retrain-epochs", type=_positive, default=None)
     s.add_argument("--retrain-samples", type=_int_at_least(1), default=None,
                    help="cap the retrain's training set (default: all of it)")

@@ -1,11 +1,16 @@
-"""Multi-fidelity for a two-objective study: asynchronous successive halving whose promotion ranks trials
-by non-dominated sorting on (rung score, exact params).
+"""Multi-fidelity for a two-objective study: asynchronous successive halving (ASHA, Li et al. 2020) whose
+promotion ranks configurations by non-dominated sorting on (rung score, exact params), then score.
 
 Optuna's pruners take one objective (optuna#3450) and Ray Tune's schedulers one metric, so the rung
-logic lives here, on top of any storage: a trial trains on a fraction of the full trial's data; after
-each rung it is promoted when it ranks in the top 1/eta of every result recorded at that rung so far
-(its own included), else it ends as PRUNED with its rung scores kept in ``user_attrs['rungs']``. Only a
-full-fidelity result is told to the study as objective values, so the front stays honest.
+logic lives here, on top of any storage. Every Optuna trial trains one configuration at one rung (a
+fraction of the full trial's data and steps) and ends: COMPLETE at the top rung, else PRUNED (paused)
+with its rung score kept in ``user_attrs['rungs']``. When a trial ends, the search looks for a promotion
+as ASHA does: from the highest rung down, a configuration is promoted to the next rung when it ranks in
+the top floor(n / eta) of the n configurations measured at its rung (so never before eta results exist,
+and never the first trial by default) and has not been promoted yet. A promotion is queued as a new
+trial with the same parameters (``promoted_from``, ``start_rung`` in its attributes), which the next
+worker takes before sampling anything new. Only top-rung results are told to the study as objective
+values, so the front stays honest.
 """
 
 from __future__ import annotations
@@ -62,23 +67,52 @@ class Fidelity:
     def enabled(self) -> bool:
         return len(self.fractions) > 1
 
-    def should_promote(self, candidate: Point, others: Sequence[Point]) -> bool:
-        """True when ``candidate`` ranks in the top ceil(n / eta) of ``others + [candidate]``."""
-        points = list(others) + [candidate]
-        keep = max(1, math.ceil(len(points) / self.eta))
-        return len(points) - 1 in promotion_order(points)[:keep]
+    def promotable(self, points: Sequence[Point]) -> list[int]:
+        """Indices of the points in the top floor(n / eta) at a rung (empty while n < eta)."""
+        keep = int(math.floor(len(points) / self.eta + 1e-9))
+        return promotion_order(points)[:keep]
+
 
     def to_dict(self) -> dict[str, Any]:
         return {"fractions": list(self.fractions), "eta": self.eta}
 
 
 def rung_points(trials: Iterable[Any], rung: int, exclude_number: int | None = None) -> list[Point]:
-    """(score, params) recorded at ``rung`` by ``trials`` (FrozenTrials), except trial ``exclude_number``."""
+    """(score, params) measured at ``rung`` by ``trials`` (FrozenTrials), except trial ``exclude_number``;
+    rung records copied from an earlier trial of the same configuration are not counted twice."""
     out = []
     for t in trials:
         if t.number == exclude_number:
             continue
         for r in t.user_attrs.get(RUNGS_ATTR, []):
-            if r.get("rung") == rung and r.get("score") is not None:
+            if r.get("rung") == rung and r.get("score") is not None and r.get("from_trial") is None:
                 out.append((float(r["score"]), float(r["params"])))
     return out
+
+
+def next_promotion(trials: Sequence[Any], fidelity: Fidelity) -> tuple[int, int] | None:
+    """ASHA's promotion step: (number of the trial to continue, rung to train it at), or None.
+
+    ``trials`` are all the study's trials (any state): queued and running promotions count as done, so
+    a configuration is promoted once per rung.
+    """
+    top = len(fidelity.fractions) - 1
+    measured: dict[int, list[tuple[Point, int]]] = {k: [] for k in range(top)}
+    promoted: set[tuple[int, int]] = set()
+    for t in trials:
+        src = t.user_attrs.get("promoted_from")
+        if src is not None:
+            promoted.add(int(src))
+        if t.state.name not in ("COMPLETE", "PRUNED"):
+            continue
+        for r in t.user_attrs.get(RUNGS_ATTR, []):
+            k = int(r.get("rung", -1))
+            if 0 <= k < top and r.get("score") is not None and r.get("from_trial") is None:
+                measured[k].append(((float(r["score"]), float(r["params"])), t.number))
+    for k in range(top - 1, -1, -1):
+        entries = measured[k]
+        for i in fidelity.promotable([p for p, _ in entries]):
+            number = entries[i][1]
+            if number not in promoted:
+                return number, k + 1
+    return None

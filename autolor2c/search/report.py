@@ -1,5 +1,5 @@
-"""After a search: retrain the picked configuration with several seeds, and write the artifacts
-(best config YAML, adapter, plotly charts, importances, report.md) plus notes for optuna-dashboard."""
+"""After a search: the artifacts (best config YAML, plotly charts, importances, report.md) and notes for
+optuna-dashboard. Retraining lives in retrain.py; this module only renders."""
 
 from __future__ import annotations
 
@@ -11,11 +11,8 @@ from typing import Any
 import optuna
 import yaml
 
-from autolor2c.errors import UserError
-from autolor2c.train import TrainArgs, train
-
 from .budget import format_params
-from .space import TrialPlan
+from .retrain import trial_plan
 from .study import (
     SearchContext,
     cost_totals,
@@ -27,12 +24,6 @@ from .study import (
 )
 
 
-def trial_plan(t: optuna.trial.FrozenTrial) -> TrialPlan:
-    if "plan" not in t.user_attrs:
-        raise UserError(f"trial {t.number} has no recorded plan (not an autolor2c trial)")
-    return TrialPlan.from_dict(t.user_attrs["plan"])
-
-
 def best_config_dict(t: optuna.trial.FrozenTrial, study_name: str) -> dict[str, Any]:
     """The config file that ``autolor2c train --config`` reads back."""
     plan = trial_plan(t)
@@ -40,51 +31,6 @@ def best_config_dict(t: optuna.trial.FrozenTrial, study_name: str) -> dict[str, 
     return {"method": spec.method, "adapter": spec.config.to_dict(), "train": dict(plan.train),
             "source": {"study": study_name, "trial": t.number,
                        "values": list(t.values), "final_structure": t.user_attrs.get("final_structure")}}
-
-
-def retrain(study: optuna.Study, ctx: SearchContext, out: Path, seeds: int, trial: optuna.trial.FrozenTrial,
-            progress: bool = True) -> dict[str, Any] | None:
-    """Train ``trial``'s configuration on the full training set with ``seeds`` seeds; keep seed 0's adapter."""
-    if seeds <= 0:
-        return None
-    s = ctx.settings
-    plan = trial_plan(trial)
-    spec = plan_to_spec(plan)
-    runs = []
-    for seed in range(seeds):
-        args = TrainArgs(epochs=s.retrain_epochs or plan.train.get("epochs", s.epochs),
-                         learning_rate=plan.train.get("learning_rate", 2e-3),
-                         batch_size=plan.train.get("batch_size", s.batch_size),
-                         max_length=plan.train.get("max_length", s.max_length),
-                         max_train_samples=s.retrain_samples, max_eval_samples=s.max_eval_samples,
-                         backbone_dropout=s.backbone_dropout, seed=seed, progress=progress)
-        r = train(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir,
-                  out_dir=out / "retrain" / f"seed{seed}")
-        r.pop("model_object", None)
-        runs.append({"seed": seed, "score": r["primary_score"], "scores": r["scores"], "params": r["trainable_params"],
-                     "wall_s": r["wall_time_s"], "cpu_s": r["cpu_time_s"], "n_train": r["n_train"],
-                     "history": [{k: e[k] for k in ("op", "step") if k in e} for e in r["history"]]})
-        print(f"  retrain seed {seed}: {ctx.task.primary_metric} = {r['primary_score']:.4f} "
-              f"({r['trainable_params']:,} params, {r['wall_time_s']:.0f}s)")
-    _replace_dir(out / "retrain" / "seed0" / "adapter", out / "adapter")
-    scores = [r["score"] for r in runs]
-    result = {"trial": trial.number, "seeds": seeds, "mean": statistics.fmean(scores),
-              "std": statistics.stdev(scores) if len(scores) > 1 else 0.0, "runs": runs,
-              "n_train": runs[0]["n_train"], "wall_s": round(sum(r["wall_s"] for r in runs), 3),
-              "cpu_s": round(sum(r["cpu_s"] for r in runs), 3), "params": runs[0]["params"]}
-    study.set_user_attr("retrain", {k: v for k, v in result.items() if k != "runs"})
-    (out / "retrain.json").write_text(json.dumps(result, indent=2))
-    return result
-
-
-def _replace_dir(src: Path, dst: Path) -> None:
-    import shutil
-
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    shutil.rmtree(dst, ignore_errors=True)
-    tmp.rename(dst)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -133,33 +79,47 @@ def print_front(study: optuna.Study, metric: str) -> None:
     Console(width=140).print(table)
 
 
-def pareto_figure(study: optuna.Study, budget: int, metric: str):
+def pareto_figure(study: optuna.Study, budget: int, metric: str, retrained: dict[str, Any] | None = None,
+                  baselines: list[dict[str, Any]] | None = None, trivial: dict[str, float] | None = None):
     import plotly.graph_objects as go
 
-    trials = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    trials = [t for t in study.get_trials(deepcopy=False) if t.values is not None]
     feas = [t for t in trials if is_feasible(t)]
-    infeas = [t for t in trials if not is_feasible(t)]
     front = {t.number for t in pareto_front(study)}
     fig = go.Figure()
-    for name, group, color in (("feasible", [t for t in feas if t.number not in front], "#7aa6d6"),
-                               ("Pareto front", [t for t in feas if t.number in front], "#d62728"),
-                               ("over budget (not trained)", infeas, "#bbbbbb")):
+    for name, group, color in (("trials (selection split)", [t for t in feas if t.number not in front], "#7aa6d6"),
+                               ("trial front (selection split)", [t for t in feas if t.number in front], "#d62728")):
         fig.add_trace(go.Scatter(
-            x=[t.values[1] for t in group], y=[t.values[0] for t in group],  # untrained trials hold score 0
-            mode="markers", name=name, marker=dict(color=color, size=10 if name == "Pareto front" else 7),
+            x=[t.values[1] for t in group], y=[t.values[0] for t in group],
+            mode="markers", name=name, marker=dict(color=color, size=10 if "front" in name else 7),
             text=[f"trial {t.number}: {_structure_text(t.user_attrs.get('final_structure', {}))}" for t in group]))
+    if retrained:
+        pts = retrained["points"]
+        fig.add_trace(go.Scatter(
+            x=[p["params"] for p in pts], y=[p["dev_mean"] for p in pts],
+            error_y=dict(type="data", array=[p["dev_std"] for p in pts]), mode="markers", name="retrained front (dev)",
+            marker=dict(color="#2ca02c", size=12, symbol="diamond"),
+            text=[f"trial {p['trial']} ({p['role']}), {p['seeds']} seed(s)" for p in pts]))
+    if baselines:
+        fig.add_trace(go.Scatter(
+            x=[b["params"] for b in baselines], y=[b["dev_mean"] for b in baselines], mode="markers+text",
+            name="hand-set built-ins (dev)", marker=dict(color="#9467bd", size=11, symbol="x"),
+            text=[b["config"] for b in baselines], textposition="top center"))
     fig.add_vline(x=budget, line_dash="dash", annotation_text=f"budget {format_params(budget)}")
+    if trivial:
+        fig.add_hline(y=trivial.get("dev", 0.0), line_dash="dot", annotation_text="input-blind baseline (dev)")
     fig.update_layout(title=f"{study.study_name}: {metric} vs trainable adapter parameters",
                       xaxis_title="trainable adapter parameters", yaxis_title=metric)
     return fig
 
 
-def hypervolume_figure(study: optuna.Study, budget: int):
+def hypervolume_figure(study: optuna.Study, budget: int, score_floor: float = 0.0):
     import plotly.graph_objects as go
 
-    hist = hypervolume_history(study, budget)
+    hist = hypervolume_history(study, budget, score_floor)
     fig = go.Figure(go.Scatter(x=[h["n"] for h in hist], y=[h["hypervolume"] for h in hist], mode="lines+markers"))
-    fig.update_layout(title=f"{study.study_name}: hypervolume (reference: score 0, params = budget {format_params(budget)})",
+    fig.update_layout(title=f"{study.study_name}: hypervolume (reference: the input-blind score {score_floor:.4f}, "
+                            f"params = budget {format_params(budget)})",
                       xaxis_title="finished trials", yaxis_title="hypervolume (params / budget)")
     return fig
 
@@ -179,40 +139,82 @@ def importances(study: optuna.Study) -> dict[str, dict[str, float]]:
     return out
 
 
+def comparison_markdown(retrained: dict[str, Any] | None, baselines: list[dict[str, Any]] | None, metric: str,
+                        trivial: dict[str, float]) -> list[str]:
+    """The retrained front beside the hand-set built-ins, and a plain verdict."""
+    lines = [f"| what | {metric} (selection) | {metric} (dev) | params | seeds |", "|---|---|---|---|---|"]
+    rows = []
+    for p in (retrained or {}).get("points", []):
+        rows.append((f"trial {p['trial']} ({p['role']})", p))
+    for b in baselines or []:
+        rows.append((f"built-in `{b['config']}`", b))
+    for name, r in rows:
+        lines.append(f"| {name} | {r['selection_mean']:.4f} ± {r['selection_std']:.4f} | "
+                     f"{r['dev_mean']:.4f} ± {r['dev_std']:.4f} | {r['params']:,} | {r['seeds']} |")
+    lines.append(f"| input-blind (majority class / mean) | {trivial.get('selection', 0):.4f} | {trivial.get('dev', 0):.4f} | 0 | |")
+    lines.append("")
+    if retrained:
+        points = retrained["points"]
+        best_dev = max(p["dev_mean"] for p in points)
+        if best_dev <= trivial.get("dev", 0.0):
+            lines.append(f"**Nothing learned:** no retrained front point beats the input-blind score on dev "
+                         f"({best_dev:.4f} <= {trivial.get('dev', 0):.4f}). Try more steps (`--epochs`) or another space.")
+        if baselines:
+            top = max(baselines, key=lambda b: b["dev_mean"])
+            dom = [p for p in points if p["dev_mean"] > top["dev_mean"] and p["params"] <= top["params"]]
+            if dom:
+                p = dom[0]
+                lines.append(f"**The search beat hand-setting:** trial {p['trial']} has a higher dev {metric} "
+                             f"({p['dev_mean']:.4f}) than the best hand-set built-in `{top['config']}` "
+                             f"({top['dev_mean']:.4f}) with no more params ({p['params']:,} <= {top['params']:,}).")
+            else:
+                lines.append(f"**The search did not dominate hand-setting:** the best hand-set built-in `{top['config']}` "
+                             f"has dev {metric} {top['dev_mean']:.4f} with {top['params']:,} params; no retrained front "
+                             f"point is better with no more params.")
+        lines.append("")
+    return lines
+
+
 def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, retrain_result: dict[str, Any] | None,
-                    picked: optuna.trial.FrozenTrial | None, search_wall_s: float) -> dict[str, Path]:
+                    picked: optuna.trial.FrozenTrial | None, search_wall_s: float,
+                    baselines: list[dict[str, Any]] | None = None) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     metric = ctx.task.primary_metric
+    trivial = {"selection": ctx.trivial, "dev": ctx.trivial_dev}
     paths: dict[str, Path] = {}
     if picked is not None:
         cfg = best_config_dict(picked, study.study_name)
         paths["best_config"] = out / "best_config.yaml"
         paths["best_config"].write_text(yaml.safe_dump(cfg, sort_keys=False))
-    pf = pareto_figure(study, ctx.budget, metric)
-    hf = hypervolume_figure(study, ctx.budget)
+    pf = pareto_figure(study, ctx.budget, metric, retrain_result, baselines, trivial)
+    hf = hypervolume_figure(study, ctx.budget, ctx.trivial)
     paths["pareto"] = out / "pareto.html"
     paths["hypervolume"] = out / "hypervolume.html"
-    pf.write_html(paths["pareto"], include_plotlyjs="cdn")
-    hf.write_html(paths["hypervolume"], include_plotlyjs="cdn")
+    pf.write_html(paths["pareto"], include_plotlyjs=True)
+    hf.write_html(paths["hypervolume"], include_plotlyjs=True)
     imp = importances(study)
     paths["importances"] = out / "importances.json"
     paths["importances"].write_text(json.dumps(imp, indent=2))
     cost = cost_totals(study)
-    hv = study_hypervolume(study, ctx.budget)
+    hv = study_hypervolume(study, ctx.budget, ctx.trivial)
+    front = pareto_front(study)
     lines = [f"# {study.study_name}", "",
              f"Task **{ctx.task.name}** ({metric}), budget **{format_params(ctx.budget)}** trainable adapter parameters "
-             f"(exact count; head of {ctx.shape.head_params:,} params reported apart), space `{ctx.space.name}`.", "",
-             "## Pareto front (feasible, full fidelity)", "", front_markdown(study, metric), "",
-             f"Hypervolume: {hv:.4f} (reference point: {metric} 0, params = budget; params divided by the budget).", ""]
+             f"(exact count; head of {ctx.shape.head_params:,} params reported apart), space `{ctx.space.name}`. "
+             f"Trials are scored on a selection split held out of the training data "
+             f"({int(ctx.settings.selection_fraction * 100)}%, fixed); the dev set chooses nothing.", "",
+             "## Pareto front of the trials (feasible, full fidelity, selection split)", "", front_markdown(study, metric), "",
+             f"Hypervolume: {hv:.4f} (reference point: the input-blind {metric} {ctx.trivial:.4f}, params = budget; "
+             f"params divided by the budget).", ""]
+    if front and max(t.values[0] for t in front) <= ctx.trivial:
+        lines += [f"**Nothing learned:** no trial beats the input-blind {metric} ({ctx.trivial:.4f}) on the selection split.", ""]
     if picked is not None:
         lines += [f"Picked trial {picked.number} ({ctx.settings.pick}): {metric} {picked.values[0]:.4f}, "
                   f"{int(picked.values[1]):,} params.", ""]
-    if retrain_result:
-        lines += ["## Retrain on the full training set", "",
-                  f"{retrain_result['seeds']} seeds on {retrain_result['n_train']:,} examples: {metric} = "
-                  f"**{retrain_result['mean']:.4f} ± {retrain_result['std']:.4f}** "
-                  f"(seeds: {', '.join(format(r['score'], '.4f') for r in retrain_result['runs'])}); "
-                  f"{retrain_result['params']:,} params; {retrain_result['wall_s']:.0f}s wall, {retrain_result['cpu_s']:.0f} CPU-s.", ""]
+    if retrain_result or baselines:
+        n = (retrain_result or {}).get("pick", {}).get("n_train") or (baselines or [{}])[0].get("n_train")
+        lines += [f"## Retrained on the training set ({n:,} examples) beside the hand-set built-ins", "",
+                  *comparison_markdown(retrain_result, baselines, metric, trivial)]
     lines += ["## Cost", "",
               f"- trials: {cost['trials']} ({', '.join(f'{k[2:]} {v}' for k, v in cost.items() if k.startswith('n_'))})",
               f"- search: {cost['wall_s']:.0f}s of training wall time, {cost['cpu_s']:.0f} CPU-s, {cost['gpu_s']:.0f} GPU-s "
@@ -234,8 +236,9 @@ def _dashboard_notes(study, metric, hv_fig, pareto_fig, retrain_result) -> None:
         return
     note = f"## Pareto front\n\n{front_markdown(study, metric)}\n"
     if retrain_result:
-        note += (f"\n**Retrained** trial {retrain_result['trial']}: {metric} {retrain_result['mean']:.4f} ± "
-                 f"{retrain_result['std']:.4f} over {retrain_result['seeds']} seeds\n")
+        p = retrain_result["pick"]
+        note += (f"\n**Retrained** trial {p['trial']}: dev {metric} {p['dev_mean']:.4f} ± {p['dev_std']:.4f} "
+                 f"over {p['seeds']} seeds\n")
     save_note(study, note)
     save_plotly_graph_object(study, hv_fig, graph_object_id="hypervolume")
     save_plotly_graph_object(study, pareto_fig, graph_object_id="pareto")

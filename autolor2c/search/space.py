@@ -33,12 +33,12 @@ BUILTIN_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
 DEFAULT_SPACE = "lor2c_full"
 METHODS = ("lor2c", "lora")
 TOP_KEYS = ("name", "method", "description", "params")
-TYPES = ("float", "int", "categorical", "layer_mask", "fixed")
+TYPES = ("float", "int", "categorical", "layer_mask", "layer", "fixed")
 TRAIN_KEYS = ("learning_rate", "weight_decay", "warmup_ratio", "batch_size", "epochs", "max_length")
 
 _LOR2C_FIELDS = {f.name: f for f in dataclasses.fields(LoR2CConfig)}
 # 'method' is the top-level key; 'layers' + 'span_length' build 'spans' from a layer mask.
-LOR2C_KEYS = tuple(k for k in _LOR2C_FIELDS if k != "method") + ("layers", "span_length")
+LOR2C_KEYS = tuple(k for k in _LOR2C_FIELDS if k != "method") + ("layers", "bypass_from", "span_length")
 LORA_KEYS = ("rank", "alpha", "dropout", "target_modules", "layers")
 LORA_DEFAULTS: dict[str, Any] = {"rank": 8, "alpha": 16.0, "dropout": 0.1,
                                  "target_modules": ["query", "value"], "layers": None}
@@ -51,6 +51,7 @@ _SPEC_KEYS = {
     "int": {"low", "high", "log", "step"},
     "categorical": {"choices"},
     "layer_mask": set(),
+    "layer": set(),
     "fixed": {"value"},
 }
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -154,6 +155,8 @@ class ParamSpec:
             return trial.suggest_categorical(self.key, list(self.choices))
         if self.type == "layer_mask":
             return [bool(trial.suggest_categorical(f"bypass_{k}", [True, False])) for k in range(num_layers)]
+        if self.type == "layer":  # a layer index of this model, so one space fits models of any depth
+            return trial.suggest_int(self.key, 0, num_layers - 1)
         return copy.deepcopy(self.value)
 
 
@@ -284,6 +287,8 @@ def _check_lor2c(key: str, v: Any, fixed_spans: Any) -> str | None:
         return _check_layers_value(v)
     if key == "span_length":
         return None if _is_int(v) and v >= 1 else "must be an integer >= 1"
+    if key == "bypass_from":
+        return None if _is_int(v) else "must be {type: layer} or a layer index (negative counts from the top)"
     why = _check_annotation(key, v)
     if why:
         return why
@@ -386,6 +391,10 @@ class SearchSpace:
             if key != "layers":
                 raise err(where, "type layer_mask is only for the 'layers' key")
             return ParamSpec(key, kind), when
+        if kind == "layer":
+            if key != "bypass_from":
+                raise err(where, "type layer is only for the 'bypass_from' key")
+            return ParamSpec(key, kind), when
         if kind == "categorical":
             choices = value.get("choices")
             if not isinstance(choices, list) or not choices:
@@ -438,8 +447,10 @@ class SearchSpace:
         specs = self.params
         fixed_spans = None
         if self.method == "lor2c":
-            if "spans" in specs and ("layers" in specs or "span_length" in specs):
-                raise err("params.spans", "give either spans or layers/span_length, not both")
+            if "spans" in specs and ("layers" in specs or "span_length" in specs or "bypass_from" in specs):
+                raise err("params.spans", "give either spans or layers/bypass_from/span_length, not both")
+            if "layers" in specs and "bypass_from" in specs:
+                raise err("params.bypass_from", "give either layers or bypass_from, not both")
             spans_spec = specs.get("spans")
             if spans_spec is not None and spans_spec.type != "fixed":
                 raise err("params.spans", "spans can only be a fixed list of [first, last] pairs")
@@ -448,6 +459,8 @@ class SearchSpace:
             where = f"params.{key}"
             if key == "layers" and spec.type not in ("layer_mask", "fixed"):
                 raise err(where, "must be {type: layer_mask} or a fixed list of layer indices")
+            if key == "bypass_from" and spec.type not in ("layer", "fixed"):
+                raise err(where, "must be {type: layer} or a fixed layer index")
             for v in spec.candidates():
                 if key in TRAIN_KEYS:
                     why = _check_train(key, v)
@@ -475,7 +488,7 @@ class SearchSpace:
                 if target == key:
                     raise err(where, "a param cannot depend on itself")
                 tspec = self.params[target]
-                if tspec.type == "layer_mask" or (tspec.type == "fixed" and not _is_scalar(tspec.value)):
+                if tspec.type in ("layer_mask", "layer") or (tspec.type == "fixed" and not _is_scalar(tspec.value)):
                     raise err(where, f"{target!r} is not a scalar param and cannot be a condition")
                 cond = self._parse_condition(target, operand, tspec, err, where)
                 if not self._may_hold(cond, tspec, target in conditional):
@@ -507,7 +520,7 @@ class SearchSpace:
 
     def _default(self, key: str) -> Any:
         """The value a key has when it is absent or its condition does not hold."""
-        if key in TRAIN_KEYS or key == "layers":
+        if key in TRAIN_KEYS or key in ("layers", "bypass_from"):
             return None
         if key == "span_length":
             return 1
@@ -592,6 +605,12 @@ class SearchSpace:
 
     def _layer_indices(self, values: dict[str, Any], num_layers: int,
                        clamped: dict[str, dict[str, Any]]) -> list[int]:
+        if values.get("bypass_from") is not None:  # every layer from there to the top
+            first = values["bypass_from"]
+            if not -num_layers <= first < num_layers:
+                raise UserError(f"{self.source}: params.bypass_from: layer {first} is outside this "
+                                f"{num_layers}-layer model (0..{num_layers - 1})")
+            return list(range(first % num_layers, num_layers))
         if "layers" not in values:
             return list(range(num_layers))
         raw = values["layers"]
@@ -628,7 +647,7 @@ class SearchSpace:
                 kw[k] = float(kw[k])
         if kw.get("alphas") is not None:
             kw["alphas"] = [float(a) for a in kw["alphas"]]
-        if "spans" not in kw and ("layers" in values or "span_length" in values):
+        if "spans" not in kw and ("layers" in values or "bypass_from" in values or "span_length" in values):
             on = set(self._layer_indices(values, num_layers, clamped))
             kw["spans"] = spans_from_mask([k in on for k in range(num_layers)], values.get("span_length", 1))
         cfg = LoR2CConfig(**kw)

@@ -24,18 +24,19 @@ from optuna.trial import TrialState
 warnings.filterwarnings("ignore", category=ExperimentalWarning)
 
 from autolor2c.errors import UserError
-from autolor2c.tasks import TaskSpec, get_task, load_task_data, resolve_data_dir
+from autolor2c.tasks import TaskSpec, get_task, load_task_data, resolve_data_dir, trivial_score
 from autolor2c.train import (TRAINER_VERSION, AdapterSpec, LoRASpec, TrainArgs, count_adapter_params, load_backbone,
-                             model_label, model_shape, train)
+                             model_label, model_shape, train, training_args)
 from autolor2c.lor2c import ModelShape
 
 from .budget import format_params, parse_budget
-from .fidelity import RUNGS_ATTR, Fidelity, rung_points
+from .fidelity import RUNGS_ATTR, Fidelity, next_promotion
+from .sampler import PROMOTED_FROM_ATTR, RungAwareSampler, configuration_chains
 from .pareto import front_indices, hypervolume, pick_best, pick_knee
 from .space import SearchSpace, TrialPlan, default_space_path, load_space
 
 DEFAULT_STORAGE = "sqlite:///studies/autolor2c.db"
-SAMPLERS = ("tpe", "gp", "nsga2", "random")
+SAMPLERS = ("parego", "tpe", "gp", "nsga2", "random")
 WORKER_ATTR = "autolor2c:worker"
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -49,17 +50,24 @@ class SearchSettings:
     space: str | None = None
     storage: str | None = None
     study_name: str | None = None
-    sampler: str = "gp"  # the best of tpe/gp/nsga2/random on our space (bench/results/p3_samplers.md)
+    # TPE on a ParEGO view that sees pruned trials' rung scores (sampler.py): Optuna's own samplers
+    # learn nothing from pruned trials in a two-objective study.
+    sampler: str = "parego"
     seed: int = 0
-    trials: int | None = 20
+    trials: int | None = 20                 # configurations trained (promotions and over-budget ones not counted)
     timeout: float | None = None
-    epochs: float = 1.0
+    # None means the library's default (autolor2c.train.TrainArgs), here and in every training setting.
+    epochs: float | None = None
     max_train_samples: int | None = 4000   # a trial's full-fidelity training set (CPU-sized default)
     max_eval_samples: int | None = None
-    max_length: int = 128
-    batch_size: int = 32
+    max_length: int | None = None
+    batch_size: int | None = None
+    min_steps: int | None = None            # optimiser steps of a full-fidelity trial and a retrain, at least
     backbone_dropout: float | None = 0.0    # the frozen model's own dropout in trials and retrains (None: keep)
-    seeds: int = 3                          # retrain seeds (0 skips)
+    selection_fraction: float = 0.1         # training rows held out to score trials on (never the dev set)
+    seeds: int = 3                          # retrain seeds of the pick (0 skips retraining)
+    front_retrains: int = 3                 # front points retrained: the pick, then knee and smallest (1 seed each)
+    baselines: bool = True                  # retrain the built-in configurations that fit the budget, for comparison
     retrain_epochs: float | None = None     # None: same as trials
     retrain_samples: int | None = None      # None: the full training set
     pick: str = "best"
@@ -74,9 +82,24 @@ class SearchSettings:
         """What must match for a resumed study to be the same search."""
         return {"task": self.task, "model": model_label(self.model), "budget": self.budget,
                 "space": Path(self.space_path()).name, "epochs": self.epochs,
-                "max_train_samples": self.max_train_samples, "max_length": self.max_length,
+                "max_train_samples": self.max_train_samples, "max_length": self.max_length, "min_steps": self.min_steps,
                 "fidelity": self.fidelity.to_dict(), "trainer": TRAINER_VERSION,
-                "backbone_dropout": self.backbone_dropout}
+                "backbone_dropout": self.backbone_dropout, "selection_fraction": self.selection_fraction}
+
+    def train_args(self, plan_train: dict[str, Any] | None = None, *, stage: str, n_full: int | None = None,
+                   fraction: float = 1.0, seed: int | None = None, progress: bool = False) -> TrainArgs:
+        """Training arguments of a trial's rung (``stage='trial'``) or of a retrain (``'retrain'``)."""
+        common = dict(batch_size=self.batch_size, max_length=self.max_length, max_eval_samples=self.max_eval_samples,
+                      min_steps=self.min_steps,
+                      backbone_dropout=self.backbone_dropout, selection_fraction=self.selection_fraction,
+                      seed=self.seed if seed is None else seed, progress=progress)
+        if stage == "trial":
+            return training_args(plan_train, fraction=fraction, epochs=self.epochs, max_train_samples=n_full,
+                                 score_dev=False, **common)
+        if stage == "retrain":
+            return training_args(plan_train, epochs=self.retrain_epochs or self.epochs,
+                                 max_train_samples=self.retrain_samples, **common)
+        raise ValueError(f"stage must be 'trial' or 'retrain', got {stage!r}")
 
     def space_path(self) -> str:
         return str(self.space) if self.space else str(default_space_path())
@@ -122,7 +145,10 @@ def resolve_storage(url: str | None, heartbeat: bool = True):
         raise UserError(f"cannot open --storage {url!r}: {msg[:200]}") from None
 
 
-def make_sampler(name: str, seed: int, n_startup: int = 8) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, n_startup: int = 8, *, budget: float = 1.0,
+                 top_rung: int = 0) -> optuna.samplers.BaseSampler:
+    if name == "parego":
+        return RungAwareSampler(budget, top_rung, seed=seed, n_startup_trials=n_startup)
     if name == "tpe":
         return optuna.samplers.TPESampler(multivariate=True, group=True, constant_liar=True, seed=seed,
                                           n_startup_trials=n_startup)
@@ -140,8 +166,10 @@ def default_study_name(settings: SearchSettings) -> str:
     return f"{settings.task}-{model_label(settings.model)}-b{settings.budget.strip().replace('%', 'pct')}-{space}"
 
 
-def open_study(settings: SearchSettings, storage, name: str, primary_metric: str, create: bool = True) -> optuna.Study:
+def open_study(settings: SearchSettings, storage, name: str, primary_metric: str, create: bool = True,
+               budget: float = 1.0) -> optuna.Study:
     sampler_seed = settings.seed * 1000 + settings.worker
+    top_rung = len(settings.fidelity.fractions) - 1
     try:
         study = optuna.load_study(study_name=name, storage=storage)
         existed = True
@@ -158,10 +186,11 @@ def open_study(settings: SearchSettings, storage, name: str, primary_metric: str
                             f"use --study-name to start another")
         # A different stream on resume, so random start-up points are not repeated.
         sampler_seed += 7919 * len(study.get_trials(deepcopy=False))
-        study.sampler = make_sampler(settings.sampler, sampler_seed)
+        study.sampler = make_sampler(settings.sampler, sampler_seed, budget=budget, top_rung=top_rung)
         return study
     study = optuna.create_study(study_name=name, storage=storage, directions=["maximize", "minimize"],
-                                sampler=make_sampler(settings.sampler, sampler_seed), load_if_exists=True)
+                                sampler=make_sampler(settings.sampler, sampler_seed, budget=budget, top_rung=top_rung),
+                                load_if_exists=True)
     study.set_metric_names([primary_metric, "trainable_params"])
     study.set_user_attr("identity", settings.identity())
     return study
@@ -189,10 +218,18 @@ class SearchContext:
     shape: ModelShape
     budget: int
     n_train_full: int
+    trivial: float = 0.0       # the input-blind score on the selection split: hypervolume's reference
+    trivial_dev: float = 0.0   # the same on the dev set
 
 
 class Objective:
-    """Trains one sampled configuration through the fidelity rungs; never trains one over budget."""
+    """Trains one sampled configuration at one fidelity rung; never trains one over budget.
+
+    A new configuration starts at rung 0; a queued promotion (``promoted_from``) continues a configuration
+    at ``start_rung``. Below the top rung the trial ends PRUNED (paused, see fidelity.py); at the top rung
+    its (score, params) are the study's objective values. An over-budget configuration ends PRUNED at
+    once, untrained, with its exact count and the budget constraint: no score is made up for it.
+    """
 
     def __init__(self, ctx: SearchContext, trainer: Callable[..., dict[str, Any]] = train):
         self.ctx = ctx
@@ -210,52 +247,61 @@ class Objective:
         violation = counts["peak"] - ctx.budget
         trial.set_constraint("budget", float(violation))
         if violation > 0:
-            # Infeasible: recorded at once with its exact count; the sampler learns from the constraint.
             trial.set_user_attr("feasible", False)
             trial.set_user_attr("trained", False)
-            return 0.0, float(counts["final"])
+            raise optuna.TrialPruned(f"over budget by {violation} params: not trained")
         trial.set_user_attr("feasible", True)
         trial.set_user_attr("trained", True)
         self.trained.append(trial.number)
         rungs: list[dict[str, Any]] = []
-        total_wall = total_cpu = total_gpu = 0.0
-        result = None
-        for k, frac in enumerate(ctx.settings.fidelity.fractions):
-            n = max(s.batch_size, int(round(ctx.n_train_full * frac)))
-            args = TrainArgs(epochs=plan.train.get("epochs", s.epochs),
-                             learning_rate=plan.train.get("learning_rate", 2e-3),
-                             batch_size=plan.train.get("batch_size", s.batch_size),
-                             max_length=plan.train.get("max_length", s.max_length),
-                             warmup_ratio=plan.train.get("warmup_ratio", 0.06),
-                             weight_decay=plan.train.get("weight_decay", 0.01),
-                             max_train_samples=min(n, ctx.n_train_full), max_eval_samples=s.max_eval_samples,
-                             backbone_dropout=s.backbone_dropout, seed=s.seed, progress=False)
-            result = self.trainer(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir)
-            result.pop("model_object", None)
-            total_wall += result["wall_time_s"]
-            total_cpu += result["cpu_time_s"]
-            total_gpu += result.get("gpu_time_s", 0.0)
-            rungs.append({"rung": k, "fraction": frac, "n_train": result["n_train"], "steps": result["steps"],
-                          "score": result["primary_score"], "params": result["trainable_params"],
-                          "wall_s": result["wall_time_s"], "cpu_s": result["cpu_time_s"],
-                          "gpu_s": result.get("gpu_time_s", 0.0)})
-            trial.set_user_attr(RUNGS_ATTR, rungs)
-            trial.set_user_attr("cost_s", round(total_wall, 3))
-            trial.set_user_attr("cpu_s", round(total_cpu, 3))
-            trial.set_user_attr("gpu_s", round(total_gpu, 3))
-            if k == len(ctx.settings.fidelity.fractions) - 1:
-                break
-            others = rung_points(trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
-                                                                                 TrialState.RUNNING)),
-                                 k, exclude_number=trial.number)
-            if not ctx.settings.fidelity.should_promote((result["primary_score"], result["trainable_params"]), others):
-                trial.set_user_attr("stopped_at_rung", k)
-                raise optuna.TrialPruned(f"not promoted past rung {k} (fraction {frac:.3g})")
+        source = trial.user_attrs.get(PROMOTED_FROM_ATTR)
+        rung = int(trial.user_attrs.get("start_rung", 0))
+        if source is not None:  # the configuration's earlier rungs, for reading this trial alone
+            src = trial.study._storage.get_trial(trial.study._storage.get_trial_id_from_study_id_trial_number(
+                trial.study._study_id, int(source)))
+            rungs = [dict(r, from_trial=r.get("from_trial", src.number)) for r in src.user_attrs.get(RUNGS_ATTR, [])
+                     if r["rung"] < rung]
+        frac = s.fidelity.fractions[rung]
+        args = s.train_args(plan.train, stage="trial", n_full=ctx.n_train_full, fraction=frac)
+        result = self.trainer(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir)
+        result.pop("model_object", None)
+        rungs.append({"rung": rung, "fraction": frac, "n_train": result["n_train"], "steps": result["steps"],
+                      "score": result["primary_score"], "params": result["trainable_params"],
+                      "wall_s": result["wall_time_s"], "cpu_s": result["cpu_time_s"],
+                      "gpu_s": result.get("gpu_time_s", 0.0)})
+        trial.set_user_attr(RUNGS_ATTR, rungs)
+        trial.set_user_attr("cost_s", round(result["wall_time_s"], 3))
+        trial.set_user_attr("cpu_s", round(result["cpu_time_s"], 3))
+        trial.set_user_attr("gpu_s", round(result.get("gpu_time_s", 0.0), 3))
         trial.set_user_attr("final_structure", result["final_structure"])
         trial.set_user_attr("history", _compact_history(result["history"]))
         trial.set_user_attr("scores", result["scores"])
         trial.set_user_attr("n_train", result["n_train"])
+        if rung < len(s.fidelity.fractions) - 1:
+            trial.set_user_attr("stopped_at_rung", rung)
+            raise optuna.TrialPruned(f"paused at rung {rung} (fraction {frac:.3g}) until promoted")
         return float(result["primary_score"]), float(result["trainable_params"])
+
+
+def trained_configurations(study: optuna.Study) -> int:
+    """Configurations trained so far (a promotion continues one; an over-budget one is not trained)."""
+    trials = study.get_trials(deepcopy=False, states=DONE_STATES)
+    return sum(1 for chain in configuration_chains(trials).values() if chain[0].user_attrs.get("trained"))
+
+
+def queue_promotion(study: optuna.Study, fidelity: Fidelity) -> int | None:
+    """Queue ASHA's next promotion, if any, as a trial with the same parameters; returns its source."""
+    if not fidelity.enabled:
+        return None
+    trials = study.get_trials(deepcopy=False)
+    promo = next_promotion(trials, fidelity)
+    if promo is None:
+        return None
+    number, rung = promo
+    src = next(t for t in trials if t.number == number)
+    study.enqueue_trial(dict(src.params), user_attrs={PROMOTED_FROM_ATTR: number, "start_rung": rung},
+                        skip_if_exists=False)
+    return number
 
 
 # --------------------------------------------------------------------------------------------------
@@ -276,11 +322,11 @@ def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return [trials[i] for i in idx]
 
 
-def study_hypervolume(study: optuna.Study, budget: int) -> float:
-    return hypervolume([(t.values[0], t.values[1]) for t in feasible_trials(study)], budget)
+def study_hypervolume(study: optuna.Study, budget: int, score_floor: float = 0.0) -> float:
+    return hypervolume([(t.values[0], t.values[1]) for t in feasible_trials(study)], budget, score_floor)
 
 
-def hypervolume_history(study: optuna.Study, budget: int) -> list[dict[str, float]]:
+def hypervolume_history(study: optuna.Study, budget: int, score_floor: float = 0.0) -> list[dict[str, float]]:
     """Hypervolume after each finished trial (in order of completion)."""
     done = [t for t in study.get_trials(deepcopy=False) if t.state in DONE_STATES or t.state == TrialState.FAIL]
     done.sort(key=lambda t: (t.datetime_complete or t.datetime_start or 0, t.number))
@@ -289,7 +335,8 @@ def hypervolume_history(study: optuna.Study, budget: int) -> list[dict[str, floa
         elapsed += float(t.user_attrs.get("cost_s", 0.0))
         if is_feasible(t):
             pts.append((t.values[0], t.values[1]))
-        out.append({"trial": t.number, "n": n, "cost_s": round(elapsed, 3), "hypervolume": hypervolume(pts, budget)})
+        out.append({"trial": t.number, "n": n, "cost_s": round(elapsed, 3),
+                    "hypervolume": hypervolume(pts, budget, score_floor)})
     return out
 
 
@@ -344,7 +391,8 @@ def fail_orphaned_trials(study: optuna.Study, requeue: bool = True) -> list[int]
         study._storage.set_trial_user_attr(t._trial_id, "fail_reason", f"interrupted: worker {worker} is gone")
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         if requeue:
-            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
+            keep = {k: t.user_attrs[k] for k in (PROMOTED_FROM_ATTR, "start_rung") if k in t.user_attrs}
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, **keep}, skip_if_exists=False)
         failed.append(t.number)
     try:
         optuna.storages.fail_stale_trials(study)
@@ -415,45 +463,60 @@ def build_context(settings: SearchSettings) -> SearchContext:
     shape = model_shape(base, spec_for_shape)
     budget = parse_budget(settings.budget, shape.backbone_params)
     splits = load_task_data(task, data_dir=resolve_data_dir(settings.data_dir), max_train_samples=None,
-                            max_eval_samples=settings.max_eval_samples)
+                            max_eval_samples=settings.max_eval_samples, selection_fraction=settings.selection_fraction,
+                            selection_cap=TrainArgs.selection_cap)
     n_full = len(splits["train"])
     if settings.max_train_samples:
         n_full = min(n_full, settings.max_train_samples)
-    return SearchContext(settings, task, space, shape, budget, n_full)
+    scored_on = splits["selection"] if "selection" in splits else splits["validation"]
+    trivial = trivial_score(task, splits["train"]["label"], scored_on["label"])
+    trivial_dev = trivial_score(task, splits["train"]["label"], splits["validation"]["label"])
+    return SearchContext(settings, task, space, shape, budget, n_full, trivial, trivial_dev)
 
 
 class _Progress:
-    """Trials done, best feasible score, hypervolume: one tqdm bar (a callback, not a framework)."""
+    """Configurations trained, best feasible score, hypervolume: one tqdm bar; after each trial it queues
+    ASHA's next promotion and stops the study once ``target`` configurations are trained and no
+    promotion is left (a callback, not a framework)."""
 
     def __init__(self, study: optuna.Study, ctx: SearchContext, target: int | None, enabled: bool):
-        self.ctx, self.study = ctx, study
+        self.ctx, self.study, self.target = ctx, study, target
         self.failures_in_a_row = 0
         self.bar = None
         if enabled:
             from tqdm.auto import tqdm
 
-            done = len([t for t in study.get_trials(deepcopy=False, states=DONE_STATES)])
+            done = trained_configurations(study)
             self.bar = tqdm(total=target, initial=min(done, target or done), desc=f"search {study.study_name}",
-                            unit="trial", dynamic_ncols=True)
+                            unit="config", dynamic_ncols=True)
             self._postfix()
 
     def _postfix(self) -> None:
         feas = feasible_trials(self.study)
         best = max((t.values[0] for t in feas), default=float("nan"))
-        hv = study_hypervolume(self.study, self.ctx.budget)
+        hv = study_hypervolume(self.study, self.ctx.budget, self.ctx.trivial)
         if self.bar is not None:
-            self.bar.set_postfix_str(f"best {self.ctx.task.primary_metric}={best:.4f} hv={hv:.4f} feasible={len(feas)}")
+            self.bar.set_postfix_str(f"best {self.ctx.task.primary_metric}={best:.4f} hv={hv:.4f} full-fidelity={len(feas)}")
+
+    def finished(self) -> bool:
+        """Queue a promotion if one is due; True when nothing is left to do."""
+        if queue_promotion(self.study, self.ctx.settings.fidelity) is not None:
+            return False
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        return not waiting and self.target is not None and trained_configurations(self.study) >= self.target
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self.failures_in_a_row = self.failures_in_a_row + 1 if trial.state == TrialState.FAIL else 0
-        if self.bar is not None and trial.state in DONE_STATES:
-            self.bar.update(1)
         if self.bar is not None:
+            self.bar.n = min(trained_configurations(study), self.target or 10**9)
+            self.bar.refresh()
             self._postfix()
         study.set_user_attr("cost", cost_totals(study))
         if self.failures_in_a_row >= self.ctx.settings.max_consecutive_failures:
             reason = trial.user_attrs.get("fail_reason", "")
             print(f"stopping: {self.failures_in_a_row} trials failed in a row (last: {reason})")
+            study.stop()
+        elif self.finished():
             study.stop()
 
     def close(self) -> None:
@@ -485,8 +548,9 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
     ctx = build_context(settings)
     storage = resolve_storage(settings.storage)
     name = settings.study_name or default_study_name(settings)
-    study = open_study(settings, storage, name, ctx.task.primary_metric)
+    study = open_study(settings, storage, name, ctx.task.primary_metric, budget=ctx.budget)
     study.set_user_attr("budget_params", ctx.budget)
+    study.set_user_attr("trivial_score", {"selection": ctx.trivial, "dev": ctx.trivial_dev})
     study.set_user_attr("space", ctx.space.name)
     study.set_user_attr("backbone_params", ctx.shape.backbone_params)
     study.set_user_attr("model_arg", settings.model)
@@ -500,21 +564,20 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
         n = warm_start(study, settings.warm_start, settings.storage, ctx.space, ctx.shape.num_layers)
         print(f"warm start: queued {n} configuration(s) from {settings.warm_start}")
     objective = objective_factory(ctx)
-    done = len(study.get_trials(deepcopy=False, states=DONE_STATES))
+    done = trained_configurations(study)
     target = settings.trials
-    print(f"study {name!r} in {settings.storage or DEFAULT_STORAGE}: {done} trial(s) done"
+    print(f"study {name!r} in {settings.storage or DEFAULT_STORAGE}: {done} configuration(s) trained"
           f"{f', {len(retried)} interrupted trial(s) re-queued' if retried else ''}; budget "
           f"{format_params(ctx.budget)} params; space {ctx.space.name}; fidelity rungs "
-          f"{', '.join(f'{f:.3g}' for f in settings.fidelity.fractions)} of {ctx.n_train_full} examples")
+          f"{', '.join(f'{f:.3g}' for f in settings.fidelity.fractions)} of {ctx.n_train_full} examples; "
+          f"scored on {'a selection split of the training data' if settings.selection_fraction else 'the dev set'}")
     progress = _Progress(study, ctx, target, settings.progress)
     started = time.time()
     try:
-        if target is None or done < target:
-            callbacks = [progress]
-            if target is not None:
-                callbacks.append(optuna.study.MaxTrialsCallback(target, states=DONE_STATES))
-            study.optimize(_failure_recording(objective), n_trials=None if target is None else 10 * target,
-                           timeout=settings.timeout, catch=(Exception,), callbacks=callbacks, gc_after_trial=True)
+        if not progress.finished():
+            # Over-budget trials are free and not counted, so the trial cap is only a guard.
+            study.optimize(_failure_recording(objective), n_trials=None if target is None else 20 * target + 20,
+                           timeout=settings.timeout, catch=(Exception,), callbacks=[progress], gc_after_trial=True)
     finally:
         progress.close()
     study.set_user_attr("cost", cost_totals(study))

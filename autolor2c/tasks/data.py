@@ -370,16 +370,32 @@ def _subsample(ds: Dataset, n: int | None, seed: int, what: str) -> Dataset:
     return ds.shuffle(seed=seed).select(range(n))
 
 
+SELECTION_SEED = 20250301  # fixed: the selection split is the same for every trial, seed and search
+
+
+def selection_size(n_train: int, fraction: float, cap: int | None) -> int:
+    """Rows held out of a training set of ``n_train`` rows as the selection split."""
+    if fraction <= 0:
+        return 0
+    m = max(1, int(round(n_train * fraction)))
+    return min(m, cap) if cap else m
+
+
 def load_task_data(
     task: TaskSpec | str,
     data_dir: str | os.PathLike | None = None,
     max_train_samples: int | None = None,
     max_eval_samples: int | None = None,
     seed: int = 0,
+    selection_fraction: float = 0.0,
+    selection_cap: int | None = None,
 ) -> DatasetDict:
     """Train and validation splits of ``task``: from its own files (custom), a GLUE folder, or the hub.
 
-    ``max_train_samples`` / ``max_eval_samples`` take a seeded random subset of that size.
+    ``max_train_samples`` / ``max_eval_samples`` take a seeded random subset of that size. With
+    ``selection_fraction`` > 0, a fixed part of the training rows (at most ``selection_cap``) is held out
+    as a third split, "selection", on which a search scores its trials; "train" is the rest, so the
+    task's dev set ("validation") is never used to choose anything.
     """
     task = get_task(task)
     if task.is_custom:
@@ -387,10 +403,18 @@ def load_task_data(
     else:
         root = resolve_data_dir(data_dir)
         splits = _load_glue_dir(task, root) if root is not None else _load_from_hub(task)
-    return DatasetDict(
-        train=_subsample(splits["train"], max_train_samples, seed, "max_train_samples"),
-        validation=_subsample(splits["validation"], max_eval_samples, seed, "max_eval_samples"),
-    )
+    train = splits["train"]
+    out = {}
+    m = selection_size(len(train), selection_fraction, selection_cap)
+    if m:
+        if m >= len(train):
+            raise UserError(f"selection_fraction={selection_fraction!r} leaves no training rows for {task.name}")
+        order = train.shuffle(seed=SELECTION_SEED)
+        out["selection"] = order.select(range(m))
+        train = order.select(range(m, len(order)))
+    out["train"] = _subsample(train, max_train_samples, seed, "max_train_samples")
+    out["validation"] = _subsample(splits["validation"], max_eval_samples, seed, "max_eval_samples")
+    return DatasetDict(out)
 
 
 # Bump when the encoded layout changes, so old on-disk caches are not reused.

@@ -82,3 +82,18 @@ def compute_metrics(task: TaskSpec | str, predictions: Any, labels: Any) -> dict
     if len(y) == 0:
         raise ValueError("no predictions to score")
     return {name: METRICS[name](preds, y) for name in task.metrics}
+
+
+def trivial_score(task: TaskSpec | str, train_labels: Any, eval_labels: Any) -> float:
+    """The primary score of a model that ignores its input: the training set's majority class (its mean,
+    for regression) predicted for every row. A trained adapter that does not beat it learned nothing."""
+    task = get_task(task)
+    train_y = _to_numpy(train_labels).reshape(-1)
+    eval_y = _to_numpy(eval_labels).reshape(-1)
+    if task.is_regression:
+        preds = np.full(len(eval_y), float(np.mean(train_y)))
+    else:
+        values, counts = np.unique(train_y.astype(np.int64), return_counts=True)
+        preds = np.full(len(eval_y), int(values[np.argmax(counts)]))
+    score = compute_metrics(task, preds, eval_y)[task.primary_metric]
+    return 0.0 if not np.isfinite(score) else float(score)

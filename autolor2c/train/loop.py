@@ -10,7 +10,7 @@ import random
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -32,8 +32,12 @@ from .backbone import load_backbone, load_tokenizer, model_label
 
 
 # Bump when a default changes what the same configuration trains to (2: trained pooler head, backbone
-# dropout off), so a study begun under the old defaults is not silently continued under the new ones.
-TRAINER_VERSION = 2
+# dropout off; 3: a minimum number of steps, selection split), so a study begun under the old defaults
+# is not silently continued under the new ones.
+TRAINER_VERSION = 3
+
+
+MAX_EVALS = 3
 
 
 class TrainingError(RuntimeError):
@@ -52,6 +56,14 @@ class TrainArgs:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
     max_steps: int | None = None          # caps the run (a low-fidelity rung)
+    # Small tasks (GLUE's 0.6k-8.5k rows) collapse to the majority class in one epoch: run at least this
+    # many optimiser steps, repeating the data (LoRA recipes use 10-80 epochs on them).
+    min_steps: int = 300
+    # A fixed part of the training rows held out to choose things on (trials, the best checkpoint);
+    # 0 = none, then the dev set is used as before. The dev set is still scored at the end (dev_scores).
+    selection_fraction: float = 0.0
+    selection_cap: int | None = 2000
+    score_dev: bool = True                # with a selection split: also score the dev set at the end
     eval_every: int | None = None         # steps between evaluations; None = each epoch end
     structure_fraction: float = 0.25      # merges/injections happen in this first part of training
     group_by_length: bool = True          # batches of similar length: less padding, same data
@@ -76,6 +88,9 @@ class TrainArgs:
                   ("max_train_samples", self.max_train_samples is None or self.max_train_samples >= 1),
                   ("max_eval_samples", self.max_eval_samples is None or self.max_eval_samples >= 1),
                   ("max_steps", self.max_steps is None or self.max_steps >= 1),
+                  ("min_steps", self.min_steps >= 0),
+                  ("selection_fraction", 0 <= self.selection_fraction < 1),
+                  ("selection_cap", self.selection_cap is None or self.selection_cap >= 1),
                   ("eval_every", self.eval_every is None or self.eval_every >= 1),
                   ("structure_fraction", 0 < self.structure_fraction <= 1),
                   ("backbone_dropout", self.backbone_dropout is None or 0 <= self.backbone_dropout < 1)]
@@ -83,6 +98,25 @@ class TrainArgs:
             if not ok:
                 raise UserError(f"bad training setting {name}={getattr(self, name)!r}")
         return self
+
+
+def training_args(plan_train: Mapping[str, Any] | None = None, *, fraction: float = 1.0, **settings: Any) -> TrainArgs:
+    """The one way a run's training arguments are made, for search trials, retrains, baselines and
+    ``autolor2c train`` alike: the library defaults (``TrainArgs``), then the run's ``settings`` (``None``
+    means "the default"), then the plan's own training keys (from the space or a config file).
+
+    ``fraction`` < 1 makes a low-fidelity rung of that run: that share of its training rows and of its
+    minimum steps, so a rung is the same fraction of the full trial's optimiser steps.
+    """
+    kw = {k: v for k, v in settings.items() if v is not None}
+    kw.update(plan_train or {})
+    args = TrainArgs.from_dict(kw)
+    if fraction < 1:
+        if args.max_train_samples is None:
+            raise ValueError("a fractional rung needs max_train_samples (the full trial's rows)")
+        args.max_train_samples = max(args.batch_size, int(round(args.max_train_samples * fraction)))
+        args.min_steps = int(math.ceil(args.min_steps * fraction))
+    return args.validate()
 
 
 def structure_schedule(total_steps: int, merges: int, injects: int, fraction: float = 0.25) -> dict[int, list[str]]:
@@ -214,7 +248,8 @@ def _make_optimizer(model, lr: float, weight_decay: float, old: torch.optim.Opti
 # --------------------------------------------------------------------------------------------------
 def prepare_data(task: TaskSpec, tokenizer, args: TrainArgs, data_dir=None):
     splits = load_task_data(task, data_dir=resolve_data_dir(data_dir), max_train_samples=args.max_train_samples,
-                            max_eval_samples=args.max_eval_samples, seed=args.data_seed)
+                            max_eval_samples=args.max_eval_samples, seed=args.data_seed,
+                            selection_fraction=args.selection_fraction, selection_cap=args.selection_cap)
     return encode_task(task, splits, tokenizer, max_length=args.max_length)
 
 
@@ -239,7 +274,9 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
     encoded = prepare_data(task, tokenizer, args, data_dir)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_rows = Batches(encoded["train"], pad_id, task.is_regression)
-    eval_rows = Batches(encoded["validation"], pad_id, task.is_regression)
+    dev_rows = Batches(encoded["validation"], pad_id, task.is_regression)
+    # Checkpoints (and a search's trials) are chosen on the selection split when there is one.
+    eval_rows = Batches(encoded["selection"], pad_id, task.is_regression) if "selection" in encoded else dev_rows
     num_labels = task.num_labels
     if getattr(task, "label_names", None) and not task.is_regression:
         num_labels = max(num_labels, len(task.label_names))
@@ -252,14 +289,16 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
     model.train()
 
     steps_per_epoch = math.ceil(len(train_rows) / args.batch_size)
-    total_steps = max(1, math.ceil(steps_per_epoch * args.epochs))
+    total_steps = max(1, math.ceil(steps_per_epoch * args.epochs), args.min_steps)
     if args.max_steps:
         total_steps = min(total_steps, args.max_steps)
     warmup = int(total_steps * args.warmup_ratio)
     lor2c = spec.lor2c if spec.method == "lor2c" else None
     schedule = structure_schedule(total_steps, lor2c.merge_count, lor2c.inject_count, args.structure_fraction) if lor2c else {}
+    # Each epoch end, but at most MAX_EVALS evenly spaced ones when min_steps repeats a small set many times.
+    n_evals = min(math.ceil(total_steps / steps_per_epoch), MAX_EVALS)
     eval_points = set(range(args.eval_every, total_steps + 1, args.eval_every)) if args.eval_every else {
-        min(total_steps, math.ceil(steps_per_epoch * (e + 1))) for e in range(math.ceil(args.epochs))}
+        math.ceil(total_steps * (e + 1) / n_evals) for e in range(n_evals)}
     eval_points.add(total_steps)
 
     def lr_at(step: int) -> float:  # linear warm-up, then linear decay to 0
@@ -330,6 +369,8 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
 
     if best["state"] is not None:
         model.load_state_dict(best["state"], strict=False)
+    dev_scores = best["scores"] if eval_rows is dev_rows else (
+        evaluate(model, task, dev_rows, device) if args.score_dev else None)
     adapter_params, head_params = adapter_param_count(model)
     final_analytic = count_adapter_params(_final_spec(model, spec), shape)["initial"]
     if adapter_params != final_analytic:
@@ -344,6 +385,9 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
         "final_structure": adapter_structure(model, spec),
         "train_args": asdict(args),
         "scores": best["scores"],
+        "eval_split": "selection" if eval_rows is not dev_rows else "validation",
+        "dev_scores": dev_scores,
+        "dev_score": dev_scores[task.primary_metric] if dev_scores else None,
         "primary_metric": task.primary_metric,
         "primary_score": best["score"],
         "best_step": best["step"],
@@ -356,6 +400,7 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
         "epochs": round(step / steps_per_epoch, 3),
         "n_train": len(train_rows),
         "n_eval": len(eval_rows),
+        "n_dev": len(dev_rows),
         "wall_time_s": round(wall, 3),
         "cpu_time_s": round(cpu, 3),
         "gpu_time_s": round(wall, 3) if device.type == "cuda" else 0.0,
