@@ -337,15 +337,22 @@ def cmd_export(a: argparse.Namespace) -> int:
         cfg = best_config_dict(pick_trial(study, a.pick, a.trial), study.study_name)
         print(f"wrote {export.export_config(cfg, out, a.format)}")
         return 0
-    # peft / lora export the retrained adapter, which belongs to one trial
+    # lor2c / lora export the retrained adapter, which belongs to one trial
     retrained = study.user_attrs.get("retrain", {}).get("trial")
     if a.trial is not None and a.trial != retrained:
         raise UserError(f"bad --trial {a.trial}: the retrained adapter is trial {retrained}; "
                         f"run autolor2c retrain --trial {a.trial} first")
     src = Path(a.source) if a.source else Path(study.user_attrs.get("artifacts_dir") or Path("studies") / study.study_name)
     adapter = src / "adapter"
-    if a.format == "peft":
-        print(f"wrote {export.export_folder(adapter, out)}")
+    if a.format in ("lor2c", "peft"):
+        if a.format == "peft":
+            print("autolor2c: --format peft is deprecated, use --format lor2c: it writes LoR2C's own folder "
+                  "(lor2c_config.json + lor2c_model.safetensors + autolor2c.json + README.md), not a PEFT adapter",
+                  file=sys.stderr)
+        retrain_file = src / "retrain.json"
+        retrain = json.loads(retrain_file.read_text()) if retrain_file.is_file() else None
+        folder = export.export_folder(adapter, out, retrain, title=f"LoR2C adapter from study {study.study_name}")
+        print(f"wrote {folder}: lor2c_config.json, lor2c_model.safetensors, autolor2c.json, README.md (model card)")
         return 0
     meta = read_meta(adapter)
     regression = _task_from_meta(meta).is_regression

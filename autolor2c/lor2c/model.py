@@ -22,8 +22,12 @@ from torch import nn
 from .config import ConfigError, LoR2CConfig
 from .layer import Bypass, InjectedLoRA, low_rank_singular_values, sfs_score
 
-CONFIG_NAME = "adapter_config.json"
-WEIGHTS_NAME = "adapter_model.safetensors"
+# LoR2C's own file names: PEFT and transformers take a folder holding adapter_config.json for a PEFT
+# adapter, which this is not. Folders saved before 0.2 used those names; they still load.
+CONFIG_NAME = "lor2c_config.json"
+WEIGHTS_NAME = "lor2c_model.safetensors"
+LEGACY_CONFIG_NAME = "adapter_config.json"
+LEGACY_WEIGHTS_NAME = "adapter_model.safetensors"
 FORMAT_VERSION = 1
 
 # Known homes of the layer stack, tried before the generic search.
@@ -464,7 +468,7 @@ class LoR2CModel(nn.Module):
     # -- save / load ---------------------------------------------------------------------------------
     def save_pretrained(self, folder: str | Path, extra: dict[str, Any] | None = None,
                         extra_files: dict[str, str] | None = None) -> Path:
-        """Write adapter_config.json and adapter_model.safetensors; atomic (a crash leaves no half folder)."""
+        """Write lor2c_config.json and lor2c_model.safetensors; atomic (a crash leaves no half folder)."""
         from safetensors.torch import save_file
 
         base_cfg = getattr(self.base_model, "config", None)
@@ -503,23 +507,24 @@ class LoR2CModel(nn.Module):
         from safetensors.torch import load_file
 
         meta = read_adapter_config(folder)
+        cfg_path, weights_path = adapter_files(folder)
         try:
             config = LoR2CConfig.from_dict(meta["lor2c"])
         except (ConfigError, TypeError) as e:
-            raise AdapterLoadError(f"{Path(folder) / CONFIG_NAME}: invalid LoR2C config ({e})") from None
+            raise AdapterLoadError(f"{cfg_path}: invalid LoR2C config ({e})") from None
         if config.head_modules is None and isinstance(meta.get("head_modules"), list):
             config.head_modules = meta["head_modules"]  # folders saved before the config named its head
         wrapped = cls(model, config)
         try:
-            tensors = load_file(str(Path(folder) / WEIGHTS_NAME))
+            tensors = load_file(str(weights_path))
         except (SafetensorError, OSError, ValueError) as e:
-            raise AdapterLoadError(f"{Path(folder) / WEIGHTS_NAME}: not a readable safetensors file ({e})") from None
+            raise AdapterLoadError(f"{weights_path}: not a readable safetensors file ({e})") from None
         expected = {**wrapped.adapter_state_dict(), **wrapped.head_state_dict()}
         missing = sorted(set(expected) - set(tensors))
         unexpected = sorted(set(tensors) - set(expected))
         if missing or unexpected:
             raise AdapterLoadError(
-                f"{Path(folder) / WEIGHTS_NAME} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+                f"{weights_path} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
         with torch.no_grad():
             for k, p in expected.items():
                 if tuple(tensors[k].shape) != tuple(p.shape):
@@ -550,12 +555,20 @@ def write_folder_atomically(folder: str | Path, write) -> Path:
     return folder
 
 
+def adapter_files(folder: str | Path) -> tuple[Path, Path]:
+    """The config and weights files of an adapter folder: LoR2C's names, else the names used before 0.2."""
+    folder = Path(folder)
+    if (folder / CONFIG_NAME).is_file() or not (folder / LEGACY_CONFIG_NAME).is_file():
+        return folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    return folder / LEGACY_CONFIG_NAME, folder / LEGACY_WEIGHTS_NAME
+
+
 def read_adapter_config(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
-    cfg_path = folder / CONFIG_NAME
+    cfg_path, weights_path = adapter_files(folder)
     if not folder.is_dir():
         raise AdapterLoadError(f"adapter folder {folder} does not exist")
-    if not cfg_path.is_file() or not (folder / WEIGHTS_NAME).is_file():
+    if not cfg_path.is_file() or not weights_path.is_file():
         raise AdapterLoadError(f"{folder} is not an autolor2c adapter folder (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
     try:
         meta = json.loads(cfg_path.read_text())
