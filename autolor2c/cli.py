@@ -212,6 +212,7 @@ def _study_dir(settings, study_name: str) -> Path:
 
 
 def cmd_search(a: argparse.Namespace) -> int:
+    from autolor2c.search.artifacts import artifact_dir, upload_study_artifacts
     from autolor2c.search.report import print_front, retrain, write_artifacts
     from autolor2c.search.study import pareto_front, pick_trial, run_search
 
@@ -240,6 +241,7 @@ def cmd_search(a: argparse.Namespace) -> int:
         why = "no configuration of the space fits the budget" if not feasible else "no feasible trial finished"
         print(f"no feasible trial: {why} (budget {settings.budget}); nothing trained beyond the trials")
         write_artifacts(study, ctx, out, None, None, wall)
+        upload_study_artifacts(study, out, settings.storage)
         return 0
     print_front(study, ctx.task.primary_metric)
     picked = pick_trial(study, settings.pick)
@@ -252,6 +254,9 @@ def cmd_search(a: argparse.Namespace) -> int:
         print(f"retrained {ctx.task.primary_metric}: {result['mean']:.4f} ± {result['std']:.4f} over {settings.seeds} seeds")
     paths = write_artifacts(study, ctx, out, result, picked, wall)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    uploaded = upload_study_artifacts(study, out, settings.storage)
+    print(f"uploaded {len(uploaded)} files to the study's artifact store {artifact_dir(settings.storage)} "
+          f"(optuna-dashboard lists them: autolor2c dashboard)")
     return 0
 
 
@@ -310,6 +315,7 @@ def _context_for_study(study, a):
 
 
 def cmd_retrain(a: argparse.Namespace) -> int:
+    from autolor2c.search.artifacts import upload_study_artifacts
     from autolor2c.search.report import retrain, write_artifacts
     from autolor2c.search.study import pick_trial
 
@@ -321,6 +327,7 @@ def cmd_retrain(a: argparse.Namespace) -> int:
     if result:
         print(f"retrained trial {picked.number}: {ctx.task.primary_metric} {result['mean']:.4f} ± {result['std']:.4f}")
     write_artifacts(study, ctx, out, result, picked, 0.0)
+    upload_study_artifacts(study, out, a.storage)
     return 0
 
 
@@ -372,10 +379,15 @@ def cmd_dashboard(a: argparse.Namespace) -> int:
         if not path.is_file():
             raise UserError(f"bad --storage {url!r}: {path} does not exist (run a search first)")
     storage = resolve_storage(url, heartbeat=False)
+    from optuna.artifacts import FileSystemArtifactStore
     from optuna_dashboard import run_server
 
-    print(f"optuna-dashboard for {url} at http://{a.host}:{a.port}/ (Ctrl-C stops it)", flush=True)
-    run_server(storage, host=a.host, port=a.port)
+    from autolor2c.search.artifacts import artifact_dir
+
+    folder = Path(a.artifact_dir) if a.artifact_dir else artifact_dir(url)
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"optuna-dashboard for {url} (artifacts {folder}) at http://{a.host}:{a.port}/ (Ctrl-C stops it)", flush=True)
+    run_server(storage, host=a.host, port=a.port, artifact_store=FileSystemArtifactStore(str(folder)))
     return 0
 
 
@@ -574,6 +586,9 @@ def _add_search_commands(sub) -> None:
     d.add_argument("--storage", default=None, help=_STORAGE_HELP)
     d.add_argument("--host", default="127.0.0.1", help="address to bind")
     d.add_argument("--port", type=_int_at_least(1), default=8080, help="port to bind")
+    d.add_argument("--artifact-dir", default=None,
+                   help="the studies' artifact store (default: artifacts/ beside a SQLite or journal file, "
+                        "else studies/artifacts)")
     d.set_defaults(func=cmd_dashboard, check=_check_common_values)
 
 

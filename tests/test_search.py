@@ -38,9 +38,14 @@ def test_search_writes_every_artifact(searched):
     tmp, storage, _ = searched
     out = tmp / "out"
     for name in ("best_config.yaml", "pareto.html", "hypervolume.html", "importances.json", "report.md",
-                 "adapter/lor2c_config.json", "adapter/lor2c_model.safetensors", "adapter/README.md", "retrain.json"):
+                 "adapter/lor2c_config.json", "adapter/lor2c_model.safetensors", "adapter/README.md", "retrain.json",
+                 "trials.csv", "importances.html", "adapter.zip"):
         assert (out / name).is_file(), name
     study = optuna.load_study(study_name="t", storage=storage)
+    # the same files are the study's artifacts in the store beside the database (the dashboard's)
+    uploaded = {m.filename for m in optuna.artifacts.get_all_artifact_meta(study)}
+    assert {"report.md", "best_config.yaml", "adapter.zip", "pareto.html", "trials.csv"} <= uploaded
+    assert (tmp / "artifacts").is_dir()
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert study.metric_names == ["accuracy", "trainable_params"]
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
