@@ -128,11 +128,21 @@ def cmd_predict(a: argparse.Namespace) -> int:
     task = _task_from_meta(meta)
     if a.task and get_task(a.task).name != task.name:
         raise UserError(f"--task {a.task}: the adapter was trained for {task.name}")
+    if a.input:  # the file is checked before the model loads
+        from autolor2c.train.predict_file import default_output, predict_file, read_input
+
+        rows = read_input(task, Path(a.input))
     tokenizer = load_tokenizer(meta.get("model"))
     base = load_backbone(meta.get("model"), meta["num_labels"], task.is_regression)
     model = load_adapter(base, a.adapter)
     device = pick_device("auto")
     model.to(device).eval()
+    if a.input:
+        out = Path(a.output) if a.output else default_output(Path(a.input))
+        summary = predict_file(model, tokenizer, task, rows, out, device, max_length=meta.get("max_length", 128),
+                               batch_size=a.batch_size, progress=not a.no_progress)
+        print(json.dumps(summary))
+        return 0
     if a.text:
         import torch
 
@@ -422,6 +432,23 @@ def _check_common_values(a: argparse.Namespace) -> None:
         storage_kind(a.storage)
 
 
+def _check_predict_values(a: argparse.Namespace) -> None:
+    _check_common_values(a)
+    if a.input and a.text:
+        raise UserError("--input and --text exclude each other")
+    if a.output and not a.input:
+        raise UserError("--output needs --input")
+    if a.output:
+        from autolor2c.tasks.registry import CUSTOM_FORMATS
+
+        if Path(a.output).suffix.lower() not in CUSTOM_FORMATS:
+            raise UserError(f"bad --output {a.output!r}: use one of {', '.join(CUSTOM_FORMATS)}")
+    if a.input and not Path(a.input).is_file():
+        raise UserError(f"bad --input {a.input!r}: no such file")
+    if not Path(a.adapter).is_dir():
+        raise UserError(f"bad --adapter {a.adapter!r}: no such folder")
+
+
 def _check_search_values(a: argparse.Namespace) -> None:
     from autolor2c.search.budget import parse_budget
     from autolor2c.search.fidelity import Fidelity
@@ -620,13 +647,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", default=None, help="output folder (default runs/<task>-<config>-s<seed>)")
     t.set_defaults(func=cmd_train, check=_check_common_values)
 
-    p = sub.add_parser("predict", help="predict with a saved adapter: score the dev set, or label --text")
+    p = sub.add_parser("predict", help="predict with a saved adapter: a file of texts, the dev set, or one --text")
     p.add_argument("--adapter", required=True, help="adapter folder (from train, search or export)")
+    p.add_argument("--input", default=None,
+                   help="csv/tsv/json/jsonl/parquet with the task's text columns: writes a prediction per row "
+                        "(default: score the GLUE dev set)")
+    p.add_argument("--output", default=None, help="predictions file (default <input>.predictions.jsonl)")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=64, help="rows per forward pass")
     p.add_argument("--task", default=None, help="check the adapter was trained for this task (default: no check)")
     p.add_argument("--data-dir", default=None, help="GLUE folder for the dev set (default $AUTOLOR2C_DATA_DIR)")
     p.add_argument("--text", default=None, help="one text to label (default none)")
     p.add_argument("--max-eval-samples", type=_int_at_least(1), help="dev examples to score (default: all)")
-    p.set_defaults(func=cmd_predict, check=_check_common_values)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict, check=_check_predict_values)
 
     _add_search_commands(sub)
     return parser
