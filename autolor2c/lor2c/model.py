@@ -8,6 +8,7 @@ rebuilds its optimiser from ``trainable_parameters()``.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import os
 import shutil
@@ -255,6 +256,30 @@ def planned_params(config: LoR2CConfig, shape: ModelShape) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------------
 # The adapted model
 # --------------------------------------------------------------------------------------------------
+class _BaseSignatureForward:
+    """``LoR2CModel.forward`` with the base model's signature (input_ids, attention_mask, labels, ...):
+    callers that inspect it, such as the HF Trainer dropping dataset columns the model does not take,
+    see what the base takes. A descriptor, not an instance attribute, so deepcopy stays correct."""
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:  # the class's view, which transformers' find_labels reads: it takes labels
+            return _unbound_forward
+        def forward(*args, **kwargs):
+            return obj._forward(*args, **kwargs)
+        forward.__signature__ = inspect.signature(obj.base_model.forward)
+        return forward
+
+
+def _unbound_forward(self, *args, **kwargs):
+    return self._forward(*args, **kwargs)
+
+
+_P = inspect.Parameter
+_unbound_forward.__signature__ = inspect.Signature([
+    _P("self", _P.POSITIONAL_OR_KEYWORD), _P("args", _P.VAR_POSITIONAL), _P("labels", _P.KEYWORD_ONLY, default=None),
+    _P("kwargs", _P.VAR_KEYWORD)])
+
+
 class LoR2CModel(nn.Module):
     """A frozen transformer plus LoR2C bypasses (and any injected LoRA). Call it like the base model."""
 
@@ -317,11 +342,13 @@ class LoR2CModel(nn.Module):
             return (hidden,) + tuple(output[1:]) if isinstance(output, tuple) else hidden
         return add
 
-    def forward(self, *args, **kwargs):
+    def _forward(self, *args, **kwargs):
         try:
             return self.base_model(*args, **kwargs)
         finally:
             self._inputs.clear()
+
+    forward = _BaseSignatureForward()
 
     # -- structure -----------------------------------------------------------------------------------
     @property
