@@ -4,6 +4,7 @@ has help and a shown default, one error prefix, --version, and a wheel install r
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import venv
@@ -86,9 +87,14 @@ def test_one_error_prefix_and_version(capsys):
 @pytest.mark.slow
 def test_wheel_installed_cli_answers_help(tmp_path):
     """A wheel (not an editable install) in a bare venv: --help needs no dependency at all."""
+    # built from a copy: setuptools leaves build/ and *.egg-info in the tree it builds, and a stale one
+    # there would be packed instead of the sources
+    src = tmp_path / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "studies", "runs",
+                                                           "__pycache__", ".pytest_cache", "bench", "tests"))
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(wheels),
-                    str(REPO)], check=True, timeout=300, capture_output=True)
+                    str(src)], check=True, timeout=300, capture_output=True)
     wheel = next(wheels.glob("autolor2c-*.whl"))
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
