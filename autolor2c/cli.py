@@ -15,8 +15,12 @@ EXIT_BAD_INPUT = 2
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2 (argparse's own code), no usage dump
-        raise UserError(f"{self.prog}: {message}")
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):  # one line, exit 2 (argparse's own code), no usage dump; main adds the prefix
+        raise UserError(message)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -57,18 +61,6 @@ def _float_above(low: float, inclusive: bool = False) -> Callable[[str], float]:
 _positive = _float_above(0.0)
 
 
-def _add_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", required=True, help="GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) or 'custom'")
-    p.add_argument("--data-dir", default=None, help="GLUE distribution layout (DIR/SST-2/train.tsv ...); "
-                   "default $AUTOLOR2C_DATA_DIR, else the Hugging Face hub")
-    p.add_argument("--train-file", default=None, help="custom task: training file (csv/tsv/json/jsonl/parquet)")
-    p.add_argument("--validation-file", default=None, help="custom task: validation file")
-    p.add_argument("--text-columns", default=None, help="custom task: comma-separated text column(s)")
-    p.add_argument("--label-column", default="label", help="custom task: label column")
-    p.add_argument("--regression", action="store_true", help="custom task: the label is a number")
-    p.add_argument("--model", default=None, help="hub id or local folder (default: the embedded all-MiniLM-L6-v2)")
-
-
 def _task_from_args(a: argparse.Namespace):
     from autolor2c.tasks import custom_task, get_task
 
@@ -86,26 +78,20 @@ def _task_from_args(a: argparse.Namespace):
 # train / predict
 # --------------------------------------------------------------------------------------------------
 def cmd_train(a: argparse.Namespace) -> int:
-    from autolor2c.train import TrainArgs, read_config_file, train
+    from autolor2c.train import read_config_file, train, training_args
 
     task = _task_from_args(a)
     spec, overrides = read_config_file(a.config)
-    settings = {**TRAIN_DEFAULTS, **overrides}
-    for flag in ("epochs", "learning_rate", "batch_size", "max_length", "max_train_samples", "max_eval_samples",
-                 "seed", "eval_every", "backbone_dropout"):
-        v = getattr(a, flag)
-        if v is not None:
-            settings[flag] = v
-    args = TrainArgs.from_dict(settings)
+    flags = {f: getattr(a, f) for f in ("epochs", "learning_rate", "batch_size", "max_length", "max_train_samples",
+                                        "max_eval_samples", "seed", "eval_every", "backbone_dropout", "min_steps")}
+    # the library's defaults, then the config file's training keys, then the flags given
+    args = training_args({**overrides, **{k: v for k, v in flags.items() if v is not None}})
     out = Path(a.out) if a.out else Path("runs") / f"{task.name}-{Path(a.config).stem}-s{args.seed}"
     result = train(task, spec, args, model_name=a.model, data_dir=a.data_dir, out_dir=out)
     _print_summary(result, out)
     return 0
 
 
-# Sized for a 2-core CPU with the embedded model: one epoch of SST-2 is about 4.5 min; 2e-3 because the
-# trained pooler diverges at 1e-2 and lost 1.4 points at 4e-3 (bench/results/head_ablation.md).
-TRAIN_DEFAULTS: dict[str, Any] = {"epochs": 1.0, "learning_rate": 2e-3, "batch_size": 32, "max_length": 128}
 
 
 def _print_summary(result: dict[str, Any], out: Path) -> None:
@@ -136,11 +122,21 @@ def cmd_predict(a: argparse.Namespace) -> int:
     task = _task_from_meta(meta)
     if a.task and get_task(a.task).name != task.name:
         raise UserError(f"--task {a.task}: the adapter was trained for {task.name}")
+    if a.input:  # the file is checked before the model loads
+        from autolor2c.train.predict_file import default_output, predict_file, read_input
+
+        rows = read_input(task, Path(a.input))
     tokenizer = load_tokenizer(meta.get("model"))
     base = load_backbone(meta.get("model"), meta["num_labels"], task.is_regression)
     model = load_adapter(base, a.adapter)
     device = pick_device("auto")
     model.to(device).eval()
+    if a.input:
+        out = Path(a.output) if a.output else default_output(Path(a.input))
+        summary = predict_file(model, tokenizer, task, rows, out, device, max_length=meta.get("max_length", 128),
+                               batch_size=a.batch_size, progress=not a.no_progress)
+        print(json.dumps(summary))
+        return 0
     if a.text:
         import torch
 
@@ -174,14 +170,10 @@ def cmd_predict(a: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------
 def _settings_from_args(a: argparse.Namespace):
     from autolor2c.search.fidelity import Fidelity
-    from autolor2c.search.study import SAMPLERS, SearchSettings
+    from autolor2c.search.study import SearchSettings
 
-    if a.sampler not in SAMPLERS:
-        raise UserError(f"bad --sampler {a.sampler!r}: choose one of {', '.join(SAMPLERS)}")
     if a.trials is None and a.timeout is None:
         a.trials = 20
-    if a.no_multi_fidelity and a.fidelity_rungs:
-        raise UserError("--no-multi-fidelity conflicts with --fidelity-rungs")
     fidelity = Fidelity.off() if a.no_multi_fidelity else Fidelity.parse(a.fidelity_rungs, a.reduction_factor)
     if a.space is not None and not Path(a.space).is_file():
         from autolor2c.search.space import list_builtin_spaces
@@ -226,6 +218,7 @@ def _study_dir(settings, study_name: str) -> Path:
 
 
 def cmd_search(a: argparse.Namespace) -> int:
+    from autolor2c.search.artifacts import artifact_dir, upload_study_artifacts
     from autolor2c.search.report import print_front, write_artifacts
     from autolor2c.search.retrain import retrain_baselines, retrain_front
     from autolor2c.search.study import pareto_front, pick_trial, run_search
@@ -255,6 +248,7 @@ def cmd_search(a: argparse.Namespace) -> int:
         why = "no configuration of the space fits the budget" if not feasible else "no feasible trial finished"
         print(f"no feasible trial: {why} (budget {settings.budget}); nothing trained beyond the trials")
         write_artifacts(study, ctx, out, None, None, wall)
+        upload_study_artifacts(study, out, settings.storage)
         return 0
     print_front(study, ctx.task.primary_metric)
     picked = pick_trial(study, settings.pick)
@@ -274,6 +268,9 @@ def cmd_search(a: argparse.Namespace) -> int:
             study.set_user_attr("baselines", [{k: v for k, v in b.items() if k != "runs"} for b in baselines])
     paths = write_artifacts(study, ctx, out, result, picked, wall, baselines)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    uploaded = upload_study_artifacts(study, out, settings.storage)
+    print(f"uploaded {len(uploaded)} files to the study's artifact store {artifact_dir(settings.storage)} "
+          f"(optuna-dashboard lists them: autolor2c dashboard)")
     return 0
 
 
@@ -334,6 +331,7 @@ def _context_for_study(study, a):
 
 
 def cmd_retrain(a: argparse.Namespace) -> int:
+    from autolor2c.search.artifacts import upload_study_artifacts
     from autolor2c.search.report import write_artifacts
     from autolor2c.search.retrain import retrain_front
     from autolor2c.search.study import pick_trial
@@ -347,6 +345,7 @@ def cmd_retrain(a: argparse.Namespace) -> int:
         p = result["pick"]
         print(f"retrained trial {picked.number}: dev {ctx.task.primary_metric} {p['dev_mean']:.4f} ± {p['dev_std']:.4f}")
     write_artifacts(study, ctx, out, result, picked, 0.0, study.user_attrs.get("baselines"))
+    upload_study_artifacts(study, out, a.storage)
     return 0
 
 
@@ -363,15 +362,22 @@ def cmd_export(a: argparse.Namespace) -> int:
         cfg = best_config_dict(pick_trial(study, a.pick, a.trial), study.study_name)
         print(f"wrote {export.export_config(cfg, out, a.format)}")
         return 0
-    # peft / lora export the retrained adapter, which belongs to one trial
+    # lor2c / lora export the retrained adapter, which belongs to one trial
     retrained = study.user_attrs.get("retrain", {}).get("trial")
     if a.trial is not None and a.trial != retrained:
         raise UserError(f"bad --trial {a.trial}: the retrained adapter is trial {retrained}; "
                         f"run autolor2c retrain --trial {a.trial} first")
     src = Path(a.source) if a.source else Path(study.user_attrs.get("artifacts_dir") or Path("studies") / study.study_name)
     adapter = src / "adapter"
-    if a.format == "peft":
-        print(f"wrote {export.export_folder(adapter, out)}")
+    if a.format in ("lor2c", "peft"):
+        if a.format == "peft":
+            print("autolor2c: --format peft is deprecated, use --format lor2c: it writes LoR2C's own folder "
+                  "(lor2c_config.json + lor2c_model.safetensors + autolor2c.json + README.md), not a PEFT adapter",
+                  file=sys.stderr)
+        retrain_file = src / "retrain.json"
+        retrain = json.loads(retrain_file.read_text()) if retrain_file.is_file() else None
+        folder = export.export_folder(adapter, out, retrain, title=f"LoR2C adapter from study {study.study_name}")
+        print(f"wrote {folder}: lor2c_config.json, lor2c_model.safetensors, autolor2c.json, README.md (model card)")
         return 0
     meta = read_meta(adapter)
     regression = _task_from_meta(meta).is_regression
@@ -391,145 +397,299 @@ def cmd_dashboard(a: argparse.Namespace) -> int:
         if not path.is_file():
             raise UserError(f"bad --storage {url!r}: {path} does not exist (run a search first)")
     storage = resolve_storage(url, heartbeat=False)
+    from optuna.artifacts import FileSystemArtifactStore
     from optuna_dashboard import run_server
 
-    print(f"optuna-dashboard for {url} at http://{a.host}:{a.port}/ (Ctrl-C stops it)", flush=True)
-    run_server(storage, host=a.host, port=a.port)
+    from autolor2c.search.artifacts import artifact_dir
+
+    folder = Path(a.artifact_dir) if a.artifact_dir else artifact_dir(url)
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"optuna-dashboard for {url} (artifacts {folder}) at http://{a.host}:{a.port}/ (Ctrl-C stops it)", flush=True)
+    run_server(storage, host=a.host, port=a.port, artifact_store=FileSystemArtifactStore(str(folder)))
     return 0
 
 
-def _add_search_commands(sub) -> None:
-    from autolor2c.search.study import SAMPLERS
+# --------------------------------------------------------------------------------------------------
+# The parser. Building it and checking values import nothing heavy (torch, transformers, optuna,
+# datasets, ray): `--help` and a bad value answer in a fraction of a second; commands import inside.
+# --------------------------------------------------------------------------------------------------
+SAMPLER_CHOICES = ("parego", "tpe", "gp", "nsga2", "random")  # search.study.SAMPLERS (a test keeps them equal)
+PICK_CHOICES = ("best", "knee")
+BUILTIN_CONFIGS = ("lor2c", "sharelor2c", "mergelor2c", "injectlor2c", "imlor2c", "lora")
 
-    s = sub.add_parser("search", help="multi-objective search (score up, params down) under a parameter budget")
-    _add_data_flags(s)
-    s.set_defaults(task="sst2")
-    for action in s._actions:
-        if action.dest == "task":
-            action.required = False
-    s.add_argument("--budget", default="0.1M", help="trainable adapter params: 0.1M, 100K, 100000, 1e5 or 0.5%% of the backbone")
-    s.add_argument("--trials", type=_int_at_least(1), default=None, help="trials to reach in the study (default 20)")
-    s.add_argument("--timeout", type=_positive, default=None, help="seconds for this run's trials")
-    s.add_argument("--storage", default=None, help="Optuna storage URL (default sqlite:///studies/autolor2c.db)")
-    s.add_argument("--study-name", default=None)
-    s.add_argument("--space", default=None, help="search-space YAML, or a shipped one: lor2c_full, lor2c_only, lora")
-    s.add_argument("--sampler", choices=SAMPLERS, default="parego",
-                   help="parego (default): TPE on a ParEGO scalarisation that learns from pruned trials' rung "
-                        "scores; tpe/gp/nsga2/random: Optuna's own, which see full-fidelity trials only")
-    s.add_argument("--seed", type=_int_at_least(0), default=0)
-    s.add_argument("--seeds", type=_int_at_least(0), default=3, help="retrain seeds (0 skips the retrain)")
-    s.add_argument("--pick", choices=("best", "knee"), default="best")
-    s.add_argument("--epochs", type=_positive, default=None, help="epochs of a trial (default: the library's, 1)")
-    s.add_argument("--max-train-samples", type=_int_at_least(0), default=4000,
+
+def _check_common_values(a: argparse.Namespace) -> None:
+    """Values argparse's types cannot judge alone, checked with light library code before any command
+    imports torch or Optuna (the library checks them again where it uses them)."""
+    if getattr(a, "task", None) not in (None, "custom"):
+        from autolor2c.tasks.registry import get_task
+
+        get_task(a.task)
+    if getattr(a, "data_dir", None) and not Path(a.data_dir).expanduser().is_dir():
+        raise UserError(f"bad --data-dir {a.data_dir!r}: no such folder")
+    model = getattr(a, "model", None)
+    if model:
+        folder = Path(model).expanduser()
+        if folder.exists() and not (folder / "config.json").is_file():
+            raise UserError(f"bad --model {model!r}: folder has no config.json (not a transformers model)")
+        if not folder.exists() and (model.startswith((".", "/", "~")) or model.count("/") > 1):
+            raise UserError(f"bad --model {model!r}: no such folder (a hub id is NAME or ORG/NAME)")
+    if getattr(a, "storage", None):
+        from autolor2c.search.storage_url import storage_kind
+
+        storage_kind(a.storage)
+
+
+def _check_predict_values(a: argparse.Namespace) -> None:
+    _check_common_values(a)
+    if a.input and a.text:
+        raise UserError("--input and --text exclude each other")
+    if a.output and not a.input:
+        raise UserError("--output needs --input")
+    if a.output:
+        from autolor2c.tasks.registry import CUSTOM_FORMATS
+
+        if Path(a.output).suffix.lower() not in CUSTOM_FORMATS:
+            raise UserError(f"bad --output {a.output!r}: use one of {', '.join(CUSTOM_FORMATS)}")
+    if a.input and not Path(a.input).is_file():
+        raise UserError(f"bad --input {a.input!r}: no such file")
+    if not Path(a.adapter).is_dir():
+        raise UserError(f"bad --adapter {a.adapter!r}: no such folder")
+
+
+def _check_search_values(a: argparse.Namespace) -> None:
+    from autolor2c.search.budget import parse_budget
+    from autolor2c.search.fidelity import Fidelity
+
+    _check_common_values(a)
+    # a percentage is checked against a placeholder size here; the library applies the backbone's
+    parse_budget(a.budget, backbone_params=10**12 if a.budget.strip().endswith("%") else None)
+    if a.no_multi_fidelity and a.fidelity_rungs:
+        raise UserError("--no-multi-fidelity conflicts with --fidelity-rungs")
+    Fidelity.parse(a.fidelity_rungs, a.reduction_factor)
+    looks_like_path = "/" in a.space or a.space.endswith((".yaml", ".yml", ".json")) if a.space else False
+    if looks_like_path and not Path(a.space).is_file():
+        raise UserError(f"bad --space {a.space!r}: no such file")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Adds "(default: X)" to a flag's help unless the help already speaks of its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if ("default" in text or action.required or action.default in (None, argparse.SUPPRESS)
+                or isinstance(action.default, bool)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _add_data_flags(p: argparse.ArgumentParser, task_default: str | None = None) -> None:
+    g = p.add_argument_group("task and data")
+    if task_default is None:
+        g.add_argument("--task", required=True,
+                       help="GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) or 'custom'")
+    else:
+        g.add_argument("--task", default=task_default,
+                       help="GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) or 'custom'")
+    g.add_argument("--data-dir", default=None, help="GLUE distribution layout (DIR/SST-2/train.tsv ...); "
+                   "default $AUTOLOR2C_DATA_DIR, else the Hugging Face hub")
+    g.add_argument("--train-file", default=None, help="custom task: training file (csv/tsv/json/jsonl/parquet); "
+                   "default none")
+    g.add_argument("--validation-file", default=None, help="custom task: validation file; default none")
+    g.add_argument("--text-columns", default=None, help="custom task: comma-separated text column(s); default none")
+    g.add_argument("--label-column", default="label", help="custom task: label column")
+    g.add_argument("--regression", action="store_true", help="custom task: the label is a number")
+    g.add_argument("--model", default=None, help="hub id or local folder (default: the embedded all-MiniLM-L6-v2)")
+
+
+# One function per group of `search` flags: a new flag goes into the group it belongs to.
+def _add_space_and_budget_flags(s: argparse.ArgumentParser) -> None:
+    g = s.add_argument_group("search space and budget")
+    g.add_argument("--budget", default="0.1M",
+                   help="trainable adapter params: 0.1M, 100K, 100000, 1e5 or 0.5%% of the backbone")
+    g.add_argument("--space", default=None,
+                   help="search-space YAML, or a shipped one: lor2c_full, lor2c_only, lora (default lor2c_full)")
+    g.add_argument("--trials", type=_int_at_least(1), default=None,
+                   help="configurations to train in the study (promotions and over-budget ones not counted; "
+                        "default 20, or no limit with --timeout)")
+    g.add_argument("--timeout", type=_positive, default=None, help="seconds for this run's trials (default: no limit)")
+    g.add_argument("--sampler", choices=SAMPLER_CHOICES, default="parego",
+                   help="parego: TPE on a ParEGO scalarisation that learns from pruned trials' rung scores; "
+                        "tpe/gp/nsga2/random: Optuna's own, which see full-fidelity trials only")
+    g.add_argument("--seed", type=_int_at_least(0), default=0, help="sampler seed")
+    g.add_argument("--warm-start", default=None,
+                   help="STUDY or STORAGE_URL#STUDY whose Pareto configurations start this one (default none)")
+
+
+def _add_fidelity_flags(s: argparse.ArgumentParser) -> None:
+    g = s.add_argument_group("trial size and fidelity")
+    g.add_argument("--epochs", type=_positive, default=None, help="epochs of a full-fidelity trial (default: the library's, 1)")
+    g.add_argument("--min-steps", type=_int_at_least(0), default=None,
+                   help="optimiser steps of a full-fidelity trial and a retrain, at least (default: the library's, 300)")
+    g.add_argument("--selection-fraction", type=_float_above(0.0, inclusive=True), default=0.1,
+                   help="training rows held out to score trials on, at most 2000 (0: the dev set)")
+    g.add_argument("--max-train-samples", type=_int_at_least(0), default=4000,
                    help="training examples of a full-fidelity trial (0 = all)")
-    s.add_argument("--max-eval-samples", type=_int_at_least(1), default=None)
-    s.add_argument("--max-length", type=_int_at_least(8), default=None, help="tokens (default: the library's, 128)")
-    s.add_argument("--min-steps", type=_int_at_least(0), default=None,
-                   help="optimiser steps of a full trial and a retrain, at least (default: the library's, 300)")
-    s.add_argument("--selection-fraction", type=_float_above(0.0, inclusive=True), default=0.1,
-                   help="training rows held out to score trials on (default 0.1, at most 2000 rows; 0 = the dev set)")
-    s.add_argument("--front-retrains", type=_int_at_least(1), default=3,
-                   help="front points retrained: the pick with --seeds seeds, knee and smallest with one (default 3)")
-    s.add_argument("--no-baselines", action="store_true",
-                   help="do not retrain the hand-set built-in configurations beside the front")
-    s.add_argument("--retrain-epochs", type=_positive, default=None)
-    s.add_argument("--retrain-samples", type=_int_at_least(1), default=None,
-                   help="cap the retrain's training set (default: all of it)")
-    s.add_argument("--fidelity-rungs", default=None, help="fractions of a full trial, e.g. 0.111,0.333,1")
-    s.add_argument("--reduction-factor", type=_positive, default=3.0,
+    g.add_argument("--max-eval-samples", type=_int_at_least(1), default=None,
+                   help="validation examples a trial is scored on (default: all)")
+    g.add_argument("--max-length", type=_int_at_least(8), default=None, help="tokens per example (default: the library's, 128)")
+    g.add_argument("--fidelity-rungs", default=None,
+                   help="fractions of a full trial, e.g. 0.111,0.333,1 (default 0.33,1 from the reduction factor)")
+    g.add_argument("--reduction-factor", type=_positive, default=3.0,
                    help="successive-halving eta: the top 1/eta of a rung is promoted")
-    s.add_argument("--no-multi-fidelity", action="store_true", help="train every trial at full fidelity")
-    s.add_argument("--backbone-dropout", type=_dropout_rate, default=0.0,
-                   help="dropout inside the frozen model, in trials and retrains (default 0: off)")
-    s.add_argument("--warm-start", default=None, help="STUDY or STORAGE_URL#STUDY whose Pareto configurations start this one")
-    s.add_argument("--worker", type=_int_at_least(0), default=0, help=argparse.SUPPRESS)
-    s.add_argument("--workers", type=_int_at_least(1), default=1,
+    g.add_argument("--no-multi-fidelity", action="store_true", help="train every trial at full fidelity")
+    g.add_argument("--backbone-dropout", type=_dropout_rate, default=0.0,
+                   help="dropout inside the frozen model, in trials and retrains (0: off)")
+
+
+def _add_storage_and_backend_flags(s: argparse.ArgumentParser) -> None:
+    g = s.add_argument_group("storage and backend")
+    g.add_argument("--storage", default=None,
+                   help="Optuna storage URL or journal:FILE (default $AUTOLOR2C_STORAGE, else sqlite:///studies/autolor2c.db)")
+    g.add_argument("--study-name", default=None,
+                   help="study to create or continue (default <task>-<model>-b<budget>-<space>, e.g. sst2-all-MiniLM-L6-v2-b0.1M-lor2c_full)")
+    g.add_argument("--workers", type=_int_at_least(1), default=1,
                    help="worker processes on this machine sharing the study (use a journal or PostgreSQL storage)")
-    s.add_argument("--out", default=None, help="artifacts folder (default studies/<study>)")
-    s.add_argument("--no-progress", action="store_true")
-    s.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
+    g.add_argument("--worker", type=_int_at_least(0), default=0, help=argparse.SUPPRESS)
+    g.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
                    help="optuna (in this process) or ray (Ray Tune Tuner + OptunaSearch on the same storage)")
-    s.add_argument("--ray-address", default=None, help="join an existing Ray cluster (default: a local instance)")
-    s.add_argument("--ray-num-cpus", type=_int_at_least(1), default=None,
+    g.add_argument("--ray-address", default=None, help="join an existing Ray cluster (default: a local instance)")
+    g.add_argument("--ray-num-cpus", type=_int_at_least(1), default=None,
                    help="CPUs of the local Ray instance (default: all)")
-    s.add_argument("--cpus-per-trial", type=_positive, default=1.0)
-    s.add_argument("--gpus-per-trial", type=_float_above(0.0, inclusive=True), default=0.0)
-    s.add_argument("--max-concurrent", type=_int_at_least(1), default=2,
-                   help="Ray trials at once")
-    s.set_defaults(func=cmd_search)
+    g.add_argument("--cpus-per-trial", type=_positive, default=1.0, help="Ray resources of one trial")
+    g.add_argument("--gpus-per-trial", type=_float_above(0.0, inclusive=True), default=0.0,
+                   help="Ray resources of one trial")
+    g.add_argument("--max-concurrent", type=_int_at_least(1), default=2, help="Ray trials at once")
+
+
+def _add_retrain_flags(s: argparse.ArgumentParser) -> None:
+    g = s.add_argument_group("retrain of the front and the hand-set baselines")
+    g.add_argument("--pick", choices=PICK_CHOICES, default="best",
+                   help="best score on the front, or the knee of the front")
+    g.add_argument("--seeds", type=_int_at_least(0), default=3, help="retrain seeds of the pick (0 skips retraining)")
+    g.add_argument("--front-retrains", type=_int_at_least(1), default=3,
+                   help="front points retrained: the pick, then best/knee/smallest with one seed each")
+    g.add_argument("--no-baselines", action="store_true",
+                   help="skip retraining the hand-set built-ins that fit the budget (cached across searches)")
+    g.add_argument("--retrain-epochs", type=_positive, default=None, help="default: --epochs")
+    g.add_argument("--retrain-samples", type=_int_at_least(1), default=None,
+                   help="cap the retrain's training set (default: all of it)")
+
+
+def _add_output_flags(s: argparse.ArgumentParser) -> None:
+    g = s.add_argument_group("output")
+    g.add_argument("--out", default=None, help="artifacts folder (default studies/<study>)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+_STORAGE_HELP = "Optuna storage URL (default $AUTOLOR2C_STORAGE, else sqlite:///studies/autolor2c.db)"
+_STUDY_HELP = "study name (default: the storage's only study)"
+
+
+def _add_search_commands(sub) -> None:
+    s = sub.add_parser("search", help="multi-objective search (score up, params down) under a parameter budget",
+                       description="Create or continue a two-objective Optuna study, retrain the picked trial, "
+                                   "write reports and the adapter.")
+    _add_data_flags(s, task_default="sst2")
+    _add_space_and_budget_flags(s)
+    _add_fidelity_flags(s)
+    _add_storage_and_backend_flags(s)
+    _add_retrain_flags(s)
+    _add_output_flags(s)
+    s.set_defaults(func=cmd_search, check=_check_search_values)
 
     sh = sub.add_parser("show", help="print a study's Pareto front")
-    sh.add_argument("--study", default=None)
-    sh.add_argument("--storage", default=None)
-    sh.set_defaults(func=cmd_show)
+    sh.add_argument("--study", default=None, help=_STUDY_HELP)
+    sh.add_argument("--storage", default=None, help=_STORAGE_HELP)
+    sh.set_defaults(func=cmd_show, check=_check_common_values)
 
     r = sub.add_parser("retrain", help="retrain a study's picked (or given) trial with several seeds")
-    r.add_argument("--study", default=None)
-    r.add_argument("--storage", default=None)
-    r.add_argument("--trial", type=_int_at_least(0), default=None)
-    r.add_argument("--pick", choices=("best", "knee"), default="best")
-    r.add_argument("--seeds", type=_int_at_least(1), default=3)
-    r.add_argument("--data-dir", default=None)
-    r.add_argument("--out", default=None)
-    r.add_argument("--no-progress", action="store_true")
-    r.set_defaults(func=cmd_retrain)
+    r.add_argument("--study", default=None, help=_STUDY_HELP)
+    r.add_argument("--storage", default=None, help=_STORAGE_HELP)
+    r.add_argument("--trial", type=_int_at_least(0), default=None, help="trial number (default: the --pick)")
+    r.add_argument("--pick", choices=PICK_CHOICES, default="best", help="best score, or the knee of the front")
+    r.add_argument("--seeds", type=_int_at_least(1), default=3, help="retrain seeds")
+    r.add_argument("--data-dir", default=None, help="GLUE folder (default: the study's)")
+    r.add_argument("--out", default=None, help="artifacts folder (default: the study's)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_retrain, check=_check_common_values)
 
-    e = sub.add_parser("export", help="export the picked configuration: peft folder, yaml, json, or stock PEFT lora")
-    e.add_argument("--study", default=None)
-    e.add_argument("--storage", default=None)
-    e.add_argument("--format", choices=("peft", "yaml", "json", "lora"), required=True)
-    e.add_argument("--out", required=True)
-    e.add_argument("--trial", type=_int_at_least(0), default=None)
-    e.add_argument("--pick", choices=("best", "knee"), default="best")
+    e = sub.add_parser("export", help="export the picked configuration: a LoR2C folder, yaml, json, or stock PEFT lora")
+    e.add_argument("--study", default=None, help=_STUDY_HELP)
+    e.add_argument("--storage", default=None, help=_STORAGE_HELP)
+    e.add_argument("--format", choices=EXPORT_FORMATS, required=True,
+                   help="lor2c: the adapter folder with a model card; yaml/json: the config `autolor2c train` "
+                        "reads; lora: stock PEFT LoRA of the injected layers only; peft: old name of lor2c")
+    e.add_argument("--out", required=True, help="output folder")
+    e.add_argument("--trial", type=_int_at_least(0), default=None, help="trial number (default: the --pick)")
+    e.add_argument("--pick", choices=PICK_CHOICES, default="best", help="best score, or the knee of the front")
     e.add_argument("--source", default=None, help="artifacts folder holding adapter/ (default: the study's)")
-    e.set_defaults(func=cmd_export)
+    e.set_defaults(func=cmd_export, check=_check_common_values)
 
     d = sub.add_parser("dashboard", help="start optuna-dashboard for the study storage (127.0.0.1)")
-    d.add_argument("--storage", default=None)
-    d.add_argument("--host", default="127.0.0.1")
-    d.add_argument("--port", type=_int_at_least(1), default=8080)
-    d.set_defaults(func=cmd_dashboard)
+    d.add_argument("--storage", default=None, help=_STORAGE_HELP)
+    d.add_argument("--host", default="127.0.0.1", help="address to bind")
+    d.add_argument("--port", type=_int_at_least(1), default=8080, help="port to bind")
+    d.add_argument("--artifact-dir", default=None,
+                   help="the studies' artifact store (default: artifacts/ beside a SQLite or journal file, "
+                        "else studies/artifacts)")
+    d.set_defaults(func=cmd_dashboard, check=_check_common_values)
 
 
-# --------------------------------------------------------------------------------------------------
+EXPORT_FORMATS = ("lor2c", "yaml", "json", "lora", "peft")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from autolor2c import __version__
+
     parser = _Parser(prog="autolor2c", description="AutoPEFT for LoR2C: search low-rank residual bypasses under a budget")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
+    parser.add_argument("--version", action="version", version=f"autolor2c {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train one configuration and write metrics.json + the adapter")
     _add_data_flags(t)
-    t.add_argument("--config", required=True, help="YAML/JSON file, or a built-in: lor2c, sharelor2c, mergelor2c, "
-                   "injectlor2c, imlor2c, lora")
-    t.add_argument("--epochs", type=_positive)
-    t.add_argument("--learning-rate", "--lr", dest="learning_rate", type=_positive)
-    t.add_argument("--batch-size", type=_int_at_least(1))
-    t.add_argument("--max-length", type=_int_at_least(8))
-    t.add_argument("--max-train-samples", type=_int_at_least(1))
-    t.add_argument("--max-eval-samples", type=_int_at_least(1))
-    t.add_argument("--eval-every", type=_int_at_least(1), help="steps between evaluations")
-    t.add_argument("--seed", type=_int_at_least(0))
-    t.add_argument("--backbone-dropout", type=_dropout_rate,
+    g = t.add_argument_group("training (default: the library's, sized for a 2-core CPU)")
+    g.add_argument("--config", required=True,
+                   help=f"YAML/JSON file, or a built-in: {', '.join(BUILTIN_CONFIGS)}")
+    g.add_argument("--epochs", type=_positive, help="default 1, or the config's")
+    g.add_argument("--learning-rate", "--lr", dest="learning_rate", type=_positive, help="default 2e-3, or the config's")
+    g.add_argument("--batch-size", type=_int_at_least(1), help="default 32, or the config's")
+    g.add_argument("--max-length", type=_int_at_least(8), help="tokens per example; default 128, or the config's")
+    g.add_argument("--max-train-samples", type=_int_at_least(1), help="default: all")
+    g.add_argument("--max-eval-samples", type=_int_at_least(1), help="default: all")
+    g.add_argument("--eval-every", type=_int_at_least(1), help="steps between evaluations (default: at the end)")
+    g.add_argument("--min-steps", type=_int_at_least(0),
+                   help="optimiser steps at least, repeating a small training set (default 300)")
+    g.add_argument("--seed", type=_int_at_least(0), help="default 0, or the config's")
+    g.add_argument("--backbone-dropout", type=_dropout_rate,
                    help="dropout inside the frozen model (default 0: off; the adapter keeps its own)")
-    t.add_argument("--out", default=None, help="output folder (default runs/<task>-<config>-s<seed>)")
-    t.set_defaults(func=cmd_train)
+    g.add_argument("--out", default=None, help="output folder (default runs/<task>-<config>-s<seed>)")
+    t.set_defaults(func=cmd_train, check=_check_common_values)
 
-    p = sub.add_parser("predict", help="predict with a saved adapter: score the dev set, or label --text")
-    p.add_argument("--adapter", required=True)
-    p.add_argument("--task", default=None)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--text", default=None)
-    p.add_argument("--max-eval-samples", type=_int_at_least(1))
-    p.set_defaults(func=cmd_predict)
+    p = sub.add_parser("predict", help="predict with a saved adapter: a file of texts, the dev set, or one --text")
+    p.add_argument("--adapter", required=True, help="adapter folder (from train, search or export)")
+    p.add_argument("--input", default=None,
+                   help="csv/tsv/json/jsonl/parquet with the task's text columns: writes a prediction per row "
+                        "(default: score the GLUE dev set)")
+    p.add_argument("--output", default=None, help="predictions file (default <input>.predictions.jsonl)")
+    p.add_argument("--batch-size", type=_int_at_least(1), default=64, help="rows per forward pass")
+    p.add_argument("--task", default=None, help="check the adapter was trained for this task (default: no check)")
+    p.add_argument("--data-dir", default=None, help="GLUE folder for the dev set (default $AUTOLOR2C_DATA_DIR)")
+    p.add_argument("--text", default=None, help="one text to label (default none)")
+    p.add_argument("--max-eval-samples", type=_int_at_least(1), help="dev examples to score (default: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_predict, check=_check_predict_values)
 
     _add_search_commands(sub)
     return parser
-
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
     try:
         args = build_parser().parse_args(argv)
+        if hasattr(args, "check"):
+            args.check(args)
         return int(args.func(args) or 0)
     except UserError as e:
         print(f"autolor2c: error: {' '.join(str(e).split())}", file=sys.stderr)

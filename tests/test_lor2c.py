@@ -358,7 +358,7 @@ def test_save_load_round_trip(tmp_path, arch):
     with torch.no_grad():
         want = w(**inputs).logits
     w.save_pretrained(tmp_path / "adapter")
-    meta = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    meta = json.loads((tmp_path / "adapter" / "lor2c_config.json").read_text())
     assert meta["lor2c"]["spans"] == w.spans and meta["lor2c"]["injected"] == w.config.injected
     assert [e["op"] for e in meta["history"]] == ["merge", "inject"]
     fresh = tiny_model(arch, seed=123)
@@ -379,18 +379,18 @@ def test_corrupt_or_foreign_folders_are_clear_errors(tmp_path):
     (tmp_path / "foreign" / "adapter_model.safetensors").write_bytes(b"")
     with pytest.raises(AdapterLoadError, match="not an autolor2c adapter"):
         LoR2CModel.from_pretrained(tiny_model("bert"), tmp_path / "foreign")
-    weights = folder / "adapter_model.safetensors"
+    weights = folder / "lor2c_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:50])
     with pytest.raises(AdapterLoadError, match="safetensors"):
         LoR2CModel.from_pretrained(tiny_model("bert"), folder)
-    (folder / "adapter_config.json").write_text("{not json")
+    (folder / "lor2c_config.json").write_text("{not json")
     with pytest.raises(AdapterLoadError, match="invalid JSON"):
         LoR2CModel.from_pretrained(tiny_model("bert"), folder)
     # a config for a different structure than the weights
     w.save_pretrained(tmp_path / "b")
-    meta = json.loads((tmp_path / "b" / "adapter_config.json").read_text())
+    meta = json.loads((tmp_path / "b" / "lor2c_config.json").read_text())
     meta["lor2c"]["rank"] = 2
-    (tmp_path / "b" / "adapter_config.json").write_text(json.dumps(meta))
+    (tmp_path / "b" / "lor2c_config.json").write_text(json.dumps(meta))
     with pytest.raises(AdapterLoadError, match="shape"):
         LoR2CModel.from_pretrained(tiny_model("bert"), tmp_path / "b")
 
@@ -409,15 +409,27 @@ def test_head_is_pooler_plus_classifier_and_can_be_named():
         get_lor2c_model(tiny_model("bert"), LoR2CConfig(head_modules=["bert.nope"]))
 
 
+def test_folder_is_lor2c_own_and_not_taken_for_peft(tmp_path):
+    """The folder has LoR2C's own file names: transformers' PEFT detection does not claim it."""
+    from transformers.utils import find_adapter_config_file
+
+    folder = get_lor2c_model(tiny_model("bert"), LoR2CConfig()).save_pretrained(tmp_path / "a")
+    assert sorted(p.name for p in folder.iterdir()) == ["lor2c_config.json", "lor2c_model.safetensors"]
+    assert find_adapter_config_file(str(folder)) is None
+
+
 def test_folder_saved_before_head_was_in_config_still_loads(tmp_path):
-    """Older folders kept the head only in the top-level ``head_modules``; the default has since grown."""
+    """Older folders used PEFT's file names (adapter_config.json + adapter_model.safetensors) and kept the
+    head only in the top-level ``head_modules``; the default has since grown. They load as they are."""
     w = get_lor2c_model(tiny_model("bert"), LoR2CConfig(head_modules=["classifier"]))
     _randomise(w, scale=0.2)
     folder = w.save_pretrained(tmp_path / "old")
-    meta = json.loads((folder / "adapter_config.json").read_text())
+    meta = json.loads((folder / "lor2c_config.json").read_text())
     assert meta["lor2c"]["head_modules"] == ["classifier"]  # now saved explicitly
     meta["lor2c"]["head_modules"] = None
+    (folder / "lor2c_config.json").unlink()
     (folder / "adapter_config.json").write_text(json.dumps(meta))
+    (folder / "lor2c_model.safetensors").rename(folder / "adapter_model.safetensors")
     w2 = LoR2CModel.from_pretrained(tiny_model("bert"), folder)
     assert w2.head_modules == ["classifier"]
     inputs = _inputs()

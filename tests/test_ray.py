@@ -77,7 +77,7 @@ def test_ray_search_end_to_end(tmp_path, glue_dir):
     assert len(done) == 3
     for t in done:  # our objective ran in the Ray workers: its records are on the Optuna trials
         assert "plan" in t.user_attrs and "rungs" in t.user_attrs and t.user_attrs["cost_s"] > 0
-    assert (tmp_path / "out" / "adapter" / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "out" / "adapter" / "lor2c_model.safetensors").is_file()
     assert (tmp_path / "out" / "report.md").is_file()
 
 

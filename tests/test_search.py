@@ -38,9 +38,14 @@ def test_search_writes_every_artifact(searched):
     tmp, storage, _ = searched
     out = tmp / "out"
     for name in ("best_config.yaml", "pareto.html", "hypervolume.html", "importances.json", "report.md",
-                 "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "retrain.json"):
+                 "adapter/lor2c_config.json", "adapter/lor2c_model.safetensors", "adapter/README.md", "retrain.json",
+                 "trials.csv", "importances.html", "adapter.zip"):
         assert (out / name).is_file(), name
     study = optuna.load_study(study_name="t", storage=storage)
+    # the same files are the study's artifacts in the store beside the database (the dashboard's)
+    uploaded = {m.filename for m in optuna.artifacts.get_all_artifact_meta(study)}
+    assert {"report.md", "best_config.yaml", "adapter.zip", "pareto.html", "trials.csv"} <= uploaded
+    assert (tmp / "artifacts").is_dir()
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert study.metric_names == ["accuracy", "trainable_params"]
     done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
@@ -116,13 +121,19 @@ def test_budget_that_admits_nothing_trains_nothing(tmp_path, glue_dir, capsys):
 def test_export_formats(searched, glue_dir, tmp_path, capsys):
     tmp, storage, _ = searched
     base = ["--study", "t", "--storage", storage]
+    assert main(["export", *base, "--format", "lor2c", "--out", str(tmp_path / "best")]) == 0
+    assert "README.md (model card)" in capsys.readouterr().out
+    card = (tmp_path / "best" / "README.md").read_text()
+    retrain = json.loads((tmp / "out" / "retrain.json").read_text())
+    assert f"over 2 seed(s): seed 0 {retrain['runs'][0]['score']:.4f}, seed 1 {retrain['runs'][1]['score']:.4f}" in card
+    # the old name still works and says what it writes
     assert main(["export", *base, "--format", "peft", "--out", str(tmp_path / "peft")]) == 0
-    capsys.readouterr()
+    assert "deprecated" in capsys.readouterr().err and (tmp_path / "peft" / "lor2c_config.json").is_file()
     scores = []
-    for folder in (tmp / "out" / "adapter", tmp_path / "peft"):
+    for folder in (tmp / "out" / "adapter", tmp_path / "best", tmp_path / "peft"):
         assert main(["predict", "--adapter", str(folder), "--data-dir", str(glue_dir), "--max-eval-samples", "64"]) == 0
         scores.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1])["primary_score"])
-    assert scores[0] == scores[1]
+    assert scores[0] == scores[1] == scores[2]
     assert main(["export", *base, "--format", "yaml", "--out", str(tmp_path / "y")]) == 0
     assert main(["export", *base, "--format", "json", "--out", str(tmp_path / "j")]) == 0
     y = yaml.safe_load((tmp_path / "y" / "config.yaml").read_text())
@@ -235,7 +246,7 @@ def test_bad_search_flags_exit_2_with_one_line(tmp_path, extra, needle, glue_dir
     (["show", "--study", "nope"], "nope"), (["retrain", "--study", "t", "--trial", "999"], "999"),
     (["export", "--study", "t", "--format", "onnx", "--out", "x"], "onnx"), (["export", "--study", "nope", "--format", "yaml", "--out", "x"], "nope"),
     (["retrain", "--study", "t", "--seeds", "0"], "'0'"),
-    (["export", "--study", "t", "--format", "peft", "--trial", "999", "--out", "x"], "999"),
+    (["export", "--study", "t", "--format", "lor2c", "--trial", "999", "--out", "x"], "999"),
 ])
 def test_bad_flags_of_other_commands(searched, args, needle, tmp_path):
     tmp, storage, _ = searched

@@ -131,7 +131,14 @@ def test_train_cli_writes_metrics_and_adapter(glue_dir, tmp_path):
     assert "accuracy" in p.stdout
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert [e["op"] for e in m["history"]] == ["inject"]
-    assert (tmp_path / "o" / "adapter" / "adapter_model.safetensors").is_file()
+    adapter = tmp_path / "o" / "adapter"
+    assert (adapter / "lor2c_model.safetensors").is_file()
+    # portable: the hub id of the embedded model, never its path inside the venv
+    cfg = json.loads((adapter / "lor2c_config.json").read_text())
+    assert cfg["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
+    card = (adapter / "README.md").read_text()
+    assert "sentence-transformers/all-MiniLM-L6-v2" in card and "LoRA injected on layers" in card
+    assert f"{m['trainable_params']:,} trainable parameters" in card and "(seed 0)" in card
 
 
 @pytest.mark.parametrize("make_args,needle", [

@@ -12,6 +12,7 @@ from .model import (
     LayerStackError,
     LoR2CModel,
     ModelShape,
+    adapter_files,
     count_params,
     find_layer_stack,
     get_lor2c_model,
@@ -21,7 +22,7 @@ from .model import (
 )
 
 __all__ = [
-    "AdapterLoadError", "Bypass", "CONFIG_NAME", "CRITERIA", "ConfigError", "InjectedLoRA", "LayerStackError",
+    "AdapterLoadError", "Bypass", "adapter_files", "CONFIG_NAME", "CRITERIA", "ConfigError", "InjectedLoRA", "LayerStackError",
     "LoR2CConfig", "LoR2CModel", "ModelShape", "WEIGHTS_NAME", "count_params", "find_layer_stack",
     "get_lor2c_model", "low_rank_singular_values", "planned_params", "read_adapter_config", "sfs_score", "write_folder_atomically",
 ]

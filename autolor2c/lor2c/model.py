@@ -8,6 +8,7 @@ rebuilds its optimiser from ``trainable_parameters()``.
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 import os
 import shutil
@@ -22,8 +23,12 @@ from torch import nn
 from .config import ConfigError, LoR2CConfig
 from .layer import Bypass, InjectedLoRA, low_rank_singular_values, sfs_score
 
-CONFIG_NAME = "adapter_config.json"
-WEIGHTS_NAME = "adapter_model.safetensors"
+# LoR2C's own file names: PEFT and transformers take a folder holding adapter_config.json for a PEFT
+# adapter, which this is not. Folders saved before 0.2 used those names; they still load.
+CONFIG_NAME = "lor2c_config.json"
+WEIGHTS_NAME = "lor2c_model.safetensors"
+LEGACY_CONFIG_NAME = "adapter_config.json"
+LEGACY_WEIGHTS_NAME = "adapter_model.safetensors"
 FORMAT_VERSION = 1
 
 # Known homes of the layer stack, tried before the generic search.
@@ -251,6 +256,30 @@ def planned_params(config: LoR2CConfig, shape: ModelShape) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------------
 # The adapted model
 # --------------------------------------------------------------------------------------------------
+class _BaseSignatureForward:
+    """``LoR2CModel.forward`` with the base model's signature (input_ids, attention_mask, labels, ...):
+    callers that inspect it, such as the HF Trainer dropping dataset columns the model does not take,
+    see what the base takes. A descriptor, not an instance attribute, so deepcopy stays correct."""
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:  # the class's view, which transformers' find_labels reads: it takes labels
+            return _unbound_forward
+        def forward(*args, **kwargs):
+            return obj._forward(*args, **kwargs)
+        forward.__signature__ = inspect.signature(obj.base_model.forward)
+        return forward
+
+
+def _unbound_forward(self, *args, **kwargs):
+    return self._forward(*args, **kwargs)
+
+
+_P = inspect.Parameter
+_unbound_forward.__signature__ = inspect.Signature([
+    _P("self", _P.POSITIONAL_OR_KEYWORD), _P("args", _P.VAR_POSITIONAL), _P("labels", _P.KEYWORD_ONLY, default=None),
+    _P("kwargs", _P.VAR_KEYWORD)])
+
+
 class LoR2CModel(nn.Module):
     """A frozen transformer plus LoR2C bypasses (and any injected LoRA). Call it like the base model."""
 
@@ -313,11 +342,13 @@ class LoR2CModel(nn.Module):
             return (hidden,) + tuple(output[1:]) if isinstance(output, tuple) else hidden
         return add
 
-    def forward(self, *args, **kwargs):
+    def _forward(self, *args, **kwargs):
         try:
             return self.base_model(*args, **kwargs)
         finally:
             self._inputs.clear()
+
+    forward = _BaseSignatureForward()
 
     # -- structure -----------------------------------------------------------------------------------
     @property
@@ -464,7 +495,7 @@ class LoR2CModel(nn.Module):
     # -- save / load ---------------------------------------------------------------------------------
     def save_pretrained(self, folder: str | Path, extra: dict[str, Any] | None = None,
                         extra_files: dict[str, str] | None = None) -> Path:
-        """Write adapter_config.json and adapter_model.safetensors; atomic (a crash leaves no half folder)."""
+        """Write lor2c_config.json and lor2c_model.safetensors; atomic (a crash leaves no half folder)."""
         from safetensors.torch import save_file
 
         base_cfg = getattr(self.base_model, "config", None)
@@ -503,23 +534,24 @@ class LoR2CModel(nn.Module):
         from safetensors.torch import load_file
 
         meta = read_adapter_config(folder)
+        cfg_path, weights_path = adapter_files(folder)
         try:
             config = LoR2CConfig.from_dict(meta["lor2c"])
         except (ConfigError, TypeError) as e:
-            raise AdapterLoadError(f"{Path(folder) / CONFIG_NAME}: invalid LoR2C config ({e})") from None
+            raise AdapterLoadError(f"{cfg_path}: invalid LoR2C config ({e})") from None
         if config.head_modules is None and isinstance(meta.get("head_modules"), list):
             config.head_modules = meta["head_modules"]  # folders saved before the config named its head
         wrapped = cls(model, config)
         try:
-            tensors = load_file(str(Path(folder) / WEIGHTS_NAME))
+            tensors = load_file(str(weights_path))
         except (SafetensorError, OSError, ValueError) as e:
-            raise AdapterLoadError(f"{Path(folder) / WEIGHTS_NAME}: not a readable safetensors file ({e})") from None
+            raise AdapterLoadError(f"{weights_path}: not a readable safetensors file ({e})") from None
         expected = {**wrapped.adapter_state_dict(), **wrapped.head_state_dict()}
         missing = sorted(set(expected) - set(tensors))
         unexpected = sorted(set(tensors) - set(expected))
         if missing or unexpected:
             raise AdapterLoadError(
-                f"{Path(folder) / WEIGHTS_NAME} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
+                f"{weights_path} does not match its config: missing {missing[:3]}, unexpected {unexpected[:3]}")
         with torch.no_grad():
             for k, p in expected.items():
                 if tuple(tensors[k].shape) != tuple(p.shape):
@@ -550,12 +582,20 @@ def write_folder_atomically(folder: str | Path, write) -> Path:
     return folder
 
 
+def adapter_files(folder: str | Path) -> tuple[Path, Path]:
+    """The config and weights files of an adapter folder: LoR2C's names, else the names used before 0.2."""
+    folder = Path(folder)
+    if (folder / CONFIG_NAME).is_file() or not (folder / LEGACY_CONFIG_NAME).is_file():
+        return folder / CONFIG_NAME, folder / WEIGHTS_NAME
+    return folder / LEGACY_CONFIG_NAME, folder / LEGACY_WEIGHTS_NAME
+
+
 def read_adapter_config(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
-    cfg_path = folder / CONFIG_NAME
+    cfg_path, weights_path = adapter_files(folder)
     if not folder.is_dir():
         raise AdapterLoadError(f"adapter folder {folder} does not exist")
-    if not cfg_path.is_file() or not (folder / WEIGHTS_NAME).is_file():
+    if not cfg_path.is_file() or not weights_path.is_file():
         raise AdapterLoadError(f"{folder} is not an autolor2c adapter folder (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
     try:
         meta = json.loads(cfg_path.read_text())

@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 import yaml
 
+from .artifacts import write_offline_html, write_tables_and_charts
 from .budget import format_params
 from .retrain import trial_plan
 from .study import (
@@ -190,11 +191,12 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, retrain_
     hf = hypervolume_figure(study, ctx.budget, ctx.trivial)
     paths["pareto"] = out / "pareto.html"
     paths["hypervolume"] = out / "hypervolume.html"
-    pf.write_html(paths["pareto"], include_plotlyjs=True)
-    hf.write_html(paths["hypervolume"], include_plotlyjs=True)
+    write_offline_html(pf, paths["pareto"])
+    write_offline_html(hf, paths["hypervolume"])
     imp = importances(study)
     paths["importances"] = out / "importances.json"
     paths["importances"].write_text(json.dumps(imp, indent=2))
+    paths.update(write_tables_and_charts(study, out, imp))
     cost = cost_totals(study)
     hv = study_hypervolume(study, ctx.budget, ctx.trivial)
     front = pareto_front(study)
@@ -221,7 +223,8 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, retrain_
               f"(this session: {search_wall_s:.0f}s wall)",
               f"- retrain: {retrain_result['wall_s']:.0f}s wall, {retrain_result['cpu_s']:.0f} CPU-s" if retrain_result else "- retrain: skipped",
               "", "## Parameter importances (fANOVA)", "", "```json", json.dumps(imp, indent=2), "```", "",
-              "Charts: `pareto.html`, `hypervolume.html`. Dashboard: `autolor2c dashboard`."]
+              "Charts: `pareto.html`, `hypervolume.html`, `importances.html` (open offline); all trials: `trials.csv`. "
+              "Dashboard: `autolor2c dashboard` (these files are the study's artifacts there)."]
     paths["report"] = out / "report.md"
     paths["report"].write_text("\n".join(lines) + "\n")
     _dashboard_notes(study, metric, hf, pf, retrain_result)

@@ -34,6 +34,7 @@ from .fidelity import RUNGS_ATTR, Fidelity, next_promotion
 from .sampler import PROMOTED_FROM_ATTR, RungAwareSampler, configuration_chains
 from .pareto import front_indices, hypervolume, pick_best, pick_knee
 from .space import SearchSpace, TrialPlan, default_space_path, load_space
+from .storage_url import storage_kind
 
 DEFAULT_STORAGE = "sqlite:///studies/autolor2c.db"
 SAMPLERS = ("parego", "tpe", "gp", "nsga2", "random")
@@ -112,23 +113,17 @@ def resolve_storage(url: str | None, heartbeat: bool = True):
     """An Optuna storage for a URL: RDB (sqlite/postgresql/mysql) with heartbeats, a journal file
     (``journal:PATH`` or a ``.log`` path), or Optuna's in-memory storage (``memory``)."""
     url = url or os.environ.get("AUTOLOR2C_STORAGE") or DEFAULT_STORAGE
-    if url == "memory":
+    scheme = storage_kind(url)
+    if scheme == "memory":
         return optuna.storages.InMemoryStorage()
-    if url.startswith("journal:") or url.endswith((".log", ".journal")):
+    if scheme == "journal":
         path = url.split(":", 1)[1] if url.startswith("journal:") else url
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(path))
-    scheme = url.split(":", 1)[0].split("+", 1)[0]
-    if "://" not in url or scheme not in ("sqlite", "postgresql", "postgres", "mysql"):
-        raise UserError(f"bad --storage {url!r}: expected sqlite:///FILE, postgresql://..., mysql://..., "
-                        f"journal:FILE or memory")
     if scheme == "sqlite":
-        path = url.split(":///", 1)[1] if ":///" in url else ""
-        if not path:
-            raise UserError(f"bad --storage {url!r}: sqlite needs a file, e.g. sqlite:///studies/autolor2c.db")
-        parent = Path(path).parent
+        parent = Path(url.split(":///", 1)[1]).parent
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:

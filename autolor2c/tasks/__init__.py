@@ -1,17 +1,23 @@
-"""Tasks: GLUE and custom task specs, data loading and tokenising, and metrics."""
+"""Tasks: GLUE and custom task specs, data loading and tokenising, and metrics.
 
-from autolor2c.tasks.data import encode_task, load_task_data, resolve_data_dir
-from autolor2c.tasks.metrics import compute_metrics, trivial_score
-from autolor2c.tasks.registry import TaskSpec, custom_task, get_task, list_tasks
+Names are imported on first use (PEP 562): the registry is plain Python, but the loaders pull in
+`datasets` and pandas, and the CLI checks a ``--task`` without paying for them.
+"""
 
-__all__ = [
-    "TaskSpec",
-    "compute_metrics",
-    "custom_task",
-    "encode_task",
-    "get_task",
-    "list_tasks",
-    "load_task_data",
-    "resolve_data_dir",
-    "trivial_score",
-]
+from __future__ import annotations
+
+import importlib
+
+_HOME = {
+    "TaskSpec": "registry", "custom_task": "registry", "get_task": "registry", "list_tasks": "registry",
+    "encode_task": "data", "load_task_data": "data", "resolve_data_dir": "data",
+    "compute_metrics": "metrics", "trivial_score": "metrics",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

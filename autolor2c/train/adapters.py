@@ -26,9 +26,12 @@ from autolor2c.lor2c import (
     ModelShape,
     count_params,
     planned_params,
+    read_adapter_config,
     write_folder_atomically,
 )
-from autolor2c.lor2c.model import HEAD_NAMES, find_head, find_layer_stack, find_projection
+from autolor2c.lor2c.model import HEAD_NAMES, LEGACY_CONFIG_NAME, adapter_files, find_head, find_layer_stack, find_projection
+
+from .backbone import portable_model_name
 
 METHODS = ("lor2c", "lora")
 META_NAME = "autolor2c.json"  # task, labels and training facts beside either kind of adapter
@@ -190,14 +193,22 @@ def adapter_structure(model: nn.Module, spec: AdapterSpec) -> dict[str, Any]:
 
 
 def save_adapter(model: nn.Module, folder: str | Path, meta: dict[str, Any]) -> Path:
-    """Save either kind of adapter plus ``autolor2c.json`` (task, labels, base model)."""
+    """Save either kind of adapter plus ``autolor2c.json`` (task, labels, base model) and a model card."""
+    from .card import model_card
+
     text = json.dumps(meta, indent=2, default=str)
+    base_name = portable_model_name(meta.get("model"))
     if isinstance(model, LoR2CModel):
-        return model.save_pretrained(folder, extra={"autolor2c": meta}, extra_files={META_NAME: text})
+        folder = model.save_pretrained(folder, extra={"autolor2c": meta, "base_model_name_or_path": base_name},
+                                       extra_files={META_NAME: text})
+        (folder / "README.md").write_text(model_card(meta, read_adapter_config(folder)))
+        return folder
 
     def write(tmp: Path) -> None:
+        model.peft_config["default"].base_model_name_or_path = base_name
         model.save_pretrained(str(tmp))
         (tmp / META_NAME).write_text(text)
+        (tmp / "README.md").write_text(model_card(meta, None))  # after PEFT's own card, which it replaces
 
     return write_folder_atomically(folder, write)
 
@@ -207,7 +218,7 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
     if not folder.is_dir():
         raise UserError(f"--adapter {folder}: no such folder")
     f = folder / META_NAME
-    if not f.is_file() or not (folder / CONFIG_NAME).is_file():
+    if not f.is_file() or not any((folder / n).is_file() for n in (CONFIG_NAME, LEGACY_CONFIG_NAME)):
         raise UserError(f"--adapter {folder}: not an autolor2c adapter folder (needs {META_NAME} and {CONFIG_NAME})")
     try:
         meta = json.loads(f.read_text())
@@ -221,10 +232,11 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
 def load_adapter(base: nn.Module, folder: str | Path) -> nn.Module:
     """Attach a saved adapter (either kind) to a fresh base model; weights read with safetensors only."""
     folder = Path(folder)
+    cfg_path = adapter_files(folder)[0]  # a PEFT LoRA baseline, or a LoR2C folder saved before 0.2
     try:
-        cfg = json.loads((folder / CONFIG_NAME).read_text())
+        cfg = json.loads(cfg_path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{folder / CONFIG_NAME}: unreadable ({e})") from None
+        raise UserError(f"{cfg_path}: unreadable ({e})") from None
     if cfg.get("peft_type") == "LORA":
         from peft import PeftModel
 

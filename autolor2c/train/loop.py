@@ -438,6 +438,7 @@ def adapter_meta(task: TaskSpec, model_name, args: TrainArgs, num_labels: int, r
         "model": model_name,
         "num_labels": num_labels,
         "max_length": args.max_length,
+        "seed": args.seed,
         "primary_metric": task.primary_metric,
         "primary_score": result["primary_score"],
         "scores": result["scores"],

@@ -1,0 +1,1 @@
+"""Bridges to tools people already use (``hf``: a Hugging Face Trainer callback)."""
