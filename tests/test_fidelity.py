@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 import autolor2c.search.study as study_mod
 from autolor2c.errors import UserError
-from autolor2c.search.fidelity import RUNGS_ATTR, Fidelity, rung_points
+from autolor2c.search.fidelity import RUNGS_ATTR, Fidelity, next_promotion, rung_points
 from autolor2c.search.pareto import (front_indices, hypervolume, non_dominated_sort, pick_best, pick_knee,
                                      promotion_order)
 from autolor2c.search.study import (WORKER_ATTR, Objective, SearchSettings, pareto_front, plan_to_spec, run_search,
@@ -86,27 +86,53 @@ POINT_SETS = [
 
 @pytest.mark.parametrize("eta", [2.0, 3.0, 4.0])
 @pytest.mark.parametrize("points", POINT_SETS)
-def test_should_promote_is_the_top_of_promotion_order(points, eta):
+def test_promotable_is_the_top_floor_n_over_eta_of_promotion_order(points, eta):
     fid = Fidelity((0.25, 1.0), eta)
     n = len(points)
-    top = set(promotion_order(points)[: math.ceil(n / eta)])
-    for i, p in enumerate(points):
-        others = points[:i] + points[i + 1:]
-        assert fid.should_promote(p, others) is (i in top), (i, p)
-    # the top always holds a non-dominated point, and every non-dominated point ranks above dominated ones
-    ranks = non_dominated_sort(points)
-    assert any(ranks[i] == 0 for i in top)
-    # a point dominated by every other is never promoted once n >= eta
-    worst = (min(s for s, _ in points) - 0.01, max(p for _, p in points) + 1)
-    if n + 1 >= eta:
-        assert not fid.should_promote(worst, points)
-    # and a point dominating every other always is
-    best = (max(s for s, _ in points) + 0.01, min(p for _, p in points) - 1)
-    assert fid.should_promote(best, points)
+    assert fid.promotable(points) == promotion_order(points)[: math.floor(n / eta)]
 
 
-def test_a_lone_point_is_promoted():
-    assert FID.should_promote((0.0, 1e9), [])
+def test_nothing_is_promoted_before_eta_results():
+    """No first-trial bias: a rung with fewer than eta results promotes nobody, however good."""
+    assert FID.promotable([(0.99, 1.0)]) == []
+    assert FID.promotable([(0.99, 1.0), (0.1, 1.0)]) == []
+    assert FID.promotable([(0.1, 1.0), (0.99, 1.0), (0.5, 1.0)]) == [1]
+
+
+def _trial(number, state, rungs=(), **attrs):
+    if state == TrialState.WAITING:
+        return optuna.trial.create_trial(state=state, user_attrs=attrs)
+    return optuna.trial.create_trial(state=state, values=[0.0, 1.0] if state == TrialState.COMPLETE else None,
+                                     user_attrs={RUNGS_ATTR: [dict(r) for r in rungs], **attrs})
+
+
+def _numbered(trials):
+    for n, t in enumerate(trials):
+        t.number = n
+    return trials
+
+
+def test_next_promotion_follows_asha():
+    P = TrialState.PRUNED
+    r0 = lambda s: [{"rung": 0, "score": s, "params": 10.0}]  # noqa: E731
+    # two results at rung 0: nothing yet
+    assert next_promotion(_numbered([_trial(0, P, r0(0.9)), _trial(1, P, r0(0.5))]), FID) is None
+    # a third: the best of three goes to rung 1
+    three = _numbered([_trial(0, P, r0(0.5)), _trial(1, P, r0(0.9)), _trial(2, P, r0(0.7))])
+    assert next_promotion(three, FID) == (1, 1)
+    # once it is queued (or running, or done), it is not promoted again; nobody else is due yet
+    queued = three + [_trial(3, TrialState.WAITING, promoted_from=1, start_rung=1)]
+    assert next_promotion(_numbered(queued), FID) is None
+    # a copied lower-rung record (from_trial) is not a second result at that rung
+    copied = [{"rung": 0, "score": 0.9, "params": 10.0, "from_trial": 1}, {"rung": 1, "score": 0.3, "params": 10.0}]
+    trials = _numbered(three + [_trial(3, P, copied, promoted_from=1, start_rung=1)])
+    assert next_promotion(trials, FID) is None
+    assert rung_points(trials, 0) == [(0.5, 10.0), (0.9, 10.0), (0.7, 10.0)]
+    # higher rungs first: three results at rung 1 promote their best to rung 2 before rung 0 is looked at
+    r1 = lambda s: [{"rung": 1, "score": s, "params": 10.0}]  # noqa: E731
+    many = _numbered([_trial(0, P, r0(s)) for s in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6)]
+                     + [_trial(6, P, r1(s)) for s in (0.2, 0.8, 0.4)])
+    assert next_promotion(many, FID) == (7, 2)
 
 
 def test_fidelity_constructors():
@@ -316,24 +342,6 @@ def test_only_full_fidelity_values_reach_the_study(study_a):
     for k in (1, 2):
         # every decision was checked above; how many pass depends on the arrival order (see below)
         assert 1 <= reached[k] < reached[k - 1], reached
-
-
-def test_asynchronous_halving_promotion_counts():
-    """Promotion is decided on arrival, so the count depends on the order: results that only get worse
-    promote the first one alone, results that only improve promote all; a random order about 1/eta."""
-    def promoted(scores):
-        seen, n = [], 0
-        for s in scores:
-            n += FID.should_promote((s, 1.0), seen)
-            seen.append((s, 1.0))
-        return n
-
-    scores = [i / 300 for i in range(300)]
-    assert promoted(sorted(scores, reverse=True)) == 1
-    assert promoted(scores) == 300
-    shuffled = random.Random(0).sample(scores, 300)
-    expected = sum(math.ceil(i / FID.eta) / i for i in range(1, 301))  # P(rank <= ceil(i/eta) among i) summed
-    assert abs(promoted(shuffled) - expected) < 20, (promoted(shuffled), expected)  # ~2.5 sd of a sum of Bernoullis
 
 
 def test_pareto_front_is_the_front_of_the_full_fidelity_values(study_a):

@@ -66,42 +66,37 @@ def test_builtin_loads_by_name_and_path(name):
 def test_builtin_suggests_valid_plans(name, num_layers):
     space = load_space(name)
     study = optuna.create_study(sampler=RandomSampler(seed=num_layers))
-    saw_clamp = False
     for _ in range(50):
         trial = study.ask()
         plan = space.suggest(trial, num_layers)
         params = trial.params
         assert plan.method == space.method and plan.num_layers == num_layers and plan.space == name
-        assert {k for k in params if k.startswith("bypass_")} == {f"bypass_{k}" for k in range(num_layers)}
-        on = [k for k in range(num_layers) if params[f"bypass_{k}"]] or [num_layers - 1]
-        assert 1e-4 <= plan.train["learning_rate"] <= 1e-2
         if plan.method == "lor2c":
             cfg = plan.adapter
             assert isinstance(cfg, LoR2CConfig)
             cfg.validate(num_layers)
             spans = cfg.resolved_spans(num_layers)
             _check_spans(spans, num_layers)
-            assert [i for i, _ in spans] == [k for k in on if not any(i < k <= j for i, j in spans)]
-            assert all(j - i + 1 <= params["span_length"] for i, j in spans)
-            assert cfg.rank in (2, 4, 8, 16) and isinstance(cfg.alpha, float) and 0 <= cfg.dropout <= 0.2
+            # bypasses tile every layer from bypass_from to the top, in spans of span_length
+            first = params["bypass_from"]
+            assert spans[0][0] == first and spans[-1][1] == num_layers - 1
+            assert all(b[0] == a[1] + 1 for a, b in zip(spans, spans[1:]))
+            assert all(j - i + 1 == params["span_length"] for i, j in spans[:-1])
+            assert 2 <= cfg.rank <= 256 and isinstance(cfg.alpha, float) and cfg.dropout == 0.05
+            assert "learning_rate" not in plan.train
             assert cfg.merge_count <= len(spans) - 1
             assert cfg.inject_count <= sum(1 for i, j in spans if i == j)
-            saw_clamp |= bool(plan.clamped)
             for key, c in plan.clamped.items():
-                assert key == "layers" or params[key] == c["suggested"] > c["used"] == getattr(cfg, key)
+                assert params[key] == c["suggested"] > c["used"] == getattr(cfg, key)
             if name == "lor2c_only":
                 assert cfg.merge_count == 0 and cfg.inject_count == 0
-                assert not {"merge_count", "merge_criterion", "sfs_k", "inject_count", "inject_rank"} & set(params)
+                assert not {"merge_count", "inject_count"} & set(params)
             else:
-                # Conditionals appear exactly when their condition holds (on the sampled value).
-                assert ("merge_criterion" in params) == (params["merge_count"] > 0)
-                assert ("sfs_k" in params) == (params.get("merge_criterion") == "topk")
-                assert ("inject_rank" in params) == (params["inject_count"] > 0)
-                if "sfs_k" not in params:
-                    assert cfg.sfs_k == LoR2CConfig().sfs_k
-                if "inject_rank" not in params:
-                    assert cfg.inject_rank is None
+                # injections exist exactly when the spans are single layers
+                assert ("inject_count" in params) == (params["span_length"] == 1)
         else:
+            assert {k for k in params if k.startswith("bypass_")} == {f"bypass_{k}" for k in range(num_layers)}
+            on = [k for k in range(num_layers) if params[f"bypass_{k}"]] or [num_layers - 1]
             a = plan.adapter
             assert set(a) == {"rank", "alpha", "dropout", "target_modules", "layers"}
             assert a["layers"] == on and a["target_modules"] == ["query", "value"]
@@ -110,15 +105,39 @@ def test_builtin_suggests_valid_plans(name, num_layers):
         assert space.fixed_plan(params, num_layers) == plan
         assert TrialPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
         study.tell(trial, 0.0)
-    if name == "lor2c_full" and num_layers > 1:
-        assert saw_clamp  # 50 random trials always hit a merge/inject clamp
 
 
 # --------------------------------------------------------------------------------------------------
 # Suggest details
 # --------------------------------------------------------------------------------------------------
+# The layer-mask encoding that lor2c_full used before bypass_from: still a supported format.
+MASK_SPACE = {
+    "name": "mask_space", "method": "lor2c",
+    "params": {
+        "rank": {"type": "categorical", "choices": [2, 4, 8, 16]},
+        "alpha": {"type": "categorical", "choices": [8, 16, 32]},
+        "dropout": {"type": "float", "low": 0.0, "high": 0.2},
+        "share_a": {"type": "categorical", "choices": [False, True]},
+        "layers": {"type": "layer_mask"},
+        "span_length": {"type": "int", "low": 1, "high": 3},
+        "merge_count": {"type": "int", "low": 0, "high": 3},
+        "merge_criterion": {"type": "categorical", "choices": ["mean", "topk"], "when": {"merge_count": ">0"}},
+        "sfs_k": {"type": "int", "low": 1, "high": 4, "when": {"merge_criterion": "topk"}},
+        "inject_count": {"type": "int", "low": 0, "high": 2},
+        "inject_rank": {"type": "categorical", "choices": [2, 4, 8], "when": {"inject_count": ">0"}},
+        "learning_rate": {"type": "float", "low": 1.0e-4, "high": 5.0e-3, "log": True},
+    },
+}
+
+
+def _mask_space():
+    from autolor2c.search.space import SearchSpace
+
+    return SearchSpace.from_dict(MASK_SPACE, source="mask_space")
+
+
 def test_all_off_mask_forces_top_layer():
-    space = load_space("lor2c_full")
+    space = _mask_space()
     params = {f"bypass_{k}": False for k in range(6)}
     params.update(rank=4, alpha=16, dropout=0.1, share_a=False, span_length=2, merge_count=2,
                   merge_criterion="mean", inject_count=1, inject_rank=2, learning_rate=1e-3)
@@ -134,7 +153,7 @@ def test_all_off_mask_forces_top_layer():
 
 
 def test_fixed_plan_rejects_missing_and_extra_params():
-    space = load_space("lor2c_only")
+    space = _mask_space()
     study = optuna.create_study(sampler=RandomSampler(seed=0))
     trial = study.ask()
     space.suggest(trial, 6)
@@ -144,8 +163,8 @@ def test_fixed_plan_rejects_missing_and_extra_params():
     with pytest.raises(UserError, match="bypass_5"):
         space.fixed_plan(params, 5)  # trial from a 6-layer model
     assert space.fixed_plan(params, 5, strict=False).num_layers == 5
-    with pytest.raises(UserError, match="sfs_k"):
-        space.fixed_plan({**params, "sfs_k": 2}, 6)
+    with pytest.raises(UserError, match="not_a_param"):
+        space.fixed_plan({**params, "not_a_param": 2}, 6)
 
 
 def test_conditions_comparisons_and_lists(tmp_path):
@@ -336,7 +355,7 @@ def test_spans_from_mask_invariants(mask, span_length):
 @given(mask=st.lists(st.booleans(), min_size=1, max_size=16), span_length=st.integers(1, 3),
        merge_count=st.integers(0, 3), inject_count=st.integers(0, 2))
 def test_suggest_never_fails_on_structure(mask, span_length, merge_count, inject_count):
-    space = load_space("lor2c_full")
+    space = _mask_space()
     n = len(mask)
     params = {f"bypass_{k}": b for k, b in enumerate(mask)}
     params.update(rank=8, alpha=16, dropout=0.1, share_a=True, span_length=span_length,
@@ -349,3 +368,29 @@ def test_suggest_never_fails_on_structure(mask, span_length, merge_count, inject
     assert spans == spans_from_mask(mask if any(mask) else [False] * (n - 1) + [True], span_length)
     assert cfg.merge_count == min(merge_count, len(spans) - 1)
     assert cfg.inject_count == min(inject_count, sum(1 for i, j in spans if i == j))
+
+
+def test_default_space_gives_distinct_structures_and_reaches_past_the_budget():
+    """Different structural parameters mean different structures, and a real share of the default space is
+    over a 0.1M budget on a 6-layer d=384 model (MiniLM), so the budget binds."""
+    from autolor2c.lor2c import ModelShape, planned_params
+
+    space = load_space("lor2c_full")
+    shape = ModelShape(num_layers=6, hidden_size=384, proj_shapes={"query": (384, 384), "value": (384, 384)},
+                       proj_modules={"query": "query", "value": "value"}, backbone_params=22_000_000, head_params=0)
+    seen: dict[tuple, tuple] = {}
+    over = 0
+    study = optuna.create_study(sampler=RandomSampler(seed=3))
+    for _ in range(400):
+        trial = study.ask()
+        plan = space.suggest(trial, 6)
+        p = trial.params
+        cfg = plan.adapter
+        key = (p["bypass_from"], min(p["span_length"], 6 - p["bypass_from"]))
+        structure = tuple(map(tuple, cfg.resolved_spans(6)))
+        assert seen.setdefault(key, structure) == structure
+        over += planned_params(cfg, shape)["peak"] > 100_000
+        study.tell(trial, 0.0)
+    # (bypass_from, effective span length) -> structure is one-to-one
+    assert len(set(seen.values())) == len(seen)
+    assert 0.15 < over / 400 < 0.5

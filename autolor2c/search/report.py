@@ -4,7 +4,6 @@ optuna-dashboard. Retraining lives in retrain.py; this module only renders."""
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 from typing import Any
 
