@@ -21,6 +21,7 @@ from torch import nn
 
 from .config import ConfigError, LoR2CConfig
 from .layer import Bypass, InjectedLoRA, low_rank_singular_values, sfs_score
+from .structure import can_merge, guaranteed_events
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -226,25 +227,24 @@ def count_params(config: LoR2CConfig, shape: ModelShape) -> int:
 def planned_params(config: LoR2CConfig, shape: ModelShape) -> dict[str, int]:
     """Parameter counts over a training run that performs the config's merges and injections.
 
-    Returns ``initial``, ``final`` and ``peak`` (the most trainable parameters at any time). Exact when
-    all bypasses share one rank; with per-bypass ranks ``final`` assumes the smallest bypasses go.
+    Only the operations that succeed whatever the spectrum picks are planned (``guaranteed_events``);
+    the training loop schedules the same counts, so ``final`` is what training ends with. Returns
+    ``initial``, ``final`` and ``peak``, the most trainable parameters at any time for any order of the
+    operations. Exact because merges and injections need one rank for all bypasses (``validate``).
     """
     initial = count_params(config, shape)
-    spans = config.resolved_spans(shape.num_layers)
+    merges, injects = guaranteed_events(config, shape.num_layers)
+    bypasses = len(config.resolved_spans(shape.num_layers))
+    rank = config.bypass_rank(0) if bypasses else config.rank
     d = shape.hidden_size
-    ranks = sorted(config.bypass_rank(i) for i in range(len(spans)))
-    merges = min(config.merge_count, max(0, len(spans) - 1))
-    singles = sum(1 for s in spans if s[0] == s[1])
-    injects = min(config.inject_count, singles)
-    per_b = (1 if config.share_a else 2) * d
+    per_b = (1 if config.share_a else 2) * rank * d    # what one bypass owns
     lora = lora_params_per_layer(config, shape)
-    # Each merge drops one bypass's own parameters; each injection swaps a bypass for LoRA.
-    removed = sorted(ranks)[: merges + injects]
-    merge_drop = sum(removed[:merges]) * per_b
-    inject_drop = sum(removed[merges:]) * per_b
-    # An injection removes the bypass (its own B, and A unless shared); the shared A stays.
-    final = initial - merge_drop - inject_drop + injects * lora
-    peak = initial + injects * max(0, lora - min(ranks or [0]) * per_b)
+    left = bypasses - merges - injects
+    # A merge drops the upper bypass; an injection swaps a bypass for LoRA; a shared A goes with the last bypass.
+    final = initial - (merges + injects) * per_b + injects * lora
+    if config.share_a and bypasses and not left:
+        final -= rank * d
+    peak = initial + injects * max(0, lora - per_b)
     return {"initial": initial, "final": final, "peak": max(peak, initial, final)}
 
 
@@ -364,17 +364,18 @@ class LoR2CModel(nn.Module):
         return out
 
     def merge_candidates(self) -> list[tuple[int, float]]:
-        """(index of the lower bypass, summed score) for each pair of neighbouring bypasses that may merge."""
+        """(index of the lower bypass, summed score) for each pair of bypasses on consecutive layers
+        whose joint span fits ``max_merge_span``."""
         scores = self.bypass_scores()
         out = []
         for n in range(len(self.bypasses) - 1):
             lo, hi = self.bypasses[n], self.bypasses[n + 1]
-            if hi.last - lo.first + 1 <= self.config.max_merge_span:
+            if can_merge(lo.span, hi.span, self.config.max_merge_span):
                 out.append((n, scores[n]["score"] + scores[n + 1]["score"]))
         return out
 
     def merge(self) -> dict[str, Any] | None:
-        """Merge the neighbouring pair with the weakest summed spectrum into one bypass spanning both.
+        """Merge the pair on consecutive layers with the weakest summed spectrum into one bypass spanning both.
 
         The merged bypass keeps the lower bypass's A and B (as the reference code does) but, unlike the
         reference code, as the same parameter objects, so it goes on training. Returns the event, or

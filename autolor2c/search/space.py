@@ -23,6 +23,7 @@ from optuna.trial import FixedTrial
 
 from autolor2c.errors import UserError
 from autolor2c.lor2c.config import ConfigError, LoR2CConfig
+from autolor2c.lor2c.structure import structure_limits
 
 __all__ = [
     "SearchSpace", "TrialPlan", "ParamSpec", "Condition", "load_space", "default_space_path",
@@ -632,9 +633,8 @@ class SearchSpace:
             on = set(self._layer_indices(values, num_layers, clamped))
             kw["spans"] = spans_from_mask([k in on for k in range(num_layers)], values.get("span_length", 1))
         cfg = LoR2CConfig(**kw)
-        spans = cfg.resolved_spans(num_layers)
-        # Merges need >= 2 spans; injections replace single-layer bypasses only.
-        limits = {"merge_count": max(0, len(spans) - 1), "inject_count": sum(1 for i, j in spans if i == j)}
+        # Only what succeeds whatever the spectrum picks (lor2c's merge rule), and a meaningful sfs_k.
+        limits = structure_limits(cfg, num_layers)
         for k, limit in limits.items():
             if getattr(cfg, k) > limit:
                 clamped[k] = {"suggested": getattr(cfg, k), "used": limit}
