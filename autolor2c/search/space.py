@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.resources
 import math
 import re
 from collections.abc import Mapping
@@ -30,7 +31,22 @@ __all__ = [
     "list_builtin_spaces", "spans_from_mask", "BUILTIN_DIR", "DEFAULT_SPACE", "TRAIN_KEYS",
 ]
 
-BUILTIN_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+
+
+def _builtin_dir() -> Path:
+    """The shipped spaces: ``search_spaces/`` at the top of a checkout (an editable install runs from
+    one), else the copy a wheel carries as the package ``autolor2c.builtin_spaces`` (pyproject maps it)."""
+    checkout = Path(__file__).resolve().parents[2] / "search_spaces"
+    if checkout.is_dir():
+        return checkout
+    try:
+        shipped = importlib.resources.files("autolor2c.builtin_spaces")
+    except ModuleNotFoundError:
+        return checkout  # neither: list_builtin_spaces() is empty and load_space says so
+    return Path(str(shipped))  # a regular package installed as files: a real directory
+
+
+BUILTIN_DIR = _builtin_dir()
 DEFAULT_SPACE = "lor2c_full"
 METHODS = ("lor2c", "lora")
 TOP_KEYS = ("name", "method", "description", "params")
@@ -652,7 +668,7 @@ class SearchSpace:
 # Files and builtins
 # --------------------------------------------------------------------------------------------------
 def list_builtin_spaces() -> list[str]:
-    """Names of the spaces shipped in the repo's ``search_spaces/`` folder, sorted."""
+    """Names of the shipped spaces (the repo's ``search_spaces/`` folder), sorted."""
     if not BUILTIN_DIR.is_dir():
         return []
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))
