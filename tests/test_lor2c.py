@@ -516,6 +516,32 @@ def test_corrupt_or_foreign_folders_are_clear_errors(tmp_path):
         LoR2CModel.from_pretrained(tiny_model("bert"), tmp_path / "b")
 
 
+def test_saved_folder_respects_the_umask(tmp_path):
+    """Not mkdtemp's 0700: other users of a shared machine may read a saved adapter."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        folder = get_lor2c_model(tiny_model("bert"), LoR2CConfig()).save_pretrained(tmp_path / "a")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]  # no temporary sibling left behind
+
+
+def test_newer_format_version_is_a_clear_error(tmp_path):
+    folder = get_lor2c_model(tiny_model("bert"), LoR2CConfig()).save_pretrained(tmp_path / "a")
+    meta = json.loads((folder / "adapter_config.json").read_text())
+    assert meta["format_version"] == 1
+    for version, match in ((2, "format_version 2 is newer.*upgrade autolor2c"), ("1", "format_version '1'"),
+                           (None, "format_version None")):
+        meta["format_version"] = version
+        (folder / "adapter_config.json").write_text(json.dumps(meta))
+        with pytest.raises(AdapterLoadError, match=match):
+            LoR2CModel.from_pretrained(tiny_model("bert"), folder)
+
+
 def test_head_is_pooler_plus_classifier_and_can_be_named():
     w = get_lor2c_model(tiny_model("bert"), LoR2CConfig())
     assert w.head_modules == ["bert.pooler", "classifier"]

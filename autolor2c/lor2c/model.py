@@ -11,7 +11,7 @@ import copy
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -535,7 +535,9 @@ def write_folder_atomically(folder: str | Path, write) -> Path:
     half-written folder under the final name."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    # mkdir, not mkdtemp: mkdtemp makes the folder 0700 whatever the umask; others may need to read it
+    tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex}"
+    tmp.mkdir()
     try:
         write(tmp)
         if folder.exists():
@@ -566,6 +568,13 @@ def read_adapter_config(folder: str | Path) -> dict[str, Any]:
         raise AdapterLoadError(f"{cfg_path}: not an autolor2c adapter (method={meta.get('method') if isinstance(meta, dict) else None!r})")
     if meta["method"] == "lor2c" and "lor2c" not in meta:
         raise AdapterLoadError(f"{cfg_path}: missing the 'lor2c' section")
+    version = meta.get("format_version")
+    if meta["method"] == "lor2c" and not (isinstance(version, int) and 1 <= version <= FORMAT_VERSION):
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        raise AdapterLoadError(
+            f"{cfg_path}: format_version {version!r} " + (
+                f"is newer than this autolor2c reads (up to {FORMAT_VERSION}); upgrade autolor2c to load it"
+                if newer else f"is not a version this autolor2c knows (1..{FORMAT_VERSION})"))
     return meta
 
 
