@@ -14,7 +14,8 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import torch  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-GLUE_DIR = "/work/shared/data/glue"
+# The GLUE folder: $AUTOLOR2C_DATA_DIR, else shared/data/glue beside the repo (../shared/data/glue).
+GLUE_DIR = os.environ.get("AUTOLOR2C_DATA_DIR") or str(Path(__file__).resolve().parents[2] / "shared" / "data" / "glue")
 
 
 def machine_info() -> dict:

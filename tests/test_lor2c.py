@@ -23,7 +23,9 @@ from autolor2c.lor2c import (
     count_params,
     find_layer_stack,
     get_lor2c_model,
+    guaranteed_events,
     planned_params,
+    structure_limits,
 )
 
 from conftest import ARCHS, tiny_model
@@ -190,6 +192,12 @@ def test_unknown_architecture_is_a_clear_error():
     (dict(spans=[[0, 9]]), "last layer"), (dict(ranks=[2]), "explicit spans"),
     (dict(spans=[[0, 0], [1, 1]], ranks=[2]), "2 spans"), (dict(merge_criterion="max"), "merge_criterion"),
     (dict(share_a=True, spans=[[0, 0], [1, 1]], ranks=[2, 4]), "shared A"), (dict(inject_targets=[]), "inject_targets"),
+    # every bypass would score 1.0: the top-k share of at most k singular values
+    (dict(rank=2, merge_criterion="topk", sfs_k=2), "sfs_k"), (dict(rank=4, merge_criterion="topk", sfs_k=7), "sfs_k"),
+    (dict(spans=[[0, 0], [1, 1]], ranks=[8, 2], merge_criterion="topk", sfs_k=3), "sfs_k=3.*smallest bypass rank \\(2\\)"),
+    # which bypass goes would decide the final count
+    (dict(spans=[[0, 0], [1, 1]], ranks=[2, 4], merge_count=1), "ranks"),
+    (dict(spans=[[0, 0], [1, 1]], ranks=[2, 4], inject_count=1), "ranks"),
 ])
 def test_config_validation_names_the_field(bad, match):
     with pytest.raises(ConfigError, match=match):
@@ -197,7 +205,7 @@ def test_config_validation_names_the_field(bad, match):
 
 
 def test_config_json_round_trip(tmp_path):
-    cfg = LoR2CConfig(spans=[[0, 1], [3, 5]], ranks=[4, 8], alphas=[8.0, 16.0], share_a=False, merge_count=1,
+    cfg = LoR2CConfig(spans=[[0, 1], [3, 5]], ranks=[4, 4], alphas=[8.0, 16.0], share_a=False, merge_count=1,
                       merge_criterion="topk", sfs_k=3, inject_count=1, inject_rank=2, injected=[2])
     assert LoR2CConfig.from_json(cfg.to_json()) == cfg
     cfg.to_json(tmp_path / "c.json")
@@ -209,8 +217,8 @@ def test_config_json_round_trip(tmp_path):
 # ---- exact parameter count ------------------------------------------------------------------------
 @st.composite
 def _random_setup(draw):
-    arch = draw(st.sampled_from(["bert", "distilbert", "gpt2", "llama"]))
-    layers = draw(st.integers(2, 5))
+    arch = draw(st.sampled_from(["bert", "roberta", "gpt2", "llama"]))
+    layers = draw(st.integers(2, 6))
     cuts, k = [], 0
     use_default = draw(st.booleans())
     while k < layers and not use_default:
@@ -223,13 +231,21 @@ def _random_setup(draw):
     ranks = None
     if spans is not None and not share and draw(st.booleans()):
         ranks = [draw(st.integers(1, 6)) for _ in spans]
-    cfg = LoR2CConfig(spans=spans, rank=draw(st.integers(1, 8)), ranks=ranks, share_a=share,
+    rank = draw(st.integers(1, 8))
+    smallest = min(ranks) if ranks else rank
+    topk = smallest > 1 and draw(st.booleans())
+    restructure = ranks is None or len(set(ranks)) == 1  # unequal ranks cannot merge or inject
+    cfg = LoR2CConfig(spans=spans, rank=rank, ranks=ranks, share_a=share,
                       alphas=None, dropout=0.0, max_merge_span=draw(st.integers(1, 4)),
                       inject_rank=draw(st.one_of(st.none(), st.integers(1, 5))),
                       inject_targets=draw(st.sampled_from([["query", "value"], ["query"], ["value", "key"]])),
-                      merge_criterion=draw(st.sampled_from(["mean", "topk"])))
+                      merge_criterion="topk" if topk else "mean",
+                      sfs_k=draw(st.integers(1, smallest - 1)) if topk else 2,
+                      merge_count=draw(st.integers(0, 4)) if restructure else 0,
+                      inject_count=draw(st.integers(0, 3)) if restructure else 0)
     ops = draw(st.lists(st.sampled_from(["merge", "inject"]), max_size=5))
-    return arch, layers, cfg, ops
+    order = draw(st.randoms(use_true_random=False))
+    return arch, layers, cfg, ops, order
 
 
 def _real_adapter_params(w: LoR2CModel) -> int:
@@ -240,7 +256,7 @@ def _real_adapter_params(w: LoR2CModel) -> int:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_random_setup())
 def test_analytic_count_equals_real_count(setup):
-    arch, layers, cfg, ops = setup
+    arch, layers, cfg, ops, _ = setup
     model = tiny_model(arch, layers=layers)
     shape = ModelShape.from_model(model, cfg)
     predicted = count_params(cfg, shape)
@@ -251,15 +267,107 @@ def test_analytic_count_equals_real_count(setup):
     assert trainable == predicted + shape.head_params  # nothing of the backbone trains
     for op in ops:
         _randomise(w, seed=len(w.history))
-        event = getattr(w, op)()
+        getattr(w, op)()
         assert count_params(w.config, shape) == _real_adapter_params(w) == w.count_params()
-        if event is None:
-            continue
-    # planned_params bounds the run when ranks are uniform
-    if cfg.ranks is None:
-        plan = planned_params(cfg, shape)
-        assert plan["initial"] == predicted
-        assert plan["peak"] >= predicted
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_random_setup())
+def test_planned_final_equals_trained_params(setup):
+    """The planned operations all succeed, in any order and whatever the (random) spectrum picks, and
+    end at the planned count; no state on the way exceeds the planned peak."""
+    arch, layers, cfg, _, order = setup
+    model = tiny_model(arch, layers=layers)
+    shape = ModelShape.from_model(model, cfg)
+    plan = planned_params(cfg, shape)
+    merges, injects = guaranteed_events(cfg, layers)
+    assert merges <= cfg.merge_count and injects <= cfg.inject_count
+    w = get_lor2c_model(model, cfg)
+    assert plan["initial"] == _real_adapter_params(w) <= plan["peak"]
+    schedule = ["merge"] * merges + ["inject"] * injects
+    order.shuffle(schedule)
+    for step, op in enumerate(schedule):
+        _randomise(w, seed=order.randrange(1 << 30))
+        assert getattr(w, op)() is not None, f"planned {op} #{step} of {schedule} refused at {w.spans}"
+        assert _real_adapter_params(w) <= plan["peak"]
+    assert _real_adapter_params(w) == plan["final"]
+
+
+def _every_outcome(config: LoR2CConfig, num_layers: int) -> tuple[int, int]:
+    """Reference for guaranteed_events by brute force: play out every pick and every interleaving."""
+    cap, blocked = config.max_merge_span, set(config.injected)
+
+    def succeed(spans: tuple, merges: int, injects: int) -> bool:
+        if merges:
+            nxt = [spans[:n] + ((spans[n][0], spans[n + 1][1]),) + spans[n + 2:] for n in range(len(spans) - 1)
+                   if spans[n + 1][0] == spans[n][1] + 1 and spans[n + 1][1] - spans[n][0] + 1 <= cap]
+            if not nxt or not all(succeed(x, merges - 1, injects) for x in nxt):
+                return False
+        if injects:
+            nxt = [spans[:n] + spans[n + 1:] for n, (i, j) in enumerate(spans) if i == j and i not in blocked]
+            if not nxt or not all(succeed(x, merges, injects - 1) for x in nxt):
+                return False
+        return True
+
+    start = tuple(tuple(s) for s in config.resolved_spans(num_layers))
+    merges = next(m for m in range(config.merge_count, -1, -1) if succeed(start, m, 0))
+    injects = next(i for i in range(config.inject_count, -1, -1) if succeed(start, merges, i))
+    return merges, injects
+
+
+@st.composite
+def _structures(draw):
+    layers = draw(st.integers(1, 8))
+    spans, k = [], 0
+    while k < layers:
+        length = draw(st.integers(1, 3))
+        if draw(st.integers(0, 3)):
+            spans.append([k, min(k + length - 1, layers - 1)])
+        k += length + draw(st.sampled_from([0, 0, 0, 1]))
+    injected = sorted(draw(st.sets(st.integers(0, layers - 1), max_size=2)))
+    return layers, LoR2CConfig(spans=spans or None, injected=injected, max_merge_span=draw(st.integers(1, 5)),
+                               merge_count=draw(st.integers(0, 5)), inject_count=draw(st.integers(0, 4)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(_structures())
+def test_guaranteed_events_match_every_outcome(structure):
+    layers, cfg = structure
+    assert guaranteed_events(cfg, layers) == _every_outcome(cfg, layers)
+
+
+def test_guaranteed_events_examples():
+    # with a cap of 2, merging [1]+[2] first leaves no pair: only one merge is sure, not the three asked
+    singles = LoR2CConfig(spans=[[0, 0], [1, 1], [2, 2], [3, 3]], max_merge_span=2, merge_count=3)
+    assert guaranteed_events(singles, 4) == (1, 0)
+    # a gap or an injected layer between two bypasses: nothing to merge
+    assert guaranteed_events(LoR2CConfig(spans=[[0, 0], [2, 2]], merge_count=1), 3) == (0, 0)
+    # merges are settled first: 3 merges of 4 singles leave no injection that is sure to find a single
+    assert guaranteed_events(LoR2CConfig(merge_count=3, inject_count=1), 4) == (3, 0)
+    # two injections on layers 1 and 2 would leave [0] and [3] apart: the merge is sure with one only
+    assert guaranteed_events(LoR2CConfig(merge_count=1, inject_count=2), 4) == (1, 1)
+    assert guaranteed_events(LoR2CConfig(merge_count=1, inject_count=2), 5) == (1, 1)  # [0] [2] [4] left
+    assert guaranteed_events(LoR2CConfig(merge_count=1, inject_count=2), 6) == (1, 2)
+    # large models stay fast (the search clamps every trial with this)
+    assert guaranteed_events(LoR2CConfig(merge_count=20, inject_count=20, max_merge_span=5), 48) == (20, 8)
+    # 6 singles, cap 4: merges may end at [0] [1-4] [5], after 3 merges
+    assert structure_limits(LoR2CConfig(rank=4, merge_criterion="topk", merge_count=9), 6) == {
+        "merge_count": 3, "inject_count": 0, "sfs_k": 3}
+
+
+def test_planned_params_counts_only_merges_that_can_happen():
+    """The issue's example: the one merge would span 6 layers (cap 4), so the adapter keeps 128."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=101, hidden_size=16, num_hidden_layers=6, num_attention_heads=2, intermediate_size=32,
+        max_position_embeddings=64))
+    cfg = LoR2CConfig(spans=[[0, 2], [3, 5]], rank=2, merge_count=1, max_merge_span=4)
+    shape = ModelShape.from_model(model, cfg)
+    assert shape.hidden_size == 16
+    w = get_lor2c_model(model, cfg)
+    assert w.merge() is None
+    assert planned_params(cfg, shape) == {"initial": 128, "final": 128, "peak": 128}
 
 
 # ---- merge / inject ---------------------------------------------------------------------------------
@@ -290,6 +398,19 @@ def test_merge_picks_weakest_adjacent_pair_and_keeps_training():
     # the max span length caps merges
     w2 = get_lor2c_model(tiny_model("bert", layers=4), LoR2CConfig(spans=[[0, 1], [2, 3]], max_merge_span=3))
     assert w2.merge() is None
+
+
+def test_merge_needs_consecutive_layers():
+    """The reference code's rule: the upper span starts on the layer right after the lower one ends."""
+    w = get_lor2c_model(tiny_model("bert"), LoR2CConfig(spans=[[0, 0], [2, 2]], rank=2, merge_count=1))
+    assert w.merge_candidates() == [] and w.merge() is None and w.spans == [[0, 0], [2, 2]]
+    w = get_lor2c_model(tiny_model("bert", layers=5), LoR2CConfig(rank=4, dropout=0.0, max_merge_span=3))
+    _plant(w, [5.0, 4.0, 0.2, 9.0, 0.1])
+    assert w.inject()["layer"] == 3
+    # [2] + [4] is the weakest pair but would span the injected layer 3
+    assert w.merge()["into"] == [1, 2]
+    assert w.merge()["into"] == [0, 2]
+    assert w.merge() is None and w.spans == [[0, 2], [4, 4]]
 
 
 def test_topk_criterion():
@@ -393,6 +514,32 @@ def test_corrupt_or_foreign_folders_are_clear_errors(tmp_path):
     (tmp_path / "b" / "lor2c_config.json").write_text(json.dumps(meta))
     with pytest.raises(AdapterLoadError, match="shape"):
         LoR2CModel.from_pretrained(tiny_model("bert"), tmp_path / "b")
+
+
+def test_saved_folder_respects_the_umask(tmp_path):
+    """Not mkdtemp's 0700: other users of a shared machine may read a saved adapter."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        folder = get_lor2c_model(tiny_model("bert"), LoR2CConfig()).save_pretrained(tmp_path / "a")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o755
+    assert [p.name for p in tmp_path.iterdir()] == ["a"]  # no temporary sibling left behind
+
+
+def test_newer_format_version_is_a_clear_error(tmp_path):
+    folder = get_lor2c_model(tiny_model("bert"), LoR2CConfig()).save_pretrained(tmp_path / "a")
+    meta = json.loads((folder / "adapter_config.json").read_text())
+    assert meta["format_version"] == 1
+    for version, match in ((2, "format_version 2 is newer.*upgrade autolor2c"), ("1", "format_version '1'"),
+                           (None, "format_version None")):
+        meta["format_version"] = version
+        (folder / "adapter_config.json").write_text(json.dumps(meta))
+        with pytest.raises(AdapterLoadError, match=match):
+            LoR2CModel.from_pretrained(tiny_model("bert"), folder)
 
 
 def test_head_is_pooler_plus_classifier_and_can_be_named():

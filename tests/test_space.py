@@ -14,6 +14,7 @@ from optuna.trial import FixedTrial
 
 from autolor2c.errors import UserError
 from autolor2c.lor2c.config import LoR2CConfig
+from autolor2c.lor2c.structure import guaranteed_events
 from autolor2c.search.space import (
     BUILTIN_DIR,
     SearchSpace,
@@ -366,8 +367,20 @@ def test_suggest_never_fails_on_structure(mask, span_length, merge_count, inject
     spans = cfg.resolved_spans(n)
     _check_spans(spans, n)
     assert spans == spans_from_mask(mask if any(mask) else [False] * (n - 1) + [True], span_length)
-    assert cfg.merge_count == min(merge_count, len(spans) - 1)
-    assert cfg.inject_count == min(inject_count, sum(1 for i, j in spans if i == j))
+    # clamped to what the method can always carry out (lor2c's rule), sfs_k below the rank
+    asked = LoR2CConfig(spans=spans, max_merge_span=cfg.max_merge_span, merge_count=merge_count,
+                        inject_count=inject_count)
+    assert (cfg.merge_count, cfg.inject_count) == guaranteed_events(asked, n)
+    assert cfg.sfs_k == 2
+
+
+def test_topk_sfs_k_is_clamped_below_the_rank():
+    """sfs_k >= rank would score every bypass 1.0; the config now rejects it, so the space clamps it."""
+    params = {f"bypass_{k}": True for k in range(6)}
+    params.update(rank=2, alpha=16, dropout=0.1, share_a=False, span_length=1, merge_count=1,
+                  merge_criterion="topk", sfs_k=4, inject_count=0, learning_rate=1e-3)
+    plan = _mask_space().fixed_plan(params, 6, strict=False)
+    assert plan.adapter.sfs_k == 1 and plan.clamped["sfs_k"] == {"suggested": 4, "used": 1}
 
 
 def test_default_space_gives_distinct_structures_and_reaches_past_the_budget():

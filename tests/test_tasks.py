@@ -441,3 +441,25 @@ def test_encode_fixture_tasks(tokenizer):
         enc = encode_task(task, load_task_data(task, FIXTURES), tokenizer, max_length=128)
         assert enc["validation"]["labels"] == load_task_data(task, FIXTURES)["validation"]["label"]
         assert all(row[0] == tokenizer.cls_token_id for row in enc["train"]["input_ids"])
+
+
+def test_task_modules_import_one_way():
+    """registry -> tables <- data -> registry: no module of the task room imports one that imports it back
+    (registry.py once imported data.py inside custom_task, data.py imports registry.py)."""
+    import ast
+
+    folder = Path(__file__).resolve().parents[1] / "autolor2c" / "tasks"
+    imports = {}
+    for f in folder.glob("*.py"):
+        names = set()
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("autolor2c.tasks."):
+                names.add(node.module.rsplit(".", 1)[1])
+            elif isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+                names.add(node.module)
+        imports[f.stem] = names - {f.stem}
+    assert "data" not in imports["registry"] and imports["tables"] == set()
+
+    def reaches(a, b, seen=()):
+        return any(n == b or (n not in seen and reaches(n, b, seen + (n,))) for n in imports.get(a, ()))
+    assert not [m for m in imports if m != "__init__" and reaches(m, m)]

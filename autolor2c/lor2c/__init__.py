@@ -20,9 +20,11 @@ from .model import (
     read_adapter_config,
     write_folder_atomically,
 )
+from .structure import can_merge, guaranteed_events, structure_limits
 
 __all__ = [
-    "AdapterLoadError", "Bypass", "adapter_files", "CONFIG_NAME", "CRITERIA", "ConfigError", "InjectedLoRA", "LayerStackError",
-    "LoR2CConfig", "LoR2CModel", "ModelShape", "WEIGHTS_NAME", "count_params", "find_layer_stack",
-    "get_lor2c_model", "low_rank_singular_values", "planned_params", "read_adapter_config", "sfs_score", "write_folder_atomically",
+    "AdapterLoadError", "Bypass", "adapter_files", "CONFIG_NAME", "CRITERIA", "ConfigError", "InjectedLoRA",
+    "LayerStackError", "LoR2CConfig", "LoR2CModel", "ModelShape", "WEIGHTS_NAME", "can_merge", "count_params",
+    "find_layer_stack", "get_lor2c_model", "guaranteed_events", "low_rank_singular_values", "planned_params",
+    "read_adapter_config", "sfs_score", "structure_limits", "write_folder_atomically",
 ]

@@ -121,6 +121,15 @@ class LoR2CConfig:
                 raise bad(name, v, "ranks must be integers")
         if self.share_a and self.ranks is not None and len(set(self.ranks)) > 1:
             raise bad("ranks", self.ranks, "a shared A needs one rank for all bypasses")
+        if (self.merge_count or self.inject_count) and self.ranks is not None and len(set(self.ranks)) > 1:
+            # Which bypass a merge or an injection removes depends on the spectrum during training:
+            # with unequal ranks the final parameter count could not be known in advance.
+            raise bad("ranks", self.ranks, "merges and injections need one rank for all bypasses")
+        smallest_rank = min(self.ranks) if self.ranks else self.rank
+        no_bypass = spans is not None and len(spans) == 0  # all injected: nothing is scored any more
+        if self.merge_criterion == "topk" and self.sfs_k >= smallest_rank and not no_bypass:
+            # The top-k share of at most k non-zero singular values is 1.0 for every bypass.
+            raise bad("sfs_k", self.sfs_k, f"the topk criterion needs sfs_k < the smallest bypass rank ({smallest_rank})")
         if len(set(self.injected)) != len(self.injected) or any(
                 not isinstance(k, int) or k < 0 for k in self.injected):
             raise bad("injected", self.injected, "must be distinct layer indices")

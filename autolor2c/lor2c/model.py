@@ -12,7 +12,7 @@ import inspect
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -22,6 +22,7 @@ from torch import nn
 
 from .config import ConfigError, LoR2CConfig
 from .layer import Bypass, InjectedLoRA, low_rank_singular_values, sfs_score
+from .structure import can_merge, guaranteed_events
 
 # LoR2C's own file names: PEFT and transformers take a folder holding adapter_config.json for a PEFT
 # adapter, which this is not. Folders saved before 0.2 used those names; they still load.
@@ -231,25 +232,24 @@ def count_params(config: LoR2CConfig, shape: ModelShape) -> int:
 def planned_params(config: LoR2CConfig, shape: ModelShape) -> dict[str, int]:
     """Parameter counts over a training run that performs the config's merges and injections.
 
-    Returns ``initial``, ``final`` and ``peak`` (the most trainable parameters at any time). Exact when
-    all bypasses share one rank; with per-bypass ranks ``final`` assumes the smallest bypasses go.
+    Only the operations that succeed whatever the spectrum picks are planned (``guaranteed_events``);
+    the training loop schedules the same counts, so ``final`` is what training ends with. Returns
+    ``initial``, ``final`` and ``peak``, the most trainable parameters at any time for any order of the
+    operations. Exact because merges and injections need one rank for all bypasses (``validate``).
     """
     initial = count_params(config, shape)
-    spans = config.resolved_spans(shape.num_layers)
+    merges, injects = guaranteed_events(config, shape.num_layers)
+    bypasses = len(config.resolved_spans(shape.num_layers))
+    rank = config.bypass_rank(0) if bypasses else config.rank
     d = shape.hidden_size
-    ranks = sorted(config.bypass_rank(i) for i in range(len(spans)))
-    merges = min(config.merge_count, max(0, len(spans) - 1))
-    singles = sum(1 for s in spans if s[0] == s[1])
-    injects = min(config.inject_count, singles)
-    per_b = (1 if config.share_a else 2) * d
+    per_b = (1 if config.share_a else 2) * rank * d    # what one bypass owns
     lora = lora_params_per_layer(config, shape)
-    # Each merge drops one bypass's own parameters; each injection swaps a bypass for LoRA.
-    removed = sorted(ranks)[: merges + injects]
-    merge_drop = sum(removed[:merges]) * per_b
-    inject_drop = sum(removed[merges:]) * per_b
-    # An injection removes the bypass (its own B, and A unless shared); the shared A stays.
-    final = initial - merge_drop - inject_drop + injects * lora
-    peak = initial + injects * max(0, lora - min(ranks or [0]) * per_b)
+    left = bypasses - merges - injects
+    # A merge drops the upper bypass; an injection swaps a bypass for LoRA; a shared A goes with the last bypass.
+    final = initial - (merges + injects) * per_b + injects * lora
+    if config.share_a and bypasses and not left:
+        final -= rank * d
+    peak = initial + injects * max(0, lora - per_b)
     return {"initial": initial, "final": final, "peak": max(peak, initial, final)}
 
 
@@ -395,17 +395,18 @@ class LoR2CModel(nn.Module):
         return out
 
     def merge_candidates(self) -> list[tuple[int, float]]:
-        """(index of the lower bypass, summed score) for each pair of neighbouring bypasses that may merge."""
+        """(index of the lower bypass, summed score) for each pair of bypasses on consecutive layers
+        whose joint span fits ``max_merge_span``."""
         scores = self.bypass_scores()
         out = []
         for n in range(len(self.bypasses) - 1):
             lo, hi = self.bypasses[n], self.bypasses[n + 1]
-            if hi.last - lo.first + 1 <= self.config.max_merge_span:
+            if can_merge(lo.span, hi.span, self.config.max_merge_span):
                 out.append((n, scores[n]["score"] + scores[n + 1]["score"]))
         return out
 
     def merge(self) -> dict[str, Any] | None:
-        """Merge the neighbouring pair with the weakest summed spectrum into one bypass spanning both.
+        """Merge the pair on consecutive layers with the weakest summed spectrum into one bypass spanning both.
 
         The merged bypass keeps the lower bypass's A and B (as the reference code does) but, unlike the
         reference code, as the same parameter objects, so it goes on training. Returns the event, or
@@ -566,7 +567,9 @@ def write_folder_atomically(folder: str | Path, write) -> Path:
     half-written folder under the final name."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    # mkdir, not mkdtemp: mkdtemp makes the folder 0700 whatever the umask; others may need to read it
+    tmp = folder.parent / f".{folder.name}.{uuid.uuid4().hex}"
+    tmp.mkdir()
     try:
         write(tmp)
         if folder.exists():
@@ -605,6 +608,13 @@ def read_adapter_config(folder: str | Path) -> dict[str, Any]:
         raise AdapterLoadError(f"{cfg_path}: not an autolor2c adapter (method={meta.get('method') if isinstance(meta, dict) else None!r})")
     if meta["method"] == "lor2c" and "lor2c" not in meta:
         raise AdapterLoadError(f"{cfg_path}: missing the 'lor2c' section")
+    version = meta.get("format_version")
+    if meta["method"] == "lor2c" and not (isinstance(version, int) and 1 <= version <= FORMAT_VERSION):
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        raise AdapterLoadError(
+            f"{cfg_path}: format_version {version!r} " + (
+                f"is newer than this autolor2c reads (up to {FORMAT_VERSION}); upgrade autolor2c to load it"
+                if newer else f"is not a version this autolor2c knows (1..{FORMAT_VERSION})"))
     return meta
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib.resources
 import math
 import re
 from collections.abc import Mapping
@@ -23,13 +24,29 @@ from optuna.trial import FixedTrial
 
 from autolor2c.errors import UserError
 from autolor2c.lor2c.config import ConfigError, LoR2CConfig
+from autolor2c.lor2c.structure import structure_limits
 
 __all__ = [
     "SearchSpace", "TrialPlan", "ParamSpec", "Condition", "load_space", "default_space_path",
     "list_builtin_spaces", "spans_from_mask", "BUILTIN_DIR", "DEFAULT_SPACE", "TRAIN_KEYS",
 ]
 
-BUILTIN_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+
+
+def _builtin_dir() -> Path:
+    """The shipped spaces: ``search_spaces/`` at the top of a checkout (an editable install runs from
+    one), else the copy a wheel carries as the package ``autolor2c.builtin_spaces`` (pyproject maps it)."""
+    checkout = Path(__file__).resolve().parents[2] / "search_spaces"
+    if checkout.is_dir():
+        return checkout
+    try:
+        shipped = importlib.resources.files("autolor2c.builtin_spaces")
+    except ModuleNotFoundError:
+        return checkout  # neither: list_builtin_spaces() is empty and load_space says so
+    return Path(str(shipped))  # a regular package installed as files: a real directory
+
+
+BUILTIN_DIR = _builtin_dir()
 DEFAULT_SPACE = "lor2c_full"
 METHODS = ("lor2c", "lora")
 TOP_KEYS = ("name", "method", "description", "params")
@@ -651,9 +668,8 @@ class SearchSpace:
             on = set(self._layer_indices(values, num_layers, clamped))
             kw["spans"] = spans_from_mask([k in on for k in range(num_layers)], values.get("span_length", 1))
         cfg = LoR2CConfig(**kw)
-        spans = cfg.resolved_spans(num_layers)
-        # Merges need >= 2 spans; injections replace single-layer bypasses only.
-        limits = {"merge_count": max(0, len(spans) - 1), "inject_count": sum(1 for i, j in spans if i == j)}
+        # Only what succeeds whatever the spectrum picks (lor2c's merge rule), and a meaningful sfs_k.
+        limits = structure_limits(cfg, num_layers)
         for k, limit in limits.items():
             if getattr(cfg, k) > limit:
                 clamped[k] = {"suggested": getattr(cfg, k), "used": limit}
@@ -671,7 +687,7 @@ class SearchSpace:
 # Files and builtins
 # --------------------------------------------------------------------------------------------------
 def list_builtin_spaces() -> list[str]:
-    """Names of the spaces shipped in the repo's ``search_spaces/`` folder, sorted."""
+    """Names of the shipped spaces (the repo's ``search_spaces/`` folder), sorted."""
     if not BUILTIN_DIR.is_dir():
         return []
     return sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml"))

@@ -6,27 +6,25 @@ Every loader returns a DatasetDict with splits "train" and "validation" whose co
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import logging
 import math
 import os
-import re
 import shutil
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import datasets
-import pandas as pd
 from datasets import Dataset, DatasetDict, Features, Value
 
 from autolor2c.errors import UserError
-from autolor2c.tasks.registry import CUSTOM_FORMATS, TaskSpec, _normalise, get_task
+from autolor2c.tasks.registry import TaskSpec, _normalise, get_task
+from autolor2c.tasks.tables import canonical_label, infer_label_names, read_table
 
 log = logging.getLogger(__name__)
 
@@ -235,76 +233,6 @@ def _load_from_hub(task: TaskSpec) -> DatasetDict:
 # ---------------------------------------------------------------------------------------------
 # Custom files
 
-_INT_RE = re.compile(r"[+-]?\d+")
-
-
-def _canonical_label(v: Any) -> int | str | None:
-    """One label value as an int (when it is integral) or a string; None when empty/missing."""
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, str):
-        s = v.strip()
-        if not s:
-            return None
-        return int(s) if _INT_RE.fullmatch(s) else s
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return str(v)
-    if math.isnan(f):
-        return None
-    return int(f) if f.is_integer() else str(v)
-
-
-def infer_label_names(values: Iterable[Any]) -> tuple[str, ...]:
-    """Class names for a label column: ids 0..K-1 stay as they are, anything else is sorted and numbered."""
-    unique = {c for c in map(_canonical_label, values) if c is not None}
-    if all(isinstance(c, int) for c in unique) and unique == set(range(len(unique))):
-        return tuple(str(i) for i in range(len(unique)))
-    # Integers sort numerically (so 2 < 10), before any strings.
-    ordered = sorted(unique, key=lambda c: (1, 0, c) if isinstance(c, str) else (0, c, ""))
-    return tuple(str(c) for c in ordered)
-
-
-def read_table(path: Path, columns: Iterable[str]) -> pd.DataFrame:
-    """Read a custom data file into a DataFrame, checking that ``columns`` are present."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"data file not found: {path}")
-    kind = CUSTOM_FORMATS.get(path.suffix.lower())
-    if kind is None:
-        raise UserError(f"unsupported data file extension {path.suffix!r} for {path} "
-                        f"(use one of: {', '.join(CUSTOM_FORMATS)})")
-    try:
-        if kind == "csv":
-            # dtype=str keeps text such as "007" or "NA" exactly as written.
-            df = pd.read_csv(path, dtype=str, keep_default_na=False)
-        elif kind == "tsv":
-            df = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
-        elif kind == "parquet":
-            df = pd.read_parquet(path)
-        else:
-            # dtype=False: keep the JSON values as written (no number or date guessing).
-            lines = kind == "jsonl"
-            try:
-                df = pd.read_json(path, lines=lines, dtype=False)
-            except ValueError:
-                if lines:
-                    raise
-                # Many ".json" datasets are really JSON lines.
-                df = pd.read_json(path, lines=True, dtype=False)
-    except UserError:
-        raise
-    except Exception as e:
-        raise UserError(f"could not read {path} as {kind} ({type(e).__name__}: {str(e).strip()[:200]})") from e
-    for col in columns:
-        if col not in df.columns:
-            raise UserError(f"column {col!r} not found in {path} (columns: {', '.join(map(str, df.columns))})")
-    return df
-
-
 def _as_text(v: Any) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
@@ -318,7 +246,7 @@ def _read_custom_file(task: TaskSpec, path: Path, label_names: tuple[str, ...] |
     text_values = [df[c].tolist() for c in task.text_columns]
     labels = []
     for row, raw in enumerate(df[task.label_column].tolist()):
-        canon = _canonical_label(raw)
+        canon = canonical_label(raw)
         if canon is None:  # an empty label: nothing to learn from
             continue
         if task.is_regression:

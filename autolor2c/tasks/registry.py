@@ -6,16 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autolor2c.errors import UserError
-
-# Extensions custom_task can read; the format is taken from the extension.
-CUSTOM_FORMATS = {
-    ".csv": "csv",
-    ".tsv": "tsv",
-    ".json": "json",
-    ".jsonl": "jsonl",
-    ".parquet": "parquet",
-}
-
+from autolor2c.tasks.tables import CUSTOM_FORMATS, infer_label_names, read_table
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -108,9 +99,6 @@ def custom_task(
     ``num_labels``/``label_names`` are known before the model is built: integer labels 0..K-1 are used
     as they are; any other labels (strings, ...) are sorted and numbered from 0.
     """
-    # Imported here: data.py imports this module.
-    from autolor2c.tasks.data import infer_label_names, read_table
-
     text_columns = tuple(text_columns)
     if not 1 <= len(text_columns) <= 2:
         raise UserError(f"a task takes 1 or 2 text columns, got {len(text_columns)}: {list(text_columns)}")

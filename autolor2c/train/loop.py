@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from autolor2c.errors import UserError
-from autolor2c.lor2c import LoR2CModel
+from autolor2c.lor2c import LoR2CModel, guaranteed_events
 from autolor2c.tasks import TaskSpec, compute_metrics, encode_task, get_task, load_task_data, resolve_data_dir
 
 from .adapters import (
@@ -294,7 +294,8 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
         total_steps = min(total_steps, args.max_steps)
     warmup = int(total_steps * args.warmup_ratio)
     lor2c = spec.lor2c if spec.method == "lor2c" else None
-    schedule = structure_schedule(total_steps, lor2c.merge_count, lor2c.inject_count, args.structure_fraction) if lor2c else {}
+    # Only the operations that succeed whatever the spectrum picks: the planned final count is then exact.
+    schedule = structure_schedule(total_steps, *guaranteed_events(lor2c, shape.num_layers), args.structure_fraction) if lor2c else {}
     # Each epoch end, but at most MAX_EVALS evenly spaced ones when min_steps repeats a small set many times.
     n_evals = min(math.ceil(total_steps / steps_per_epoch), MAX_EVALS)
     eval_points = set(range(args.eval_every, total_steps + 1, args.eval_every)) if args.eval_every else {

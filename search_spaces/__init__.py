@@ -1,0 +1,1 @@
+"""The built-in search spaces (YAML). A wheel installs this folder as ``autolor2c.builtin_spaces``."""
