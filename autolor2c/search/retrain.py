@@ -21,6 +21,7 @@ import optuna
 
 from autolor2c.errors import UserError
 from autolor2c.lor2c import LoR2CConfig
+from autolor2c.tasks import resolve_data_dir
 from autolor2c.train import TRAINER_VERSION, AdapterSpec, builtin_configs, count_adapter_params, model_label, \
     read_config_file, train
 
@@ -143,7 +144,8 @@ def retrain_front(study: optuna.Study, ctx: SearchContext, out: Path, picked: op
 def _baseline_key(ctx: SearchContext, name: str, spec: AdapterSpec, plan_train: dict[str, Any]) -> str:
     s = ctx.settings
     args = s.train_args(plan_train, stage="retrain", seed=0)
-    ident = {"task": ctx.task.name, "model": model_label(s.model), "data": str(s.data_dir or "hub"),
+    data_dir = resolve_data_dir(s.data_dir)
+    ident = {"task": ctx.task.name, "model": model_label(s.model), "data": str(data_dir.resolve()) if data_dir else "hub",
              "trainer": TRAINER_VERSION, "config": spec.to_dict(),
              "args": {k: v for k, v in vars(args).items() if k not in ("progress", "seed", "device")}}
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]

@@ -70,7 +70,9 @@ class RungAwareSampler(BaseSampler):
         self.n_startup_trials = n_startup_trials
         self._rng = np.random.RandomState(seed)
         self._random = RandomSampler(seed=seed)
-        self._inner = inner or TPESampler(multivariate=True, group=True, n_startup_trials=0, seed=seed)
+        # constant_liar off: it writes to the study it is given, and running trials are in the view already
+        self._inner = inner or TPESampler(multivariate=True, group=True, constant_liar=False, n_startup_trials=0,
+                                          seed=seed)
         self._view_for: tuple[int, optuna.Study] | None = None
 
     # ---- the view ----------------------------------------------------------------------------------
