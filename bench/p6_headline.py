@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import GLUE_DIR, RESULTS, machine_info  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).parent / "autolor2c")  # the venv's entry point, whether or not it is activated
 
 
 def _run(cmd: list[str], cwd: Path, log: Path) -> tuple[int, float]:
@@ -60,7 +61,7 @@ def main() -> None:
         (RESULTS / f"p6_{a.task}.md").write_text(render(data))
 
     if "handset" not in data:
-        cmd = ["autolor2c", "train", "--task", a.task, "--config", a.handset, "--out", str(work / "handset")]
+        cmd = [CLI, "train", "--task", a.task, "--config", a.handset, "--out", str(work / "handset")]
         rc, wall = _run(cmd, work, log)
         m = json.loads((work / "handset" / "metrics.json").read_text())
         data["handset"] = {"command": " ".join(cmd), "rc": rc, "wall_s": round(wall, 1), "dev": m["primary_score"],
@@ -79,7 +80,7 @@ def main() -> None:
         save()
 
     if "search" not in data:
-        cmd = ["autolor2c", "search", "--task", a.task, "--budget", a.budget, "--no-progress", *a.extra]
+        cmd = [CLI, "search", "--task", a.task, "--budget", a.budget, "--no-progress", *a.extra]
         rc, wall = _run(cmd, work, log)
         data["search"] = {"command": " ".join(cmd), "rc": rc, "wall_s": round(wall, 1), **summarise(work, a.task)}
         save()

@@ -30,7 +30,7 @@ from autolor2c.search.fidelity import RUNGS_ATTR, Fidelity, next_promotion, rung
 from autolor2c.search.pareto import (front_indices, hypervolume, non_dominated_sort, pick_best, pick_knee,
                                      promotion_order)
 from autolor2c.search.study import (WORKER_ATTR, Objective, SearchSettings, pareto_front, plan_to_spec, run_search,
-                                    warm_start)
+                                    trained_configurations, warm_start)
 from autolor2c.train import count_adapter_params
 
 FULL = 900
@@ -252,9 +252,9 @@ def fast_tmp(tmp_path):
 
 
 def settings_for(glue_dir, storage, name, trials, **kw) -> SearchSettings:
+    kw = {"budget": "0.1M", "sampler": "random", **kw}
     return SearchSettings(task="sst2", data_dir=str(glue_dir), storage=storage, study_name=name, trials=trials,
-                          max_train_samples=FULL, fidelity=FID, seeds=0, progress=False, sampler="random",
-                          budget="0.1M", **kw)
+                          max_train_samples=FULL, fidelity=FID, seeds=0, progress=False, **kw)
 
 
 def expected_full(t, ctx) -> tuple[float, float]:
@@ -265,21 +265,23 @@ def expected_full(t, ctx) -> tuple[float, float]:
 
 
 def replay_promotions(trials, fid: Fidelity) -> int:
-    """Re-decide every promotion of a sequential study from its rung records; returns decisions checked."""
+    """Check every promotion of a sequential study against ASHA's rule on the records that existed when it was
+    queued (a promotion is queued after the previous trial ended, so: every earlier trial); returns how many."""
     checked = 0
     trials = sorted(trials, key=lambda t: t.number)
-    for i, t in enumerate(trials):
-        if t.state not in DONE or not t.user_attrs.get("trained"):
-            continue
-        rungs = t.user_attrs[RUNGS_ATTR]
-        earlier = [u for u in trials[:i] if u.state in DONE]
-        for k in range(len(fid.fractions) - 1):
-            if k >= len(rungs):
-                break
-            others = rung_points(earlier, k)
-            promoted = fid.should_promote((rungs[k]["score"], rungs[k]["params"]), others)
-            assert promoted is (len(rungs) > k + 1), (t.number, k, rungs, others)
-            checked += 1
+    promos = [t for t in trials if "promoted_from" in t.user_attrs and "retry_of" not in t.user_attrs]
+    for p in promos:
+        k = p.user_attrs["start_rung"] - 1
+        earlier = [t for t in trials if t.number < p.number and t.state in DONE]
+        entries = [((r["score"], r["params"]), t.number) for t in earlier for r in t.user_attrs.get(RUNGS_ATTR, [])
+                   if r["rung"] == k and r.get("from_trial") is None]
+        assert len(entries) >= fid.eta, "nothing is promoted before eta results exist at the rung"
+        top = [entries[i][1] for i in fid.promotable([e[0] for e in entries])]
+        assert p.user_attrs["promoted_from"] in top, (p.number, k, top)
+        checked += 1
+    # and each configuration is promoted once per rung
+    keys = [(p.user_attrs["promoted_from"], p.user_attrs["start_rung"]) for p in promos]
+    assert len(keys) == len(set(keys))
     return checked
 
 
@@ -298,50 +300,73 @@ def study_a(fast_context, tmp_path_factory, glue_dir):
 
 def test_pruned_trials_keep_their_rung_scores(study_a):
     study, ctx, _, _, _, _ = study_a
-    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
-    assert pruned, "a 24-trial study with eta=3 must prune something"
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED and t.user_attrs.get("trained")]
+    assert pruned, "a 24-configuration study with eta=3 must pause something below the top rung"
     for t in pruned:
         assert t.values is None
         rungs = t.user_attrs[RUNGS_ATTR]
         k = t.user_attrs["stopped_at_rung"]
-        assert k == len(rungs) - 1 and k < len(FID.fractions) - 1
+        assert k == rungs[-1]["rung"] == t.user_attrs.get("start_rung", 0) and k < len(FID.fractions) - 1
+        assert rungs[-1].get("from_trial") is None and all(r.get("from_trial") is not None for r in rungs[:-1])
         full, params = expected_full(t, ctx)
         for j, r in enumerate(rungs):
             assert r["rung"] == j and r["fraction"] == FID.fractions[j]
             assert r["n_train"] == round(FULL * FID.fractions[j])
             assert r["score"] == pytest.approx(rung_score(full, FID.fractions[j]), abs=0, rel=1e-12)
             assert r["params"] == params
-        assert "final_structure" not in t.user_attrs  # only a full-fidelity result writes it
 
 
 def test_only_full_fidelity_values_reach_the_study(study_a):
     study, ctx, objective, calls, _, _ = study_a
-    done = [t for t in study.trials if t.state in DONE]
-    assert len(done) == 24 and all(t.state in DONE for t in study.trials)
-    feasible = [t for t in study.trials if t.state == TrialState.COMPLETE and t.user_attrs["feasible"]]
+    assert all(t.state in DONE for t in study.trials)
+    assert trained_configurations(study) == 24
+    feasible = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert feasible
     for t in feasible:
+        assert t.user_attrs["feasible"] and t.user_attrs["start_rung"] == len(FID.fractions) - 1
         full, params = expected_full(t, ctx)
         assert t.values[0] == full and t.values[1] == params == t.user_attrs["planned_params"]["final"]
         rungs = t.user_attrs[RUNGS_ATTR]
         assert [r["fraction"] for r in rungs] == list(FID.fractions)
         assert all(r["score"] < t.values[0] for r in rungs[:-1])  # never a lower-rung score
         assert t.user_attrs["n_train"] == FULL and "stopped_at_rung" not in t.user_attrs
-        assert t.user_attrs["history"] == [{"op": "init", "step": 0}]
-    for t in study.trials:  # infeasible: never trained, no rungs
+    for t in study.trials:  # over budget: never trained, no rungs, no made-up score, not counted
         if t.user_attrs.get("feasible") is False:
-            assert RUNGS_ATTR not in t.user_attrs and t.system_attrs["constraints:budget"] > 0
-    # every decision matches the rule on the records, and the trainer ran exactly the recorded rungs
+            assert t.state == TrialState.PRUNED and t.values is None and not t.user_attrs["trained"]
+            assert RUNGS_ATTR not in t.user_attrs and t.constraints["budget"] > 0
+    # every promotion follows the rule on the records, and the trainer ran exactly the recorded rungs
     assert replay_promotions(study.trials, FID) > 0
-    recorded = sum(len(t.user_attrs.get(RUNGS_ATTR, [])) for t in study.trials)
-    assert len(calls) == recorded
+    own = sum(1 for t in study.trials for r in t.user_attrs.get(RUNGS_ATTR, []) if r.get("from_trial") is None)
+    assert len(calls) == own
     assert objective.trained == [t.number for t in study.trials if t.user_attrs.get("trained")]
-    # the number of trials reaching each rung shrinks roughly by eta
-    reached = [sum(1 for t in study.trials if len(t.user_attrs.get(RUNGS_ATTR, [])) > k) for k in range(3)]
-    assert reached[0] >= 12, reached
-    for k in (1, 2):
-        # every decision was checked above; how many pass depends on the arrival order (see below)
-        assert 1 <= reached[k] < reached[k - 1], reached
+    reached = [sum(1 for t in study.trials for r in t.user_attrs.get(RUNGS_ATTR, [])
+                   if r["rung"] == k and r.get("from_trial") is None) for k in range(3)]
+    assert reached[0] == 24 and 1 <= reached[2] < reached[1] < reached[0], reached
+
+
+def test_promotion_is_not_biased_to_the_first_trials(fast_context, fast_tmp, glue_dir):
+    """Configurations arrive from worst to best: the first ones must not be promoted for having come first
+    (the old rule promoted a lone first result at once)."""
+    storage = f"sqlite:///{fast_tmp}/order.db"
+    order = iter(range(1000))
+    rank_of: dict = {}
+
+    def trainer(ctx):
+        def fake(task, spec, args, **kw):
+            key = json.dumps(spec.to_dict(), sort_keys=True, default=str)
+            rank_of.setdefault(key, next(order))
+            score = 0.5 + 0.001 * rank_of[key]  # later configurations are better
+            return {"primary_score": score, "trainable_params": 1000, "wall_time_s": 0.0, "cpu_time_s": 0.0,
+                    "n_train": args.max_train_samples, "steps": 1, "scores": {"accuracy": score},
+                    "final_structure": {"spans": []}, "history": []}
+        return Objective(ctx, trainer=fake)
+
+    settings = settings_for(glue_dir, storage, "O", 9, budget="10M")
+    study, _, _, _ = run_search(settings, objective_factory=trainer)
+    assert replay_promotions(study.trials, FID) > 0
+    first_two = {t.number for t in study.trials if t.user_attrs.get("trained") and "promoted_from" not in t.user_attrs}
+    first_two = sorted(first_two)[:2]
+    assert not any(t.user_attrs.get("promoted_from") in first_two for t in study.trials)
 
 
 def test_pareto_front_is_the_front_of_the_full_fidelity_values(study_a):
@@ -370,17 +395,16 @@ def test_resume_in_the_middle_of_a_rung(fast_context, fast_tmp, glue_dir):
     storage = f"sqlite:///{fast_tmp}/x.db"
     settings = settings_for(glue_dir, storage, "R", 12)
     with pytest.raises(Killed):
-        run_search(settings, objective_factory=factory(kill_on_rung1_call=3))
+        run_search(settings, objective_factory=factory(kill_on_rung1_call=2))
     study = optuna.load_study(study_name="R", storage=storage)
     running = [t for t in study.trials if t.state == TrialState.RUNNING]
     assert len(running) == 1
     orphan = running[0]
     assert orphan.system_attrs[WORKER_ATTR] == f"{socket.gethostname()}:{os.getpid()}"
-    # killed while training its second rung: the first rung is on record, the second is not
-    assert [r["rung"] for r in orphan.user_attrs[RUNGS_ATTR]] == [0]
+    # killed while training a promotion at rung 1: the copied rung-0 record is not on it yet
+    assert orphan.user_attrs["start_rung"] == 1 and RUNGS_ATTR not in orphan.user_attrs
     before = {t.number: t.user_attrs.get(RUNGS_ATTR) for t in study.trials if t.number != orphan.number}
-    done_before = sum(t.state in DONE for t in study.trials)
-    assert 0 < done_before < 12
+    assert 0 < trained_configurations(study) < 12
 
     # this process is alive; make the orphan's worker a dead process on this host
     study._storage.set_trial_system_attr(orphan._trial_id, WORKER_ATTR, f"{socket.gethostname()}:{_dead_pid()}")
@@ -390,25 +414,20 @@ def test_resume_in_the_middle_of_a_rung(fast_context, fast_tmp, glue_dir):
     trials = study.trials
     failed = trials[orphan.number]
     assert failed.state == TrialState.FAIL and "interrupted" in failed.user_attrs["fail_reason"]
-    assert failed.user_attrs[RUNGS_ATTR] == orphan.user_attrs[RUNGS_ATTR]
     retries = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
     assert len(retries) == 1
     retry = retries[0]
-    assert retry.number == orphan.number + 1 and retry.params == orphan.params
+    assert retry.params == orphan.params
+    assert {k: retry.user_attrs[k] for k in ("promoted_from", "start_rung")} == \
+        {k: orphan.user_attrs[k] for k in ("promoted_from", "start_rung")}
     assert objective.trained[0] == retry.number  # the first trial after the resume is the retry
-    # same params, same earlier records: same rung-0 record, promoted again, finished the rungs it earned
-    assert retry.user_attrs[RUNGS_ATTR][0] == orphan.user_attrs[RUNGS_ATTR][0]
-    assert len(retry.user_attrs[RUNGS_ATTR]) >= 2
-    # the study reaches the requested number of finished trials; nothing else failed or is left running
-    assert sum(t.state in DONE for t in trials) == 12
+    assert retry.user_attrs[RUNGS_ATTR][-1]["rung"] == 1
+    # the study reaches the requested number of configurations; nothing else failed or is left running
+    assert trained_configurations(study) == 12
     assert [t.number for t in trials if t.state not in DONE] == [orphan.number]
-    # the records of the other trials are untouched
     assert {n: trials[n].user_attrs.get(RUNGS_ATTR) for n in before} == before
-    # every decision after the resume follows the rule on the records from before the interruption too
-    # (the FAIL record of the orphan does not count: its retry records the same rung again)
-    assert replay_promotions(trials, FID) > 0
     for t in trials:
-        if t.state == TrialState.COMPLETE and t.user_attrs["feasible"]:
+        if t.state == TrialState.COMPLETE:
             assert t.values[0] == expected_full(t, ctx)[0]
     # resuming a finished study runs nothing more
     study, _, objective, _ = run_search(settings, objective_factory=factory())
@@ -432,10 +451,10 @@ def test_warm_start_enqueues_exactly_the_pareto_configurations(study_a, glue_dir
     trials = b.trials
     assert [t.params for t in trials[:n_front]] == [t.params for t in front]
     assert [t.user_attrs["warm_start_from"] for t in trials[:n_front]] == [f"A#{t.number}" for t in front]
-    # nothing else was enqueued: later trials are sampled
-    assert all("warm_start_from" not in t.user_attrs and "fixed_params" not in t.system_attrs
-               for t in trials[n_front:])
-    assert sum(t.state in DONE for t in trials) == n_front + 2
+    # nothing else was enqueued but ASHA's promotions: later trials are sampled or continue a configuration
+    assert all("warm_start_from" not in t.user_attrs and
+               ("fixed_params" not in t.system_attrs or "promoted_from" in t.user_attrs) for t in trials[n_front:])
+    assert trained_configurations(b) == n_front + 2
     # A is untouched
     assert [t.number for t in pareto_front(optuna.load_study(study_name="A", storage=storage))] == \
         [t.number for t in front]
@@ -445,7 +464,7 @@ def test_warm_start_enqueues_exactly_the_pareto_configurations(study_a, glue_dir
     b, _, _, _ = run_search(settings, objective_factory=factory())
     assert "warm start: queued 0 configuration(s) from A" in capsys.readouterr().out
     assert sum("warm_start_from" in t.user_attrs for t in b.trials) == n_front
-    assert sum(t.state in DONE for t in b.trials) == n_front + 3
+    assert trained_configurations(b) == n_front + 3
     assert warm_start(b, "A", storage, ctx.space, ctx.shape.num_layers) == 0
     assert not [t for t in b.trials if t.state == TrialState.WAITING]
 
