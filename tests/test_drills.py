@@ -22,7 +22,7 @@ from autolor2c.train import train
 def _settings(tmp_path, glue_dir, name, trials, **kw):
     base = dict(task="sst2", budget="0.1M", data_dir=str(glue_dir), storage=f"sqlite:///{tmp_path}/{name}.db",
                 study_name=name, trials=trials, max_train_samples=48, max_eval_samples=32, max_length=24, seeds=0,
-                fidelity=Fidelity.off(), progress=False, sampler="random")
+                fidelity=Fidelity.off(), progress=False, sampler="random", min_steps=0)
     base.update(kw)
     return SearchSettings(**base)
 
@@ -69,7 +69,7 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path, glue_dir):
 def _search_cmd(db, out, glue_dir, trials):
     return [sys.executable, "-m", "autolor2c.cli", "search", "--task", "sst2", "--budget", "1M", "--trials", str(trials),
             "--seeds", "0", "--storage", f"sqlite:///{db}", "--study-name", "k", "--out", str(out), "--data-dir",
-            str(glue_dir), "--max-train-samples", "1500", "--max-eval-samples", "32", "--max-length", "24",
+            str(glue_dir), "--min-steps", "0", "--max-train-samples", "1500", "--max-eval-samples", "32", "--max-length", "24",
             "--no-multi-fidelity", "--no-progress", "--sampler", "random"]
 
 

@@ -67,7 +67,7 @@ def pg_url():
 def test_two_workers_share_one_study_on_postgresql(pg_url, tmp_path, glue_dir):
     cmd = [sys.executable, "-m", "autolor2c.cli", "search", "--task", "sst2", "--budget", "1M", "--trials", "6",
            "--workers", "2", "--seeds", "0", "--storage", pg_url, "--study-name", "pg", "--out", str(tmp_path / "o"),
-           "--data-dir", str(glue_dir), "--max-train-samples", "64", "--max-eval-samples", "32", "--max-length", "24",
+           "--data-dir", str(glue_dir), "--min-steps", "0", "--max-train-samples", "64", "--max-eval-samples", "32", "--max-length", "24",
            "--no-multi-fidelity", "--no-progress", "--sampler", "random"]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert p.returncode == 0, p.stderr[-3000:]

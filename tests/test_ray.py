@@ -22,7 +22,7 @@ def _cmd(db, out, glue_dir, trials, seeds="0"):
     return [sys.executable, "-m", "autolor2c.cli", "search", "--backend", "ray", "--ray-num-cpus", "2",
             "--max-concurrent", "1", "--task", "sst2", "--budget", "1M", "--trials", str(trials), "--seeds", seeds,
             "--retrain-samples", "64", "--storage", f"sqlite:///{db}", "--study-name", "r", "--out", str(out),
-            "--data-dir", str(glue_dir), "--max-train-samples", "300", "--max-eval-samples", "32", "--max-length", "24",
+            "--data-dir", str(glue_dir), "--min-steps", "0", "--max-train-samples", "300", "--max-eval-samples", "32", "--max-length", "24",
             "--no-multi-fidelity", "--no-progress", "--sampler", "random"]
 
 

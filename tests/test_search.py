@@ -3,6 +3,7 @@ export (own folder, YAML/JSON, stock PEFT LoRA), the dashboard's HTTP API, bad f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 import subprocess
@@ -17,10 +18,10 @@ import yaml
 
 from autolor2c.cli import main
 from autolor2c.search.fidelity import Fidelity
-from autolor2c.search.study import Objective, SearchSettings, run_search
+from autolor2c.search.study import Objective, SearchSettings, run_search, trained_configurations
 from autolor2c.train import count_adapter_params, train
 
-SMALL = ["--max-train-samples", "96", "--retrain-samples", "96", "--max-eval-samples", "64", "--max-length", "32",
+SMALL = ["--min-steps", "0", "--max-train-samples", "96", "--retrain-samples", "96", "--max-eval-samples", "64", "--max-length", "32",
          "--no-progress", "--epochs", "1"]
 
 
@@ -48,18 +49,27 @@ def test_search_writes_every_artifact(searched):
     assert (tmp / "artifacts").is_dir()
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     assert study.metric_names == ["accuracy", "trainable_params"]
-    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
-    assert len(done) == 4
+    assert trained_configurations(study) == 4
     for t in study.trials:
         if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible"):
             assert t.values[1] <= 50_000
             assert {"cost_s", "cpu_s", "final_structure", "history", "rungs", "plan"} <= set(t.user_attrs)
     retrain = json.loads((out / "retrain.json").read_text())
-    assert retrain["seeds"] == 2 and len(retrain["runs"]) == 2 and 0 <= retrain["std"]
+    pick = retrain["pick"]
+    assert pick["seeds"] == 2 and len(pick["runs"]) == 2 and 0 <= pick["dev_std"] and pick["role"] == "picked"
+    # the retrain kept each trial's structure and count (asserted while retraining), and scored both splits
+    for p in retrain["points"]:
+        t = study.trials[p["trial"]]
+        assert p["params"] == int(t.values[1])
+        assert all(r["final_structure"]["spans"] == t.user_attrs["final_structure"]["spans"] for r in p["runs"])
+        assert all(0 <= r["selection"] <= 1 and 0 <= r["dev"] <= 1 for r in p["runs"])
     report = (out / "report.md").read_text()
-    assert "Pareto front" in report and "Retrain" in report and "Cost" in report
+    assert "Pareto front" in report and "Retrained" in report and "Cost" in report
+    # the hand-set built-ins that fit 0.05M sit beside the front, with the input-blind baseline and a verdict
+    assert "built-in `lor2c`" in report and "built-in `imlor2c`" in report and "input-blind" in report
+    assert "hand-setting" in report
     cfg = yaml.safe_load((out / "best_config.yaml").read_text())
-    assert cfg["method"] in ("lor2c", "lora") and "learning_rate" in cfg["train"]
+    assert cfg["method"] in ("lor2c", "lora")
     from optuna_dashboard import get_note
 
     assert "Pareto front" in get_note(study)
@@ -73,8 +83,7 @@ def test_same_command_continues_the_study(searched, glue_dir):
     more[more.index("--seeds") + 1] = "0"
     assert main(more) == 0
     after = optuna.load_study(study_name="t", storage=storage).trials
-    done = [t for t in after if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
-    assert len(done) == 6
+    assert trained_configurations(optuna.load_study(study_name="t", storage=storage)) == 6
     assert [t.params for t in after[: len(before)]] == [t.params for t in before]
     # asking again for 6 runs nothing more
     assert main(more) == 0
@@ -94,17 +103,18 @@ def test_over_budget_configurations_are_never_trained(tmp_path, glue_dir):
     trained: list[int] = []
     settings = SearchSettings(task="sst2", budget="12K", data_dir=str(glue_dir), storage=f"sqlite:///{tmp_path}/s.db",
                               study_name="b", trials=8, max_train_samples=64, max_eval_samples=32, max_length=24,
-                              seeds=0, fidelity=Fidelity.off(), progress=False, sampler="random")
+                              seeds=0, fidelity=Fidelity.off(), progress=False, sampler="random", min_steps=0)
     study, ctx, objective, _ = run_search(settings, objective_factory=_recording_objective(trained))
     assert all(n <= 12_000 for n in trained)
     infeasible = [t for t in study.trials if t.user_attrs.get("feasible") is False]
     assert infeasible, "the random space should propose over-budget configurations at this budget"
-    for t in infeasible:
-        assert t.user_attrs["trained"] is False and "rungs" not in t.user_attrs
-        assert t.system_attrs["constraints:budget"] > 0
+    for t in infeasible:  # untrained, no made-up score, not counted as a trained configuration
+        assert t.user_attrs["trained"] is False and "rungs" not in t.user_attrs and t.values is None
+        assert t.constraints["budget"] > 0
         assert t.user_attrs["planned_params"]["peak"] > 12_000
         assert t.duration.total_seconds() < 2.0
     assert len(trained) == len([t for t in study.trials if t.user_attrs.get("trained")])
+    assert trained_configurations(study) == 8  # --trials counts trained configurations only
 
 
 def test_budget_that_admits_nothing_trains_nothing(tmp_path, glue_dir, capsys):
@@ -125,7 +135,8 @@ def test_export_formats(searched, glue_dir, tmp_path, capsys):
     assert "README.md (model card)" in capsys.readouterr().out
     card = (tmp_path / "best" / "README.md").read_text()
     retrain = json.loads((tmp / "out" / "retrain.json").read_text())
-    assert f"over 2 seed(s): seed 0 {retrain['runs'][0]['score']:.4f}, seed 1 {retrain['runs'][1]['score']:.4f}" in card
+    runs = retrain["pick"]["runs"]
+    assert f"over 2 seed(s): seed 0 {runs[0]['dev']:.4f}, seed 1 {runs[1]['dev']:.4f}" in card
     # the old name still works and says what it writes
     assert main(["export", *base, "--format", "peft", "--out", str(tmp_path / "peft")]) == 0
     assert "deprecated" in capsys.readouterr().err and (tmp_path / "peft" / "lor2c_config.json").is_file()
@@ -271,14 +282,14 @@ def test_resume_refuses_a_study_begun_with_other_settings_or_trainer_defaults(tm
     with pytest.raises(UserError, match=r"different settings \(budget\)"):
         open_study(SearchSettings(task="sst2", budget="50K", progress=False), storage, "s", "accuracy")
     # a study begun before the trainer's defaults changed (no or an older trainer version)
-    old = dict(study.user_attrs["identity"], trainer=1)
+    old = dict(study.user_attrs["identity"], trainer=2)
     study.set_user_attr("identity", old)
     with pytest.raises(UserError, match=r"different settings \(trainer\)"):
         open_study(settings, storage, "s", "accuracy")
 
 
 def test_backbone_dropout_reaches_every_trial_and_the_retrain(tmp_path, glue_dir):
-    from autolor2c.search.report import retrain
+    from autolor2c.search.retrain import retrain_front
 
     seen = []
 
@@ -290,13 +301,15 @@ def test_backbone_dropout_reaches_every_trial_and_the_retrain(tmp_path, glue_dir
 
     settings = SearchSettings(task="sst2", budget="12K", data_dir=str(glue_dir), storage=f"sqlite:///{tmp_path}/s.db",
                               study_name="d", trials=2, max_train_samples=64, max_eval_samples=32, max_length=24,
-                              seeds=0, fidelity=Fidelity.off(), progress=False, sampler="random", backbone_dropout=0.1,
+                              seeds=0, fidelity=Fidelity.off(), progress=False, sampler="random", min_steps=0, backbone_dropout=0.1,
                               retrain_samples=64)
     study, ctx, _, _ = run_search(settings, objective_factory=factory)
     assert seen and set(seen) == {0.1}
     assert study.user_attrs["identity"]["backbone_dropout"] == 0.1
     feasible = [t for t in study.trials if t.user_attrs.get("trained")]
     assert feasible
-    retrain(study, ctx, tmp_path / "r", seeds=1, trial=feasible[0], progress=False)
-    metrics = json.loads((tmp_path / "r" / "retrain" / "seed0" / "metrics.json").read_text())
+    ctx = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, seeds=1, front_retrains=1))
+    feasible = [t for t in study.trials if t.values is not None]
+    retrain_front(study, ctx, tmp_path / "r", feasible[0], progress=False)
+    metrics = json.loads((tmp_path / "r" / "retrain" / f"trial{feasible[0].number}-seed0" / "metrics.json").read_text())
     assert metrics["train_args"]["backbone_dropout"] == 0.1

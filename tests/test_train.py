@@ -28,7 +28,7 @@ def test_structure_schedule_spaces_changes_in_the_first_quarter():
 
 def test_short_run_beats_majority_class(glue_dir, tmp_path):
     spec, _ = read_config_file("lor2c")
-    args = TrainArgs(epochs=1, max_train_samples=1200, learning_rate=4e-3, max_length=48, progress=False)
+    args = TrainArgs(epochs=1, max_train_samples=1200, learning_rate=4e-3, max_length=48, progress=False, min_steps=0)
     r = train("sst2", spec, args, data_dir=str(glue_dir), out_dir=tmp_path / "run")
     majority = 444 / 872
     assert r["primary_score"] > majority + 0.08, r["primary_score"]
@@ -41,7 +41,7 @@ def test_short_run_beats_majority_class(glue_dir, tmp_path):
 
 def test_predict_reproduces_score(glue_dir, tmp_path, capsys):
     spec, _ = read_config_file("sharelor2c")
-    args = TrainArgs(epochs=1, max_train_samples=600, max_length=64, progress=False)
+    args = TrainArgs(epochs=1, max_train_samples=600, max_length=64, progress=False, min_steps=0)
     r = train("sst2", spec, args, data_dir=str(glue_dir), out_dir=tmp_path / "run")
     capsys.readouterr()
     assert main(["predict", "--adapter", str(tmp_path / "run" / "adapter"), "--data-dir", str(glue_dir)]) == 0
@@ -54,7 +54,7 @@ def test_predict_reproduces_score(glue_dir, tmp_path, capsys):
 
 def test_merge_and_inject_happen_on_schedule(glue_dir):
     spec, _ = read_config_file("imlor2c")  # 2 merges + 1 injection
-    args = TrainArgs(epochs=1, max_train_samples=1280, max_steps=40, max_length=48, progress=False,
+    args = TrainArgs(epochs=1, max_train_samples=1280, max_steps=40, max_length=48, progress=False, min_steps=0,
                      learning_rate=5e-3)
     r = train("sst2", spec, args, data_dir=str(glue_dir))
     ops = [(e["op"], e["step"]) for e in r["history"]]
@@ -73,7 +73,7 @@ def test_merge_and_inject_happen_on_schedule(glue_dir):
 
 def test_lora_baseline_through_peft(glue_dir):
     spec = AdapterSpec("lora", lora=LoRASpec(rank=2, alpha=4.0, layers=[4, 5]))
-    args = TrainArgs(epochs=1, max_train_samples=320, max_length=48, progress=False)
+    args = TrainArgs(epochs=1, max_train_samples=320, max_length=48, progress=False, min_steps=0)
     r = train("sst2", spec, args, data_dir=str(glue_dir))
     assert r["trainable_params"] == r["analytic_params"] == 2 * 2 * 2 * (384 + 384)
     assert r["head_params"] == 147_840 + 770  # the same head as LoR2C: pooler + classifier

@@ -338,7 +338,8 @@ def load_task_data(
         if m >= len(train):
             raise UserError(f"selection_fraction={selection_fraction!r} leaves no training rows for {task.name}")
         order = train.shuffle(seed=SELECTION_SEED)
-        out["selection"] = order.select(range(m))
+        # max_eval_samples caps what trials are scored on as well (the same rows for every trial)
+        out["selection"] = _subsample(order.select(range(m)), max_eval_samples, SELECTION_SEED, "max_eval_samples")
         train = order.select(range(m, len(order)))
     out["train"] = _subsample(train, max_train_samples, seed, "max_train_samples")
     out["validation"] = _subsample(splits["validation"], max_eval_samples, seed, "max_eval_samples")

@@ -49,12 +49,15 @@ def model_card(run_meta: dict[str, Any], lor2c_meta: dict[str, Any] | None,
                   "## Parameters", "",
                   f"- adapter: {lor2c_meta.get('adapter_params', run_meta.get('trainable_params')):,} trainable parameters",
                   f"- head: {lor2c_meta.get('head_params', 0):,} parameters (saved here too)"]
-    lines += ["", "## Scores (validation split)", ""]
+    lines += ["", "## Scores", ""]
     if retrain:
-        runs = retrain.get("runs") or []
-        lines.append(f"- {metric}: {retrain['mean']:.4f} ± {retrain['std']:.4f} over {retrain['seeds']} seed(s): "
-                     + ", ".join(f"seed {r['seed']} {r['score']:.4f}" for r in runs)
-                     + "; this folder holds seed 0's weights" if runs else "")
+        pick = retrain.get("pick", retrain)  # a search's retrain.json: the pick first
+        runs = pick.get("runs") or []
+        lines.append(f"- {metric} on the dev set (chose nothing): {pick['dev_mean']:.4f} ± {pick['dev_std']:.4f} over "
+                     f"{pick['seeds']} seed(s): " + ", ".join(f"seed {r['seed']} {r['dev']:.4f}" for r in runs)
+                     + "; this folder holds seed 0's weights")
+        lines.append(f"- {metric} on the selection split held out of the training data (chose the configuration "
+                     f"and the checkpoint): {pick['selection_mean']:.4f}")
     else:
         seed = run_meta.get("seed")
         lines.append(f"- {metric}: {run_meta.get('primary_score', float('nan')):.4f}"
