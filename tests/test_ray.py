@@ -15,15 +15,17 @@ from optuna.trial import TrialState
 
 pytest.importorskip("ray")
 
+from autolor2c.search.study import trained_configurations  # noqa: E402
+
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def _cmd(db, out, glue_dir, trials, seeds="0"):
+def _cmd(db, out, glue_dir, trials, seeds="0", fidelity=("--no-multi-fidelity",)):
     return [sys.executable, "-m", "autolor2c.cli", "search", "--backend", "ray", "--ray-num-cpus", "2",
             "--max-concurrent", "1", "--task", "sst2", "--budget", "1M", "--trials", str(trials), "--seeds", seeds,
             "--retrain-samples", "64", "--storage", f"sqlite:///{db}", "--study-name", "r", "--out", str(out),
             "--data-dir", str(glue_dir), "--min-steps", "0", "--max-train-samples", "300", "--max-eval-samples", "32", "--max-length", "24",
-            "--no-multi-fidelity", "--no-progress", "--sampler", "random"]
+            *fidelity, "--no-progress", "--sampler", "random"]
 
 
 def _env():
@@ -68,15 +70,21 @@ def test_reopen_trial_after_a_driver_kill(tmp_path):
 
 def test_ray_search_end_to_end(tmp_path, glue_dir):
     db = tmp_path / "r.db"
-    p = subprocess.run(_cmd(db, tmp_path / "out", glue_dir, trials=3, seeds="1"), capture_output=True, text=True,
-                       timeout=900, env=_env())
+    # the defaults, multi-fidelity included: paused trials end PRUNED with their rung scores, and ASHA's
+    # promotion of the best of three runs as its own Ray trial
+    p = subprocess.run(_cmd(db, tmp_path / "out", glue_dir, trials=3, seeds="1", fidelity=()), capture_output=True,
+                       text=True, timeout=900, env=_env())
     assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{db}")
     assert study.metric_names == ["accuracy", "trainable_params"]
-    done = [t for t in study.trials if t.state in DONE]
-    assert len(done) == 3
-    for t in done:  # our objective ran in the Ray workers: its records are on the Optuna trials
-        assert "plan" in t.user_attrs and "rungs" in t.user_attrs and t.user_attrs["cost_s"] > 0
+    assert trained_configurations(study) == 3 and all(t.state in DONE for t in study.trials)
+    trained = [t for t in study.trials if t.user_attrs.get("trained")]
+    for t in trained:  # our objective ran in the Ray workers: its records are on the Optuna trials
+        assert "plan" in t.user_attrs and t.user_attrs["rungs"] and t.user_attrs["cost_s"] > 0
+    paused = [t for t in trained if t.state == TrialState.PRUNED]
+    assert paused and all(t.values is None and t.user_attrs["rungs"][-1]["score"] is not None for t in paused)
+    promoted = [t for t in study.trials if "promoted_from" in t.user_attrs]
+    assert len(promoted) == 1 and promoted[0].state == TrialState.COMPLETE
     assert (tmp_path / "out" / "adapter" / "lor2c_model.safetensors").is_file()
     assert (tmp_path / "out" / "report.md").is_file()
 
@@ -127,7 +135,7 @@ def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
     assert "resuming the Ray experiment" not in p.stdout
     study = optuna.load_study(study_name="r", storage=storage)
-    assert len([t for t in study.trials if t.state in DONE]) == 5
+    assert trained_configurations(study) == 5
     assert study.user_attrs["ray_experiments"] == study.user_attrs["ray_experiments_finished"] == 2
     assert (tmp_path / "out" / "ray" / "r-2").is_dir()
 

@@ -26,8 +26,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autolor2c.errors import UserError
 
+from .fidelity import RUNGS_ATTR
 from .study import (
-    DONE_STATES,
     WORKER_ATTR,
     Objective,
     SearchSettings,
@@ -38,7 +38,9 @@ from .study import (
     fail_orphaned_trials,
     make_sampler,
     open_study,
+    queue_promotion,
     resolve_storage,
+    trained_configurations,
 )
 
 TRIAL_NUMBER_KEY = "autolor2c_trial_number"
@@ -86,9 +88,17 @@ def _trainable(config: dict[str, Any], settings: SearchSettings, storage_url: st
     try:
         score, params = _failure_recording(Objective(ctx))(trial)
     except optuna.TrialPruned:
-        if is_retry:
-            study.tell(trial, state=TrialState.PRUNED)
-        return  # no result: OptunaSearch records the trial as PRUNED, its rung scores stay on it
+        # Paused below the top rung, or over budget. Tune wants the metrics in a result, and Optuna must not
+        # take them as objective values: this worker ends the trial PRUNED itself (OptunaSearch's later tell
+        # on a finished trial is refused with a warning), then queues ASHA's next promotion.
+        study.tell(trial, state=TrialState.PRUNED)
+        queue_promotion(study, settings.fidelity)
+        frozen = study._storage.get_trial(trial._trial_id)
+        rungs = frozen.user_attrs.get(RUNGS_ATTR) or []
+        tune.report({metric: rungs[-1]["score"] if rungs else float("nan"),
+                     "trainable_params": float(frozen.user_attrs.get("planned_params", {}).get("final", float("nan"))),
+                     "pruned": True})
+        return
     except Exception:
         if is_retry:
             study.tell(trial, state=TrialState.FAIL)
@@ -164,14 +174,16 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
     ctx = build_context(settings)
     name = settings.study_name or default_study_name(settings)
     storage = resolve_storage(storage_url, heartbeat=False)
-    study = open_study(settings, storage, name, ctx.task.primary_metric)
+    study = open_study(settings, storage, name, ctx.task.primary_metric, budget=ctx.budget)
     study.set_user_attr("budget_params", ctx.budget)
+    study.set_user_attr("trivial_score", {"selection": ctx.trivial, "dev": ctx.trivial_dev})
     study.set_user_attr("backend", "ray")
     metric = ctx.task.primary_metric
     exp_dir = Path(settings.out or Path("studies") / name).resolve() / "ray"
 
-    def n_done() -> int:
-        return len(study.get_trials(deepcopy=False, states=DONE_STATES))
+    def n_done() -> int:  # trained configurations; a queued promotion is work still to do
+        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        return trained_configurations(study) - waiting
 
     # Trials a killed driver's workers left RUNNING are over, whether or not Tune checkpointed them.
     gone = fail_orphaned_trials(study, requeue=False)
@@ -209,7 +221,9 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
         study.set_user_attr("ray_experiments", k)
         searcher = OptunaSearch(space=_DefineByRun(settings.space_path(), ctx.shape.num_layers),
                                 metric=[metric, "trainable_params"], mode=["max", "min"],
-                                sampler=make_sampler(settings.sampler, settings.seed), study_name=name, storage=storage)
+                                sampler=make_sampler(settings.sampler, settings.seed, budget=ctx.budget,
+                                                     top_rung=len(settings.fidelity.fractions) - 1),
+                                study_name=name, storage=storage)
         results = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=ConcurrencyLimiter(searcher, max_concurrent=max_concurrent),

@@ -147,6 +147,9 @@ class RungAwareSampler(BaseSampler):
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._view_for = None
 
+    def __getstate__(self) -> dict[str, Any]:  # Ray pickles the searcher; the cached view holds a lock
+        return {**self.__dict__, "_view_for": None}
+
     def reseed_rng(self) -> None:
         self._rng = np.random.RandomState()
         self._random.reseed_rng()
