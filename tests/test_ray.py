@@ -78,6 +78,9 @@ def test_ray_search_end_to_end(tmp_path, glue_dir):
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{db}")
     assert study.metric_names == ["accuracy", "trainable_params"]
     assert trained_configurations(study) == 3 and all(t.state in DONE for t in study.trials)
+    # set up by the same prepare_study as the Optuna backend: retrain/export find the model, data and space
+    assert {"identity", "model_arg", "data_dir", "space_path", "budget_params", "trivial_score"} <= set(study.user_attrs)
+    assert study.user_attrs["data_dir"] == str(glue_dir.resolve())
     trained = [t for t in study.trials if t.user_attrs.get("trained")]
     for t in trained:  # our objective ran in the Ray workers: its records are on the Optuna trials
         assert "plan" in t.user_attrs and t.user_attrs["rungs"] and t.user_attrs["cost_s"] > 0

@@ -37,7 +37,7 @@ from .study import (
     default_study_name,
     fail_orphaned_trials,
     make_sampler,
-    open_study,
+    prepare_study,
     queue_promotion,
     resolve_storage,
     trained_configurations,
@@ -174,9 +174,7 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
     ctx = build_context(settings)
     name = settings.study_name or default_study_name(settings)
     storage = resolve_storage(storage_url, heartbeat=False)
-    study = open_study(settings, storage, name, ctx.task.primary_metric, budget=ctx.budget)
-    study.set_user_attr("budget_params", ctx.budget)
-    study.set_user_attr("trivial_score", {"selection": ctx.trivial, "dev": ctx.trivial_dev})
+    study = prepare_study(settings, ctx, storage, name)
     study.set_user_attr("backend", "ray")
     metric = ctx.task.primary_metric
     exp_dir = Path(settings.out or Path("studies") / name).resolve() / "ray"

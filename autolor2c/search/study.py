@@ -533,6 +533,19 @@ def _failure_recording(objective: Objective) -> Callable[[optuna.Trial], tuple[f
     return wrapped
 
 
+def prepare_study(settings: SearchSettings, ctx: SearchContext, storage, name: str) -> optuna.Study:
+    """Create or open the study and record what ``retrain``, ``export`` and ``show`` need to rebuild the search
+    (the one set-up both backends use; they only run trials)."""
+    study = open_study(settings, storage, name, ctx.task.primary_metric, budget=ctx.budget)
+    data_dir = resolve_data_dir(settings.data_dir)
+    for key, value in {"budget_params": ctx.budget, "trivial_score": {"selection": ctx.trivial, "dev": ctx.trivial_dev},
+                       "space": ctx.space.name, "backbone_params": ctx.shape.backbone_params,
+                       "model_arg": settings.model, "data_dir": str(data_dir.resolve()) if data_dir else None,
+                       "space_path": str(Path(settings.space_path()).resolve())}.items():
+        study.set_user_attr(key, value)
+    return study
+
+
 def run_search(settings: SearchSettings, objective_factory: Callable[[SearchContext], Objective] = Objective,
                on_study_ready: Callable[[optuna.Study], None] | None = None):
     """Create or resume the study and run trials until ``settings.trials`` are done or the timeout hits.
@@ -543,15 +556,7 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
     ctx = build_context(settings)
     storage = resolve_storage(settings.storage)
     name = settings.study_name or default_study_name(settings)
-    study = open_study(settings, storage, name, ctx.task.primary_metric, budget=ctx.budget)
-    study.set_user_attr("budget_params", ctx.budget)
-    study.set_user_attr("trivial_score", {"selection": ctx.trivial, "dev": ctx.trivial_dev})
-    study.set_user_attr("space", ctx.space.name)
-    study.set_user_attr("backbone_params", ctx.shape.backbone_params)
-    study.set_user_attr("model_arg", settings.model)
-    data_dir = resolve_data_dir(settings.data_dir)
-    study.set_user_attr("data_dir", str(data_dir.resolve()) if data_dir else None)
-    study.set_user_attr("space_path", str(Path(settings.space_path()).resolve()))
+    study = prepare_study(settings, ctx, storage, name)
     retried = fail_orphaned_trials(study)
     if on_study_ready is not None:
         on_study_ready(study)
