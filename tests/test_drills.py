@@ -15,7 +15,7 @@ import torch
 from optuna.trial import TrialState
 
 from autolor2c.search.fidelity import Fidelity
-from autolor2c.search.study import Objective, SearchSettings, run_search
+from autolor2c.search.study import Objective, SearchSettings, run_search, trained_configurations
 from autolor2c.train import train
 
 
@@ -62,8 +62,7 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path, glue_dir):
     assert any("boom" in r for r in reasons)
     assert any("MemoryError" in r for r in reasons)
     assert any("TrainingError: loss became nan" in r for r in reasons), reasons
-    done = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-    assert len(done) == 3  # the study went on to the requested count
+    assert trained_configurations(study) == 3  # the study went on to the requested count
 
 
 def _search_cmd(db, out, glue_dir, trials):
@@ -114,7 +113,7 @@ def test_kill_9_mid_trial_then_resume(tmp_path, glue_dir):
     assert v.state == TrialState.FAIL and "interrupted" in v.user_attrs["fail_reason"]
     reruns = [t for t in study.trials if t.user_attrs.get("retry_of") == victim]
     assert len(reruns) == 1 and reruns[0].params == v.params and reruns[0].state == TrialState.COMPLETE
-    assert len([t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]) == 3
+    assert trained_configurations(study) == 3
 
 
 def test_memory_stays_flat_over_many_trials(tmp_path, glue_dir):
