@@ -14,7 +14,8 @@ from tests.conftest import tiny_model
 
 RUN_META = {"task": "sst2", "task_spec": None, "model": None, "num_labels": 2, "max_length": 32, "seed": 0,
             "primary_metric": "accuracy", "primary_score": 0.75, "scores": {"accuracy": 0.75}, "trainable_params": 0}
-RETRAIN = {"trial": 3, "seeds": 2, "mean": 0.8, "std": 0.01, "runs": [{"seed": 0, "score": 0.81}, {"seed": 1, "score": 0.79}]}
+RETRAIN = {"pick": {"trial": 3, "seeds": 2, "dev_mean": 0.8, "dev_std": 0.01, "selection_mean": 0.82,
+                    "runs": [{"seed": 0, "dev": 0.81}, {"seed": 1, "dev": 0.79}]}}
 
 
 def _trained(tmp_path):

@@ -126,7 +126,7 @@ def _run_cli(*args: str) -> subprocess.CompletedProcess:
 
 def test_train_cli_writes_metrics_and_adapter(glue_dir, tmp_path):
     p = _run_cli("train", "--task", "sst2", "--config", "injectlor2c", "--data-dir", str(glue_dir),
-                 "--max-train-samples", "320", "--max-length", "48", "--out", str(tmp_path / "o"))
+                 "--min-steps", "0", "--max-train-samples", "320", "--max-length", "48", "--out", str(tmp_path / "o"))
     assert p.returncode == 0, p.stderr[-2000:]
     assert "accuracy" in p.stdout
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())

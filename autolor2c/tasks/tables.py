@@ -9,9 +9,10 @@ import math
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from autolor2c.errors import UserError
 
@@ -57,8 +58,10 @@ def infer_label_names(values: Iterable[Any]) -> tuple[str, ...]:
     return tuple(str(c) for c in ordered)
 
 
-def read_table(path: Path, columns: Iterable[str]) -> pd.DataFrame:
+def read_table(path: Path, columns: Iterable[str]) -> "pd.DataFrame":
     """Read a custom data file into a DataFrame, checking that ``columns`` are present."""
+    import pandas as pd  # here, not at import: the CLI checks a task without loading pandas
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"data file not found: {path}")
