@@ -47,6 +47,8 @@ def main() -> None:
     ap.add_argument("--task", default="sst2")
     ap.add_argument("--budget", default="0.1M")
     ap.add_argument("--handset", default="imlor2c")
+    ap.add_argument("--summarise", action="store_true",
+                    help="record what an interrupted search phase measured so far (its study and finished retrain runs)")
     ap.add_argument("extra", nargs="*", help="extra `autolor2c search` arguments (after --)")
     a = ap.parse_args()
     work = ROOT / "bench" / "out" / "p6" / a.task
@@ -79,7 +81,10 @@ def main() -> None:
                              "configs": [{k: v for k, v in b.items() if k != "runs"} for b in base]}
         save()
 
-    if "search" not in data:
+    if a.summarise:
+        data["search_partial"] = summarise(work, a.task, partial=True)
+        save()
+    elif "search" not in data:
         cmd = [CLI, "search", "--task", a.task, "--budget", a.budget, "--no-progress", *a.extra]
         rc, wall = _run(cmd, work, log)
         data["search"] = {"command": " ".join(cmd), "rc": rc, "wall_s": round(wall, 1), **summarise(work, a.task)}
@@ -87,7 +92,18 @@ def main() -> None:
     print(render(data))
 
 
-def summarise(work: Path, task: str) -> dict:
+def _partial_retrain(out: Path) -> dict:
+    """The retrain runs that finished before the search command was stopped (one metrics.json each)."""
+    runs = []
+    for m in sorted((out / "retrain").glob("trial*-seed*/metrics.json")):
+        r = json.loads(m.read_text())
+        trial, seed = m.parent.name[len("trial"):].split("-seed")
+        runs.append({"trial": int(trial), "seed": int(seed), "dev": r["dev_score"], "selection": r["primary_score"],
+                     "params": r["trainable_params"], "wall_s": r["wall_time_s"]})
+    return {"runs": runs}
+
+
+def summarise(work: Path, task: str, partial: bool = False) -> dict:
     import optuna
 
     from autolor2c.search.sampler import configuration_chains
@@ -97,13 +113,20 @@ def summarise(work: Path, task: str) -> dict:
     name = [n for n in optuna.get_all_study_names(storage) if n.startswith(task)][0]
     study = optuna.load_study(study_name=name, storage=storage)
     trials = study.trials
-    retrain = json.loads((work / "studies" / name / "retrain.json").read_text())
-    pick = retrain["pick"]
+    out = work / "studies" / name
+    if partial:
+        from autolor2c.search.study import pick_trial
+
+        retrain = _partial_retrain(out)
+        pick = {"trial": pick_trial(study, "best").number}  # what the search command picked (--pick best)
+    else:
+        retrain = json.loads((out / "retrain.json").read_text())
+        pick = retrain["pick"]
     chains = configuration_chains([t for t in trials if t.state.name in ("COMPLETE", "PRUNED")])
     roots = sorted(n for n, c in chains.items() if c[0].user_attrs.get("trained"))
     by_number = {t.number: t for t in trials}
     root = pick["trial"]
-    while "promoted_from" in by_number[root].user_attrs:
+    while root is not None and "promoted_from" in by_number[root].user_attrs:
         root = int(by_number[root].user_attrs["promoted_from"])
     infeasible = sum(1 for t in trials if t.user_attrs.get("feasible") is False)
     return {"study": name, "optuna_trials": len(trials), "configurations": trained_configurations(study),
@@ -126,6 +149,17 @@ def render(d: dict) -> str:
         for c in b["configs"]:
             lines += [f"  - `{c['config']}`: dev {c['dev_mean']:.4f}, selection {c['selection_mean']:.4f}, "
                       f"{c['params']:,} params ({c['seeds']} seed)"]
+    sp = d.get("search_partial")
+    if sp and not d.get("search"):
+        lines += [f"- the search command was stopped during its retrain (session time): configurations trained "
+                  f"{sp['configurations']}, Optuna trials {sp['optuna_trials']}, over budget (not trained) "
+                  f"{sp['infeasible']} = {sp['infeasible_share']:.0%} of the sampled configurations; picked trial "
+                  f"{sp['pick_trial']} (first sampled as trial {sp['pick_first_trial']}, configuration "
+                  f"#{sp['pick_sampled_as_configuration']}); input-blind baseline {sp['trivial']}",
+                  "- retrain runs that finished:"]
+        for r in sp["retrain"]["runs"]:
+            lines += [f"  - trial {r['trial']} seed {r['seed']}: dev {r['dev']:.4f}, selection {r['selection']:.4f}, "
+                      f"{r['params']:,} params, {r['wall_s'] / 60:.1f} min"]
     s = d.get("search")
     if s:
         p = s["retrain"]["pick"]
