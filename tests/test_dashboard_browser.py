@@ -52,7 +52,7 @@ def small_study(tmp_path_factory):
     study.optimize(_objective, n_trials=12)
     ctx = SimpleNamespace(task=SimpleNamespace(name="sst2", primary_metric="accuracy"), budget=BUDGET,
                           shape=SimpleNamespace(head_params=148_610), space=SimpleNamespace(name="lor2c_full"),
-                          settings=SimpleNamespace(pick="best"))
+                          settings=SimpleNamespace(pick="best", selection_fraction=0.1), trivial=0.5092, trivial_dev=0.4908)
     out = tmp / "studies" / "browser"
     picked = max((t for t in study.best_trials if t.user_attrs["feasible"]), key=lambda t: t.values[0])
     write_artifacts(study, ctx, out, None, picked, 1.0)
