@@ -532,12 +532,12 @@ def test_saved_folder_respects_the_umask(tmp_path):
 
 def test_newer_format_version_is_a_clear_error(tmp_path):
     folder = get_lor2c_model(tiny_model("bert"), LoR2CConfig()).save_pretrained(tmp_path / "a")
-    meta = json.loads((folder / "adapter_config.json").read_text())
+    meta = json.loads((folder / "lor2c_config.json").read_text())
     assert meta["format_version"] == 1
     for version, match in ((2, "format_version 2 is newer.*upgrade autolor2c"), ("1", "format_version '1'"),
                            (None, "format_version None")):
         meta["format_version"] = version
-        (folder / "adapter_config.json").write_text(json.dumps(meta))
+        (folder / "lor2c_config.json").write_text(json.dumps(meta))
         with pytest.raises(AdapterLoadError, match=match):
             LoR2CModel.from_pretrained(tiny_model("bert"), folder)
 
