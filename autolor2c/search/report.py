@@ -89,6 +89,8 @@ def pareto_figure(study: optuna.Study, budget: int, metric: str, retrained: dict
     fig = go.Figure()
     for name, group, color in (("trials (selection split)", [t for t in feas if t.number not in front], "#7aa6d6"),
                                ("trial front (selection split)", [t for t in feas if t.number in front], "#d62728")):
+        if not group:
+            continue
         fig.add_trace(go.Scatter(
             x=[t.values[1] for t in group], y=[t.values[0] for t in group],
             mode="markers", name=name, marker=dict(color=color, size=10 if "front" in name else 7),
@@ -107,7 +109,9 @@ def pareto_figure(study: optuna.Study, budget: int, metric: str, retrained: dict
             text=[b["config"] for b in baselines], textposition="top center"))
     fig.add_vline(x=budget, line_dash="dash", annotation_text=f"budget {format_params(budget)}")
     if trivial:
-        fig.add_hline(y=trivial.get("dev", 0.0), line_dash="dot", annotation_text="input-blind baseline (dev)")
+        fig.add_annotation(text=f"input-blind baseline: dev {trivial.get('dev', 0.0):.4f}, selection "
+                                f"{trivial.get('selection', 0.0):.4f}", xref="paper", yref="paper", x=0, y=1.06,
+                           showarrow=False)
     fig.update_layout(title=f"{study.study_name}: {metric} vs trainable adapter parameters",
                       xaxis_title="trainable adapter parameters", yaxis_title=metric)
     return fig
