@@ -89,8 +89,7 @@ def front_points(study: optuna.Study, pick: str, k: int) -> list[tuple[str, optu
     if not front:
         return []
     pts = [(t.values[0], t.values[1]) for t in front]
-    order = [front_indices(pts)[0]]  # the smallest
-    named = {"best": pick_best(pts), "knee": pick_knee(pts), "smallest": order[0]}
+    named = {"best": pick_best(pts), "knee": pick_knee(pts), "smallest": front_indices(pts)[0]}
     roles = [pick] + [r for r in ("best", "knee", "smallest") if r != pick]
     out, seen = [], set()
     for role in roles:
