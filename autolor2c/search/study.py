@@ -547,13 +547,17 @@ def prepare_study(settings: SearchSettings, ctx: SearchContext, storage, name: s
 
 
 def run_search(settings: SearchSettings, objective_factory: Callable[[SearchContext], Objective] = Objective,
-               on_study_ready: Callable[[optuna.Study], None] | None = None):
+               on_study_ready: Callable[[optuna.Study], None] | None = None, ctx: SearchContext | None = None):
     """Create or resume the study and run trials until ``settings.trials`` are done or the timeout hits.
 
     ``on_study_ready(study)`` runs once the study exists (the CLI starts its extra worker processes there).
+    ``ctx``: a context already built for these settings (the benchmark replays reuse one model and dataset).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    ctx = build_context(settings)
+    if ctx is None:
+        ctx = build_context(settings)
+    elif ctx.settings is not settings:
+        raise ValueError("ctx was built for other settings")
     storage = resolve_storage(settings.storage)
     name = settings.study_name or default_study_name(settings)
     study = prepare_study(settings, ctx, storage, name)

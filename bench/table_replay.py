@@ -1,0 +1,400 @@
+"""Replay the product's own search against the tabular benchmark (issue 12): P3 (samplers) and P4
+(multi-fidelity vs full fidelity), >= 20 seeds per arm, in minutes instead of days.
+
+    python bench/table_replay.py                        # every arm, 20 seeds, 40 configurations each
+    python bench/table_replay.py --seeds 30 --arms parego+asha,random-full
+    python bench/table_replay.py --summarise            # recompute the summary from the committed curves
+
+What runs is ``autolor2c.search.study.run_search`` itself (the shipped sampler, ASHA promotions, budget
+check, trial counting, cost accounting) on in-memory storage; only the trainer is replaced by
+:class:`TableTrainer`, which answers a configuration's rung run from the table built by
+bench/table_build.py: the recorded run when the configuration is in the table (one of its training seeds,
+drawn per replay seed), otherwise a surrogate (a random forest per rung over the configuration's
+structure, YAHPO-style) plus the table's own seed-to-seed noise. The surrogate is checked on held-out
+configurations (5-fold, Spearman) and that number is part of the results.
+
+Each arm's every trial is kept (bench/results/replay_<task>.json: per-trial curves), and the summary is
+computed from those curves only (``summarise``), so anyone can recompute it (a test does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, machine_info, md_table  # noqa: E402
+
+from autolor2c.search.retrain import trial_plan  # noqa: E402
+from autolor2c.search.study import plan_to_spec  # noqa: E402
+
+BOOT = 2000
+ARMS = {  # name -> (sampler, multi-fidelity)
+    "parego+asha": ("parego", True),    # the shipped default
+    "parego-full": ("parego", False),
+    "random+asha": ("random", True),
+    "random-full": ("random", False),   # plain random search: P3's reference
+    "tpe+asha": ("tpe", True),
+    "gp+asha": ("gp", True),
+}
+
+
+# --------------------------------------------------------------------------------------------------
+# The table and its configurations
+# --------------------------------------------------------------------------------------------------
+def spec_key(spec) -> str:
+    """A configuration's identity: its adapter spec, canonical JSON (floats as Python prints them)."""
+    return json.dumps(spec.to_dict(), sort_keys=True)
+
+
+def spec_features(spec, shape) -> list[float]:
+    """What the surrogate sees: the structure and scale of the adapter, as numbers."""
+    from autolor2c.train import count_adapter_params
+
+    c = spec.lor2c
+    spans = c.spans or [[i, i] for i in range(shape.num_layers)]
+    peak = count_adapter_params(spec, shape)["peak"]
+    return [math.log2(c.rank), math.log(c.alpha), float(c.share_a), float(len(spans)),
+            float(spans[0][1] - spans[0][0] + 1), float(min(s[0] for s in spans)), float(c.merge_count),
+            float(c.inject_count), math.log(max(peak, 1))]
+
+
+@dataclasses.dataclass
+class Table:
+    """Rung runs by configuration: ``runs[key][rung]`` is a list of recorded runs (one per training seed)."""
+    runs: dict[str, dict[int, list[dict[str, Any]]]]
+    fractions: tuple[float, ...]
+    features: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_jsonl(cls, rows: Sequence[dict[str, Any]], shape) -> "Table":
+        from autolor2c.search.space import TrialPlan
+        from autolor2c.search.study import plan_to_spec
+
+        header = next(r for r in rows if r.get("kind") == "header")
+        keys, feats = {}, {}
+        for r in rows:
+            if r.get("kind") == "config" and r["feasible"]:
+                spec = plan_to_spec(TrialPlan.from_dict(r["plan"]))
+                keys[r["config"]] = spec_key(spec)
+                feats[keys[r["config"]]] = spec_features(spec, shape)
+        runs: dict[str, dict[int, list[dict[str, Any]]]] = {}
+        for r in rows:
+            if r.get("kind") == "run" and r["config"] in keys:
+                runs.setdefault(keys[r["config"]], {}).setdefault(r["rung"], []).append(r)
+        complete = {k: v for k, v in runs.items() if len(v) == len(header["fractions"])}
+        return cls(complete, tuple(header["fractions"]), {k: feats[k] for k in complete})
+
+    @classmethod
+    def from_study(cls, study, shape) -> "Table":
+        """Every rung run a real search recorded (trial attributes), as a table."""
+        from autolor2c.search.fidelity import RUNGS_ATTR
+        from autolor2c.search.retrain import trial_plan
+        from autolor2c.search.study import plan_to_spec
+
+        runs: dict[str, dict[int, list[dict[str, Any]]]] = {}
+        feats = {}
+        fractions = tuple(study.user_attrs["identity"]["fidelity"]["fractions"])
+        for t in study.trials:
+            if not t.user_attrs.get("trained"):
+                continue
+            spec = plan_to_spec(trial_plan(t))
+            key = spec_key(spec)
+            feats[key] = spec_features(spec, shape)
+            for r in t.user_attrs.get(RUNGS_ATTR, []):
+                if "from_trial" in r:  # copied from the trial that measured it
+                    continue
+                runs.setdefault(key, {}).setdefault(r["rung"], []).append(
+                    {"rung": r["rung"], "seed": 0, "selection": r["score"], "params": r["params"], "steps": r["steps"],
+                     "n_train": r["n_train"], "wall_s": r["wall_s"], "cpu_s": r["cpu_s"],
+                     "final_structure": t.user_attrs.get("final_structure")})
+        return cls(runs, fractions, feats)
+
+
+class Surrogate:
+    """A random forest per rung: configuration features -> mean selection score and wall seconds."""
+
+    def __init__(self, table: Table, seed: int = 0):
+        from sklearn.ensemble import RandomForestRegressor
+
+        self.models, self.noise = {}, {}
+        keys = sorted(table.runs)
+        for rung in range(len(table.fractions)):
+            X = [table.features[k] for k in keys]
+            runs = [table.runs[k][rung] for k in keys]
+            y = [statistics.fmean(r["selection"] for r in rs) for rs in runs]
+            c = [statistics.fmean(r["wall_s"] for r in rs) for rs in runs]
+            self.models[rung] = (RandomForestRegressor(200, min_samples_leaf=2, random_state=seed).fit(X, y),
+                                 RandomForestRegressor(200, min_samples_leaf=2, random_state=seed).fit(X, c))
+            # pooled seed-to-seed std of the selection score at this rung
+            devs = [(r["selection"] - m) ** 2 for rs, m in zip(runs, y) for r in rs]
+            dof = sum(len(rs) - 1 for rs in runs)
+            self.noise[rung] = math.sqrt(sum(devs) / dof) if dof > 0 else 0.0
+
+    def predict(self, features: list[float], rung: int) -> tuple[float, float]:
+        score_model, cost_model = self.models[rung]
+        return float(score_model.predict([features])[0]), float(cost_model.predict([features])[0])
+
+
+def surrogate_check(table: Table, folds: int = 5, seed: int = 0) -> dict[str, Any]:
+    """Held-out check: Spearman correlation of predicted and measured mean rung scores, by k-fold over
+    configurations (each configuration predicted by a forest that never saw it)."""
+    from scipy.stats import spearmanr
+
+    keys = sorted(table.runs)
+    random.Random(seed).shuffle(keys)
+    out = {}
+    for rung in range(len(table.fractions)):
+        pred, true = [], []
+        for f in range(folds):
+            held = set(keys[f::folds])
+            sub = Table({k: v for k, v in table.runs.items() if k not in held}, table.fractions,
+                        {k: v for k, v in table.features.items() if k not in held})
+            if len(sub.runs) < 4:
+                continue
+            s = Surrogate(sub, seed)
+            for k in held:
+                pred.append(s.predict(table.features[k], rung)[0])
+                true.append(statistics.fmean(r["selection"] for r in table.runs[k][rung]))
+        rho = spearmanr(pred, true).statistic if len(pred) > 2 else float("nan")
+        out[f"rung{rung}"] = {"spearman": round(float(rho), 3), "n": len(pred)}
+    return out
+
+
+class TableTrainer:
+    """Stands in for ``autolor2c.train.train`` inside a real search: answers a rung run from the table."""
+
+    def __init__(self, table: Table, shape, n_full: int, replay_seed: int, surrogate: Surrogate | None = None):
+        self.table, self.shape, self.n_full, self.seed, self.surrogate = table, shape, n_full, replay_seed, surrogate
+        self.lookups = {"table": 0, "surrogate": 0}
+
+    def _rng(self, key: str, rung: int) -> random.Random:
+        return random.Random(int(hashlib.sha256(f"{self.seed}|{key}|{rung}".encode()).hexdigest()[:12], 16))
+
+    def __call__(self, task, spec, args, model_name=None, data_dir=None, out_dir=None) -> dict[str, Any]:
+        key = spec_key(spec)
+        fraction = args.max_train_samples / self.n_full  # the rung's share of the full trial's rows
+        rung = min(range(len(self.table.fractions)), key=lambda i: abs(self.table.fractions[i] - fraction))
+        recorded = self.table.runs.get(key, {}).get(rung)
+        if recorded:
+            # the same training seed for every rung of one configuration in one replay
+            pick = sorted(recorded, key=lambda r: r["seed"])[self._rng(key, -1).randrange(len(recorded))]
+            self.lookups["table"] += 1
+            score, wall, cpu = pick["selection"], pick["wall_s"], pick["cpu_s"]
+            params, steps, n_train = pick["params"], pick["steps"], pick["n_train"]
+            structure = pick.get("final_structure")
+        else:
+            if self.surrogate is None:
+                raise KeyError(f"configuration not in the table and no surrogate: {key}")
+            from autolor2c.train import count_adapter_params
+
+            mean, wall = self.surrogate.predict(spec_features(spec, self.shape), rung)
+            score = mean + self._rng(key, rung).gauss(0.0, self.surrogate.noise[rung])
+            cpu, steps, n_train = wall, 0, args.max_train_samples
+            params = count_adapter_params(spec, self.shape)["final"]
+            structure = None
+            self.lookups["surrogate"] += 1
+        structure = structure or {"method": spec.method, "spans": spec.lor2c.spans, "ranks": [], "injected": []}
+        return {"primary_score": float(score), "trainable_params": int(params), "n_train": n_train, "steps": steps,
+                "wall_time_s": float(wall), "cpu_time_s": float(cpu), "gpu_time_s": 0.0,
+                "final_structure": structure, "history": [], "scores": {"replayed": float(score)}}
+
+
+# --------------------------------------------------------------------------------------------------
+# One replayed search, and its per-trial curve
+# --------------------------------------------------------------------------------------------------
+def replay_search(ctx, table: Table, surrogate: Surrogate | None, sampler: str, multi_fidelity: bool, seed: int,
+                  configurations: int) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Run the product's search on in-memory storage with the table as its trainer; the trials in order."""
+    from autolor2c.search.fidelity import Fidelity
+    from autolor2c.search.study import Objective, run_search
+
+    fidelity = Fidelity(table.fractions, ctx.settings.fidelity.eta) if multi_fidelity else Fidelity.off()
+    settings = dataclasses.replace(ctx.settings, sampler=sampler, seed=seed, fidelity=fidelity, trials=configurations,
+                                   storage="memory", study_name=f"replay-{sampler}-{multi_fidelity}-{seed}",
+                                   progress=False, seeds=0)
+    rctx = dataclasses.replace(ctx, settings=settings)
+    trainer = TableTrainer(table, ctx.shape, ctx.n_train_full, replay_seed=seed, surrogate=surrogate)
+    with contextlib.redirect_stdout(io.StringIO()):
+        study, _, _, _ = run_search(settings, objective_factory=lambda c: Objective(c, trainer=trainer), ctx=rctx)
+    return study_curve(study), trainer.lookups
+
+
+def study_curve(study) -> list[dict[str, Any]]:
+    """A search's trials in the order they ended: what each trained (rung, score, cost) and told the study."""
+    curve = []
+    for t in sorted(study.trials, key=lambda t: (t.datetime_complete or t.datetime_start, t.number)):
+        rungs = [r for r in t.user_attrs.get("rungs", []) if "from_trial" not in r]
+        curve.append({"n": t.number, "state": t.state.name, "feasible": t.user_attrs.get("feasible"),
+                      "promoted_from": t.user_attrs.get("promoted_from"), "params_in": dict(t.params),
+                      "rung": rungs[-1]["rung"] if rungs else None,
+                      "score": rungs[-1]["score"] if rungs else None,
+                      "params": int(t.values[1]) if t.values else (t.user_attrs.get("planned_params") or {}).get("peak"),
+                      "value": t.values[0] if t.values else None, "cost_s": t.user_attrs.get("cost_s", 0.0)})
+    return curve
+
+
+def curve_progress(curve: list[dict[str, Any]], budget: int, floor: float) -> list[dict[str, float]]:
+    """After each trained rung run: configurations trained, cumulative training seconds, hypervolume of the
+    full-fidelity (COMPLETE, feasible) trials so far: the product's own hypervolume function."""
+    from autolor2c.search.pareto import hypervolume
+
+    pts, out, configs, cost = [], [], 0, 0.0
+    for t in curve:
+        if t["rung"] is None:
+            continue  # over budget: free, not trained
+        if t["promoted_from"] is None:
+            configs += 1
+        cost += t["cost_s"]
+        if t["value"] is not None:
+            pts.append((t["value"], t["params"]))
+        out.append({"configs": configs, "cost_s": cost, "hv": hypervolume(pts, budget, floor)})
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Summary: computed from the curves alone
+# --------------------------------------------------------------------------------------------------
+def _boot_ci(xs: Sequence[float], stat=statistics.median, seed: int = 0) -> tuple[float, float]:
+    rng = random.Random(seed)
+    vals = sorted(stat([rng.choice(xs) for _ in xs]) for _ in range(BOOT))
+    return vals[int(0.025 * BOOT)], vals[int(0.975 * BOOT) - 1]
+
+
+def _reach(prog: list[dict[str, float]], target: float) -> tuple[float, float]:
+    for p in prog:
+        if p["hv"] >= target - 1e-12:
+            return p["configs"], p["cost_s"]
+    return math.inf, math.inf
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    budget, floor = results["budget_params"], results["trivial"]
+    progs = {arm: [curve_progress(c, budget, floor) for c in runs["curves"]] for arm, runs in results["arms"].items()}
+    final = {arm: [p[-1]["hv"] if p else 0.0 for p in ps] for arm, ps in progs.items()}
+    out: dict[str, Any] = {"final_hv": {}, "p3": {}, "p4": {}}
+    for arm, hv in final.items():
+        lo, hi = _boot_ci(hv, statistics.fmean)
+        out["final_hv"][arm] = {"mean": statistics.fmean(hv), "ci95": [lo, hi], "seeds": len(hv)}
+    if "random-full" in final:
+        target = statistics.median(final["random-full"])
+        out["p3"]["target_hv"] = target
+        for arm, ps in progs.items():
+            reach = [_reach(p, target) for p in ps]
+            trials = [r[0] for r in reach]
+            secs = [r[1] for r in reach]
+            out["p3"][arm] = {"trials_median": statistics.median(trials), "trials_ci95": list(_boot_ci(trials)),
+                              "seconds_median": statistics.median(secs), "seconds_ci95": list(_boot_ci(secs)),
+                              "reached": sum(math.isfinite(t) for t in trials), "seeds": len(trials)}
+    if "parego+asha" in final and "parego-full" in final:
+        best = max(statistics.median(final["parego+asha"]), statistics.median(final["parego-full"]))
+        target = 0.98 * best
+        mf = [_reach(p, target)[1] for p in progs["parego+asha"]]
+        full = [_reach(p, target)[1] for p in progs["parego-full"]]
+        rng = random.Random(1)
+        ratios = []
+        for _ in range(BOOT):
+            a = statistics.median([rng.choice(mf) for _ in mf])
+            b = statistics.median([rng.choice(full) for _ in full])
+            ratios.append(a / b if math.isfinite(a) and math.isfinite(b) and b > 0 else math.inf)
+        ratios.sort()
+        m_mf, m_full = statistics.median(mf), statistics.median(full)
+        out["p4"] = {"target_hv": target, "mf_seconds_median": m_mf, "full_seconds_median": m_full,
+                     "ratio": m_mf / m_full if math.isfinite(m_mf) and math.isfinite(m_full) and m_full else math.inf,
+                     "ratio_ci95": [ratios[int(0.025 * BOOT)], ratios[int(0.975 * BOOT) - 1]],
+                     "mf_reached": sum(map(math.isfinite, mf)), "full_reached": sum(map(math.isfinite, full))}
+    return out
+
+
+def render(results: dict[str, Any]) -> str:
+    s = results["summary"]
+    m = results.get("machine", {})
+    f = lambda x: "never" if not math.isfinite(x) else (f"{x:.0f}" if abs(x) >= 10 else f"{x:.3g}")  # noqa: E731
+    lines = ["# Replays of the search on the tabular benchmark (P3, P4)", "",
+             f"Table: {results['table_configs']} configurations x {len(results['fractions'])} rungs "
+             f"({', '.join(f'{x:.3g}' for x in results['fractions'])}) x 2 training seeds, {results['task']}, budget "
+             f"{results['budget_params']:,} params; hypervolume's score reference {results['trivial']:.4f} (input-blind). "
+             f"Surrogate held-out Spearman: {results['surrogate_check']}. Replay lookups: {results['lookups']}.",
+             f"Each search trains {results['configurations']} configurations; {results['seeds']} seeds per arm, "
+             f"independent sampler and noise seeds per arm. CPU of the table: {m.get('cpu')}.", "",
+             "## Final hypervolume (mean, 95% bootstrap CI)", "",
+             md_table(["arm", "final HV", "95% CI", "seeds"],
+                      [[a, f"{v['mean']:.4f}", f"[{v['ci95'][0]:.4f}, {v['ci95'][1]:.4f}]", v["seeds"]]
+                       for a, v in s["final_hv"].items()])]
+    if s.get("p3"):
+        lines += [f"## P3: configurations and training seconds to reach random search's {results['configurations']}-"
+                  f"configuration final hypervolume ({s['p3']['target_hv']:.4f}; median, 95% CI)", "",
+                  md_table(["arm", "configs", "95% CI", "train s", "95% CI", "reached"],
+                           [[a, f(v["trials_median"]), f"[{f(v['trials_ci95'][0])}, {f(v['trials_ci95'][1])}]",
+                             f(v["seconds_median"]), f"[{f(v['seconds_ci95'][0])}, {f(v['seconds_ci95'][1])}]",
+                             f"{v['reached']}/{v['seeds']}"] for a, v in s["p3"].items() if a != "target_hv"])]
+    if s.get("p4"):
+        p = s["p4"]
+        lines += ["## P4: multi-fidelity vs full fidelity (parego), each arm's own cost to 98% of the better arm's "
+                  f"median final hypervolume ({p['target_hv']:.4f})", "",
+                  f"Median training seconds: multi-fidelity {f(p['mf_seconds_median'])} ({p['mf_reached']} seeds reached), "
+                  f"full {f(p['full_seconds_median'])} ({p['full_reached']} reached); ratio **{f(p['ratio'])}** "
+                  f"(95% CI [{f(p['ratio_ci95'][0])}, {f(p['ratio_ci95'][1])}]).", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--task", default="sst2")
+    ap.add_argument("--budget", default="0.1M")
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--configurations", type=int, default=40)
+    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--summarise", action="store_true", help="only recompute the summary from the saved curves")
+    a = ap.parse_args()
+    out = RESULTS / f"replay_{a.task}.json"
+    if a.summarise:
+        results = json.loads(out.read_text())
+    else:
+        from autolor2c.search.study import SearchSettings, build_context
+        from table_build import read_table
+
+        from common import GLUE_DIR
+
+        ctx = build_context(SearchSettings(task=a.task, budget=a.budget, data_dir=GLUE_DIR, progress=False))
+        rows = read_table(a.task)
+        table = Table.from_jsonl(rows, ctx.shape)
+        if len(table.runs) < 8:
+            sys.exit(f"the table has {len(table.runs)} complete configurations; build more first (bench/table_build.py)")
+        surrogate = Surrogate(table)
+        results = {"task": a.task, "budget_params": ctx.budget, "trivial": ctx.trivial, "fractions": list(table.fractions),
+                   "table_configs": len(table.runs), "configurations": a.configurations, "seeds": a.seeds,
+                   "surrogate_check": surrogate_check(table), "machine": next(r for r in rows if r.get("kind") == "header").get("machine", {}),
+                   "replay_machine": machine_info(), "arms": {}, "lookups": {"table": 0, "surrogate": 0}}
+        for i, arm in enumerate(a.arms.split(",")):
+            sampler, mf = ARMS[arm]
+            curves = []
+            t0 = time.time()
+            for s in range(a.seeds):
+                curve, lookups = replay_search(ctx, table, surrogate, sampler, mf, seed=1000 * (i + 1) + s,
+                                               configurations=a.configurations)
+                curves.append(curve)
+                for k, v in lookups.items():
+                    results["lookups"][k] += v
+            results["arms"][arm] = {"sampler": sampler, "multi_fidelity": mf, "curves": curves,
+                                    "replay_wall_s": round(time.time() - t0, 1)}
+            print(f"{arm}: {a.seeds} seeds in {time.time() - t0:.0f}s", flush=True)
+    results["summary"] = summarise(results)
+    out.write_text(json.dumps(results, default=str))
+    (RESULTS / f"replay_{a.task}.md").write_text(render(results))
+    print(render(results))
+
+
+if __name__ == "__main__":
+    main()
