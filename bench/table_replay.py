@@ -47,6 +47,7 @@ ARMS = {  # name -> (sampler, multi-fidelity)
     "random-full": ("random", False),   # plain random search: P3's reference
     "tpe+asha": ("tpe", True),
     "gp+asha": ("gp", True),
+    "moasha": ("syne-tune MOASHA", True),  # outside anchor: Syne Tune's multi-objective ASHA (random proposals)
 }
 
 
@@ -231,6 +232,73 @@ def replay_search(ctx, table: Table, surrogate: Surrogate | None, sampler: str, 
     return study_curve(study), trainer.lookups
 
 
+def syne_tune_space(space, num_layers: int) -> dict[str, Any]:
+    """The search space in Syne Tune's terms (conditional keys are always drawn and ignored where unused)."""
+    from syne_tune import config_space as cs
+
+    out = {}
+    for key, p in space.params.items():
+        if p.type == "int":
+            out[key] = (cs.lograndint if p.log else cs.randint)(p.low, p.high)
+        elif p.type == "float":
+            out[key] = (cs.loguniform if p.log else cs.uniform)(p.low, p.high)
+        elif p.type == "categorical":
+            out[key] = cs.choice(list(p.choices))
+        elif p.type == "layer":
+            out[key] = cs.randint(0, num_layers - 1)
+        elif p.type != "fixed":
+            raise ValueError(f"no Syne Tune equivalent for {key} ({p.type})")
+    return out
+
+
+def replay_moasha(ctx, table: Table, surrogate: Surrogate | None, seed: int, configurations: int) -> tuple[list, dict]:
+    """Syne Tune's MOASHA (stopping-type, non-dominated sorting at each rung) on the same table, trainer and
+    budget rule (over-budget draws are free and not counted); one worker, as the product's default."""
+    import numpy as np
+    from syne_tune.backend.trial_status import Trial
+    from syne_tune.optimizer.scheduler import SchedulerDecision
+    from syne_tune.optimizer.schedulers.multiobjective.moasha import MOASHA
+
+    from autolor2c.train import count_adapter_params
+
+    fr = table.fractions
+    levels = [round(f / fr[0]) for f in fr]  # rungs as "epochs": 1, 3 for fractions 1/3, 1
+    np.random.seed(seed)  # MOASHA's proposals use numpy's global generator
+    sched = MOASHA(syne_tune_space(ctx.space, ctx.shape.num_layers), metrics=["neg_score", "params"], do_minimize=True,
+                   time_attr="epoch", max_t=levels[-1], grace_period=levels[0], reduction_factor=ctx.settings.fidelity.eta,
+                   random_seed=seed)
+    trainer = TableTrainer(table, ctx.shape, ctx.n_train_full, replay_seed=seed, surrogate=surrogate)
+    curve, trained, n = [], 0, 0
+    while trained < configurations:
+        config = sched.suggest().config
+        plan = ctx.space.fixed_plan(config, ctx.shape.num_layers, strict=False)
+        spec = plan_to_spec(plan)
+        peak = count_adapter_params(spec, ctx.shape)["peak"]
+        if peak > ctx.budget:
+            curve.append({"n": n, "state": "PRUNED", "feasible": False, "promoted_from": None, "params_in": config,
+                          "rung": None, "score": None, "params": peak, "value": None, "cost_s": 0.0})
+            n += 1
+            continue
+        trial = Trial(trial_id=trained, config=config, creation_time=None)
+        sched.on_trial_add(trial)
+        trained += 1
+        first = n
+        for rung, frac in enumerate(fr):
+            args = ctx.settings.train_args(plan.train, stage="trial", n_full=ctx.n_train_full, fraction=frac)
+            r = trainer(ctx.task, spec, args)
+            top = rung == len(fr) - 1
+            curve.append({"n": n, "state": "COMPLETE" if top else "PRUNED", "feasible": True,
+                          "promoted_from": None if rung == 0 else first, "params_in": config, "rung": rung,
+                          "score": r["primary_score"], "params": r["trainable_params"],
+                          "value": r["primary_score"] if top else None, "cost_s": r["wall_time_s"]})
+            n += 1
+            decision = sched.on_trial_result(trial, {"epoch": levels[rung], "neg_score": -r["primary_score"],
+                                                     "params": r["trainable_params"]})
+            if top or decision != SchedulerDecision.CONTINUE:
+                break
+    return curve, trainer.lookups
+
+
 def study_curve(study) -> list[dict[str, Any]]:
     """A search's trials in the order they ended: what each trained (rung, score, cost) and told the study."""
     curve = []
@@ -382,8 +450,12 @@ def main() -> None:
             curves = []
             t0 = time.time()
             for s in range(a.seeds):
-                curve, lookups = replay_search(ctx, table, surrogate, sampler, mf, seed=1000 * (i + 1) + s,
-                                               configurations=a.configurations)
+                seed = 1000 * (i + 1) + s
+                if arm == "moasha":
+                    curve, lookups = replay_moasha(ctx, table, surrogate, seed, a.configurations)
+                else:
+                    curve, lookups = replay_search(ctx, table, surrogate, sampler, mf, seed=seed,
+                                                   configurations=a.configurations)
                 curves.append(curve)
                 for k, v in lookups.items():
                     results["lookups"][k] += v

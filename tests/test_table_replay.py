@@ -100,3 +100,17 @@ def test_committed_replay_summary_is_recomputed_from_its_curves():
     results = json.loads(path.read_text())
     again = json.loads(json.dumps(R.summarise(results), default=str))
     assert again == results["summary"]
+
+
+def test_outside_anchor_moasha_runs_on_the_same_table_and_budget_rule(recorded):
+    pytest.importorskip("syne_tune")  # a bench-only extra (pip install --no-deps syne-tune==0.16.0)
+    ctx, study = recorded
+    table = R.Table.from_study(study, ctx.shape)
+    full = R.Table({k: v for k, v in table.runs.items() if len(v) == 2}, table.fractions, table.features)
+    curve, lookups = R.replay_moasha(ctx, full, R.Surrogate(full), seed=5, configurations=12)
+    prog = R.curve_progress(curve, ctx.budget, ctx.trivial)
+    assert prog[-1]["configs"] == 12 and sum(lookups.values()) == len(prog)
+    assert all(t["params"] > ctx.budget for t in curve if t["rung"] is None)  # free, not counted
+    promoted = [t for t in curve if t["promoted_from"] is not None]
+    assert promoted and all(t["value"] is not None for t in promoted)  # only top-rung runs reach the front
+    assert len(promoted) < 12  # MOASHA stopped some at the first rung
