@@ -364,8 +364,8 @@ def test_promotion_is_not_biased_to_the_first_trials(fast_context, fast_tmp, glu
     settings = settings_for(glue_dir, storage, "O", 9, budget="10M")
     study, _, _, _ = run_search(settings, objective_factory=trainer)
     assert replay_promotions(study.trials, FID) > 0
-    first_two = {t.number for t in study.trials if t.user_attrs.get("trained") and "promoted_from" not in t.user_attrs}
-    first_two = sorted(first_two)[:2]
+    new_configs = sorted(t.number for t in study.trials if t.user_attrs.get("trained") and "promoted_from" not in t.user_attrs)
+    first_two = new_configs[:2]
     assert not any(t.user_attrs.get("promoted_from") in first_two for t in study.trials)
 
 

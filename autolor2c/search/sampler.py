@@ -74,6 +74,7 @@ class RungAwareSampler(BaseSampler):
         self._inner = inner or TPESampler(multivariate=True, group=True, constant_liar=False, n_startup_trials=0,
                                           seed=seed)
         self._view_for: tuple[int, optuna.Study] | None = None
+        self._trained_for: tuple[int, int] | None = None  # (trial number, configurations trained before it)
 
     # ---- the view ----------------------------------------------------------------------------------
     def n_trained(self, study: optuna.Study) -> int:
@@ -127,8 +128,14 @@ class RungAwareSampler(BaseSampler):
         return self._view_for[1]
 
     # ---- BaseSampler -------------------------------------------------------------------------------
+    def _in_startup(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        # once per trial: each of its parameters asks, and counting re-reads every trial
+        if self._trained_for is None or self._trained_for[0] != trial.number:
+            self._trained_for = (trial.number, self.n_trained(study))
+        return self._trained_for[1] < self.n_startup_trials
+
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        if self.n_trained(study) < self.n_startup_trials:
+        if self._in_startup(study, trial):
             return {}
         return self._inner.infer_relative_search_space(self._view(study, trial), trial)
 
@@ -140,15 +147,15 @@ class RungAwareSampler(BaseSampler):
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        if self.n_trained(study) < self.n_startup_trials:
+        if self._in_startup(study, trial):
             return self._random.sample_independent(study, trial, param_name, param_distribution)
         return self._inner.sample_independent(self._view(study, trial), trial, param_name, param_distribution)
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._view_for = None
+        self._view_for = self._trained_for = None
 
     def __getstate__(self) -> dict[str, Any]:  # Ray pickles the searcher; the cached view holds a lock
-        return {**self.__dict__, "_view_for": None}
+        return {**self.__dict__, "_view_for": None, "_trained_for": None}
 
     def reseed_rng(self) -> None:
         self._rng = np.random.RandomState()
