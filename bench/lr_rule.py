@@ -70,9 +70,11 @@ def main() -> None:
 
         ctx = build_context(SearchSettings(task=a.task, budget="0.1M", data_dir=GLUE_DIR, progress=False))
         s = ctx.settings
-        # trial scale first for every configuration (cheap), then the retrain scale
-        for scale in ("trial", "retrain"):
-            for name, spec, plan_train in configurations(a.task):
+        _import_p6_retrain(data, a.task)
+        done = {(r["config"], r["scale"], r["lr"]) for r in data["runs"]}
+        # one configuration at a time, trial scale then retrain scale: a partial run answers for the pick
+        for name, spec, plan_train in configurations(a.task):
+            for scale in ("trial", "retrain"):
                 for lr in LRS:
                     if (name, scale, lr) in done:
                         continue
@@ -88,6 +90,20 @@ def main() -> None:
                     print(json.dumps(row), flush=True)
                     _write(data)
     _write(data)
+
+
+def _import_p6_retrain(data: dict, task: str) -> None:
+    """The P6 retrain of the pick at the default lr is this bench's (pick, retrain, 2e-3) run: the same
+    arguments (``train_args`` stage ``retrain``, the fixed final structure), seed 0; its other seeds are kept."""
+    res = json.loads((RESULTS / f"p6_{task}.json").read_text()) if (RESULTS / f"p6_{task}.json").is_file() else {}
+    pick = ((res.get("search") or {}).get("retrain") or {}).get("pick")
+    if not pick or any(r.get("source") == f"p6_{task}.json" for r in data["runs"]):
+        return
+    seed0 = next(r for r in pick["runs"] if r["seed"] == 0)
+    data["runs"].append({"config": f"p6-pick-trial{pick['trial']}", "scale": "retrain", "lr": 2e-3,
+                         "selection": seed0["selection"], "dev": seed0["dev"], "params": seed0["params"],
+                         "steps": None, "n_train": seed0["n_train"], "wall_s": seed0["wall_s"],
+                         "source": f"p6_{task}.json", "other_seeds_dev": [r["dev"] for r in pick["runs"] if r["seed"] != 0]})
 
 
 def summary(runs: list[dict]) -> list[dict]:
@@ -118,9 +134,10 @@ def render(d: dict) -> str:
              f"CPU: {m.get('cpu')}, {m.get('cores_visible')} cores; torch {m.get('torch')}. Started {m.get('started')}.", "",
              "Each run is built by `SearchSettings.train_args` (stage `trial` = the search's full-fidelity trial, "
              "`retrain` = the retrain), 1 seed, scored on the selection split (what a search chooses by) and dev.", "",
-             md_table(["config", "scale", "lr", "rows", "steps", "selection", "dev", "params", "wall s"],
-                      [[r["config"], r["scale"], f"{r['lr']:.0e}", f"{r['n_train']:,}", r["steps"], f"{r['selection']:.4f}",
-                        f"{r['dev']:.4f}", f"{r['params']:,}", r["wall_s"]] for r in runs])]
+             md_table(["config", "scale", "lr", "rows", "steps", "selection", "dev", "params", "wall s", "source"],
+                      [[r["config"], r["scale"], f"{r['lr']:.0e}", f"{r['n_train']:,}", r["steps"] or "", f"{r['selection']:.4f}",
+                        f"{r['dev']:.4f}", f"{r['params']:,}", r["wall_s"], r.get("source", "this bench")]
+                       for r in sorted(runs, key=lambda r: (r["config"], r["scale"] != "trial", r["lr"]))])]
     s = summary(runs)
     if s:
         lines += ["## Best lr by scale (chosen on the selection split)", "",
