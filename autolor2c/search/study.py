@@ -31,6 +31,7 @@ from autolor2c.lor2c import ModelShape
 
 from .budget import format_params, parse_budget
 from .fidelity import RUNGS_ATTR, Fidelity, next_promotion
+from .optuna_internals import WORKER_ATTR, fail_trial, frozen_trial, queued_params, set_worker, worker_of  # noqa: F401
 from .sampler import PROMOTED_FROM_ATTR, RungAwareSampler, configuration_chains
 from .pareto import front_indices, hypervolume, pick_best, pick_knee
 from .space import SearchSpace, TrialPlan, default_space_path, load_space
@@ -38,7 +39,6 @@ from .storage_url import storage_kind
 
 DEFAULT_STORAGE = "sqlite:///studies/autolor2c.db"
 SAMPLERS = ("parego", "tpe", "gp", "nsga2", "random")
-WORKER_ATTR = "autolor2c:worker"
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -233,7 +233,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         ctx, s = self.ctx, self.ctx.settings
-        trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+        set_worker(trial, f"{socket.gethostname()}:{os.getpid()}")
         plan = ctx.space.suggest(trial, ctx.shape.num_layers)
         spec = plan_to_spec(plan)
         counts = count_adapter_params(spec, ctx.shape)
@@ -252,8 +252,7 @@ class Objective:
         source = trial.user_attrs.get(PROMOTED_FROM_ATTR)
         rung = int(trial.user_attrs.get("start_rung", 0))
         if source is not None:  # the configuration's earlier rungs, for reading this trial alone
-            src = trial.study._storage.get_trial(trial.study._storage.get_trial_id_from_study_id_trial_number(
-                trial.study._study_id, int(source)))
+            src = frozen_trial(trial.study, int(source))
             rungs = [dict(r, from_trial=r.get("from_trial", src.number)) for r in src.user_attrs.get(RUNGS_ATTR, [])
                      if r["rung"] < rung]
         frac = s.fidelity.fractions[rung]
@@ -304,7 +303,7 @@ def queue_promotion(study: optuna.Study, fidelity: Fidelity) -> int | None:
 # --------------------------------------------------------------------------------------------------
 def is_feasible(t: optuna.trial.FrozenTrial) -> bool:
     return t.state == TrialState.COMPLETE and t.user_attrs.get("feasible", True) and \
-        all(v <= 0 for k, v in t.system_attrs.items() if k.startswith("constraints"))
+        all(v <= 0 for v in t.constraints.values())
 
 
 def feasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -377,14 +376,13 @@ def fail_orphaned_trials(study: optuna.Study, requeue: bool = True) -> list[int]
     host = socket.gethostname()
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = t.system_attrs.get(WORKER_ATTR, "")
+        worker = worker_of(t)
         if ":" not in worker:
             continue
         w_host, w_pid = worker.rsplit(":", 1)
         if w_host != host or _pid_alive(int(w_pid)):
             continue
-        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", f"interrupted: worker {worker} is gone")
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        fail_trial(study, t, f"interrupted: worker {worker} is gone")
         if requeue:
             keep = {k: t.user_attrs[k] for k in (PROMOTED_FROM_ATTR, "start_rung") if k in t.user_attrs}
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, **keep}, skip_if_exists=False)
@@ -425,7 +423,7 @@ def warm_start(study: optuna.Study, source: str, storage_url: str | None, space:
     if not front:
         raise UserError(f"bad --warm-start {source!r}: that study has no finished feasible trial")
     # a waiting (enqueued) trial holds its parameters in fixed_params until it runs
-    queued = {tuple(sorted((t.system_attrs.get("fixed_params", {}) if t.state == TrialState.WAITING else t.params).items()))
+    queued = {tuple(sorted((queued_params(t) if t.state == TrialState.WAITING else t.params).items()))
               for t in study.get_trials(deepcopy=False)}
     n = 0
     for t in front:
