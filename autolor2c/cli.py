@@ -94,11 +94,11 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 
-def _print_summary(result: dict[str, Any], out: Path) -> None:
-    hist = ", ".join(f"{e['op']}@{e['step']}" for e in result["history"]) or "none"
-    print(f"{result['task']} {result['method']}: {result['primary_metric']} = {result['primary_score']:.4f} | "
-          f"adapter params {result['trainable_params']:,} (+ head {result['head_params']:,}) | "
-          f"{result['steps']} steps in {result['wall_time_s']:.1f}s | structural changes: {hist}")
+def _print_summary(result, out: Path) -> None:
+    hist = ", ".join(f"{e['op']}@{e['step']}" for e in result.history) or "none"
+    print(f"{result.task} {result.method}: {result.primary_metric} = {result.primary_score:.4f} | "
+          f"adapter params {result.trainable_params:,} (+ head {result.head_params:,}) | "
+          f"{result.steps} steps in {result.wall_time_s:.1f}s | structural changes: {hist}")
     print(f"wrote {out / 'metrics.json'} and {out / 'adapter'}")
 
 

@@ -31,7 +31,7 @@ from autolor2c.search.pareto import (front_indices, hypervolume, non_dominated_s
                                      promotion_order)
 from autolor2c.search.study import (WORKER_ATTR, Objective, SearchSettings, pareto_front, plan_to_spec, run_search,
                                     trained_configurations, warm_start)
-from autolor2c.train import count_adapter_params
+from autolor2c.train import TrainResult, count_adapter_params
 
 FULL = 900
 FID = Fidelity((1 / 9, 1 / 3, 1.0), 3.0)
@@ -200,10 +200,14 @@ def make_fake(ctx, calls: list | None = None, kill_on_rung1_call: int | None = N
             if kill_on_rung1_call is not None and state["rung1_calls"] == kill_on_rung1_call:
                 raise Killed()
         score = rung_score(full_score(spec, args.learning_rate, ctx.shape), fraction)
-        return {"primary_score": score, "trainable_params": count_adapter_params(spec, ctx.shape)["final"],
-                "wall_time_s": 0.01, "cpu_time_s": 0.01, "gpu_time_s": 0.0, "n_train": args.max_train_samples,
-                "steps": 1, "scores": {"accuracy": score}, "final_structure": {"spans": []},
-                "history": [{"op": "init", "step": 0, "extra": 1}], "model_object": object()}
+        counts = count_adapter_params(spec, ctx.shape)
+        return TrainResult(task=ctx.task.name, method=spec.method, model="fake", config=spec.to_dict(),
+                           final_structure={"spans": []}, train_args=dataclasses.asdict(args),
+                           scores={"accuracy": score}, eval_split="selection", primary_metric="accuracy",
+                           primary_score=score, trainable_params=counts["final"], analytic_params=counts["final"],
+                           planned_params=counts, head_params=0, backbone_params=ctx.shape.backbone_params, steps=1,
+                           epochs=1.0, n_train=args.max_train_samples, n_eval=1, n_dev=1, wall_time_s=0.01,
+                           cpu_time_s=0.01, history=[{"op": "init", "step": 0, "extra": 1}], adapted_model=object())
 
     return fake
 

@@ -25,8 +25,8 @@ warnings.filterwarnings("ignore", category=ExperimentalWarning)
 
 from autolor2c.errors import UserError
 from autolor2c.tasks import TaskSpec, get_task, load_task_data, resolve_data_dir, trivial_score
-from autolor2c.train import (TRAINER_VERSION, AdapterSpec, LoRASpec, TrainArgs, count_adapter_params, load_backbone,
-                             model_label, model_shape, train, training_args)
+from autolor2c.train import (TRAINER_VERSION, AdapterSpec, LoRASpec, TrainArgs, TrainResult, count_adapter_params,
+                             load_backbone, model_label, model_shape, train, training_args)
 from autolor2c.lor2c import ModelShape
 
 from .budget import format_params, parse_budget
@@ -226,7 +226,7 @@ class Objective:
     once, untrained, with its exact count and the budget constraint: no score is made up for it.
     """
 
-    def __init__(self, ctx: SearchContext, trainer: Callable[..., dict[str, Any]] = train):
+    def __init__(self, ctx: SearchContext, trainer: Callable[..., TrainResult] = train):
         self.ctx = ctx
         self.trainer = trainer
         self.trained: list[int] = []  # trial numbers actually trained (tests assert on this)
@@ -258,23 +258,21 @@ class Objective:
         frac = s.fidelity.fractions[rung]
         args = s.train_args(plan.train, stage="trial", n_full=ctx.n_train_full, fraction=frac)
         result = self.trainer(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir)
-        result.pop("model_object", None)
-        rungs.append({"rung": rung, "fraction": frac, "n_train": result["n_train"], "steps": result["steps"],
-                      "score": result["primary_score"], "params": result["trainable_params"],
-                      "wall_s": result["wall_time_s"], "cpu_s": result["cpu_time_s"],
-                      "gpu_s": result.get("gpu_time_s", 0.0)})
+        rungs.append({"rung": rung, "fraction": frac, "n_train": result.n_train, "steps": result.steps,
+                      "score": result.primary_score, "params": result.trainable_params,
+                      "wall_s": result.wall_time_s, "cpu_s": result.cpu_time_s, "gpu_s": result.gpu_time_s})
         trial.set_user_attr(RUNGS_ATTR, rungs)
-        trial.set_user_attr("cost_s", round(result["wall_time_s"], 3))
-        trial.set_user_attr("cpu_s", round(result["cpu_time_s"], 3))
-        trial.set_user_attr("gpu_s", round(result.get("gpu_time_s", 0.0), 3))
-        trial.set_user_attr("final_structure", result["final_structure"])
-        trial.set_user_attr("history", _compact_history(result["history"]))
-        trial.set_user_attr("scores", result["scores"])
-        trial.set_user_attr("n_train", result["n_train"])
+        trial.set_user_attr("cost_s", round(result.wall_time_s, 3))
+        trial.set_user_attr("cpu_s", round(result.cpu_time_s, 3))
+        trial.set_user_attr("gpu_s", round(result.gpu_time_s, 3))
+        trial.set_user_attr("final_structure", result.final_structure)
+        trial.set_user_attr("history", _compact_history(result.history))
+        trial.set_user_attr("scores", result.scores)
+        trial.set_user_attr("n_train", result.n_train)
         if rung < len(s.fidelity.fractions) - 1:
             trial.set_user_attr("stopped_at_rung", rung)
             raise optuna.TrialPruned(f"paused at rung {rung} (fraction {frac:.3g}) until promoted")
-        return float(result["primary_score"]), float(result["trainable_params"])
+        return float(result.primary_score), float(result.trainable_params)
 
 
 def trained_configurations(study: optuna.Study) -> int:
