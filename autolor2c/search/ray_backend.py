@@ -162,11 +162,12 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
         from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:
-        raise UserError("--backend ray needs Ray Tune: pip install -e '.[ray]'") from None
+        raise UserError("the Ray backend needs Ray Tune: pip install -e '.[ray]'") from None
 
     storage_url = _absolute_url(settings.storage or os.environ.get("AUTOLOR2C_STORAGE") or "sqlite:///studies/autolor2c.db")
     if storage_url == "memory":
-        raise UserError("--backend ray needs a persistent --storage (sqlite, postgresql, journal)")
+        raise UserError("the Ray backend needs a persistent storage (sqlite, postgresql, journal)", param="storage",
+                        value=storage_url)
     ctx = build_context(settings)
     name = settings.study_name or default_study_name(settings)
     storage = resolve_storage(storage_url, heartbeat=False)

@@ -127,7 +127,7 @@ def resolve_storage(url: str | None, heartbeat: bool = True):
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise UserError(f"bad --storage {url!r}: cannot create {parent} ({e.strerror})") from None
+            raise UserError(f"cannot create {parent} ({e.strerror})", param="storage", value=url) from None
     kwargs: dict[str, Any] = {}
     if heartbeat:
         kwargs = dict(heartbeat_interval=10, grace_period=40,
@@ -137,7 +137,7 @@ def resolve_storage(url: str | None, heartbeat: bool = True):
                                           **kwargs)
     except Exception as e:  # sqlalchemy/driver errors: bad host, auth, missing driver
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot open --storage {url!r}: {msg[:200]}") from None
+        raise UserError(f"cannot open it: {msg[:200]}", param="storage", value=url) from None
 
 
 def make_sampler(name: str, seed: int, n_startup: int = 8, *, budget: float = 1.0,
@@ -153,7 +153,7 @@ def make_sampler(name: str, seed: int, n_startup: int = 8, *, budget: float = 1.
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, n_startup))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    raise UserError(f"bad --sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
+    raise UserError(f"choose one of {', '.join(SAMPLERS)}", param="sampler", value=name)
 
 
 def default_study_name(settings: SearchSettings) -> str:
@@ -177,8 +177,8 @@ def open_study(settings: SearchSettings, storage, name: str, primary_metric: str
         want = settings.identity()
         if got is not None and got != want:
             diff = sorted(k for k in want if got.get(k) != want.get(k))
-            raise UserError(f"study {name!r} exists with different settings ({', '.join(diff)}); "
-                            f"use --study-name to start another")
+            raise UserError(f"the study exists with different settings ({', '.join(diff)}); choose another name "
+                            f"to start a new study", param="study_name", value=name)
         # A different stream on resume, so random start-up points are not repeated.
         sampler_seed += 7919 * len(study.get_trials(deepcopy=False))
         study.sampler = make_sampler(settings.sampler, sampler_seed, budget=budget, top_rung=top_rung)
@@ -332,25 +332,27 @@ def hypervolume_history(study: optuna.Study, budget: int, score_floor: float = 0
     return out
 
 
-def pick_trial(study: optuna.Study, how: str = "best", number: int | None = None) -> optuna.trial.FrozenTrial:
-    if number is not None:
-        matches = [t for t in study.get_trials(deepcopy=False) if t.number == number]
+def pick_trial(study: optuna.Study, pick: str = "best", trial: int | None = None) -> optuna.trial.FrozenTrial:
+    """Trial number ``trial`` if given (it must be finished and feasible), else the front's ``pick``
+    (``best`` score or the ``knee``)."""
+    if trial is not None:
+        matches = [t for t in study.get_trials(deepcopy=False) if t.number == trial]
         if not matches:
-            raise UserError(f"bad --trial {number}: no such trial in study {study.study_name!r}")
+            raise UserError(f"no such trial in study {study.study_name!r}", param="trial", value=trial)
         t = matches[0]
         if not is_feasible(t):
-            raise UserError(f"bad --trial {number}: it is {t.state.name.lower()}"
-                            f"{' and over budget' if t.user_attrs.get('feasible') is False else ''}, not a finished feasible trial")
+            raise UserError(f"it is {t.state.name.lower()}{' and over budget' if t.user_attrs.get('feasible') is False else ''}"
+                            ", not a finished feasible trial", param="trial", value=trial)
         return t
     front = pareto_front(study)
     if not front:
         raise UserError(f"study {study.study_name!r} has no finished feasible trial yet")
     pts = [(t.values[0], t.values[1]) for t in front]
-    if how == "best":
+    if pick == "best":
         return front[pick_best(pts)]
-    if how == "knee":
+    if pick == "knee":
         return front[pick_knee(pts)]
-    raise UserError(f"bad --pick {how!r}: best or knee")
+    raise UserError("best or knee", param="pick", value=pick)
 
 
 def cost_totals(study: optuna.Study) -> dict[str, float]:
@@ -416,10 +418,10 @@ def warm_start(study: optuna.Study, source: str, storage_url: str | None, space:
     try:
         src = optuna.load_study(study_name=name, storage=resolve_storage(url, heartbeat=False))
     except KeyError:
-        raise UserError(f"bad --warm-start {source!r}: no such study") from None
+        raise UserError("no such study", param="warm_start", value=source) from None
     front = pareto_front(src)
     if not front:
-        raise UserError(f"bad --warm-start {source!r}: that study has no finished feasible trial")
+        raise UserError("that study has no finished feasible trial", param="warm_start", value=source)
     # a waiting (enqueued) trial holds its parameters in fixed_params until it runs
     queued = {tuple(sorted((queued_params(t) if t.state == TrialState.WAITING else t.params).items()))
               for t in study.get_trials(deepcopy=False)}

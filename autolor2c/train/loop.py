@@ -41,7 +41,8 @@ MAX_EVALS = 3
 
 
 class TrainingError(RuntimeError):
-    """A run that cannot go on (NaN loss, out of memory); the search records it as a failed trial."""
+    """A run that cannot go on (NaN loss, out of memory); the search records it as a failed trial.
+    Not a UserError: the input was valid, so the CLI must not answer it as bad input (exit 2)."""
 
 
 @dataclass
