@@ -61,8 +61,8 @@ def queued_params(trial: FrozenTrial) -> dict[str, Any]:
 def artifact_metadata(study: optuna.Study) -> dict[str, Any]:
     """Where ``optuna.artifacts`` keeps each artifact's metadata: the study's system attrs (``artifacts:<id>``,
     ``"null"`` once deleted in the dashboard). Why private: no public call lists a study's artifacts."""
-    return study._storage.get_artifact_metadata(study._study_id)
+    return study._storage.get_study_system_attrs(study._study_id)
 
 
-__all__ = ["WORKER_ATTR", "create_running_trial", "fail_trial", "frozen_trial", "live_trial", "queued_params",
-           "set_worker", "artifact_metadata", "worker_of"]
+__all__ = ["WORKER_ATTR", "artifact_metadata", "create_running_trial", "fail_trial", "frozen_trial", "live_trial",
+           "queued_params", "set_worker", "worker_of"]
