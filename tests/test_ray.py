@@ -93,13 +93,11 @@ def test_ray_search_end_to_end(tmp_path, glue_dir):
     assert (tmp_path / "out" / "report.md").is_file()
 
 
-def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
-    db = tmp_path / "k.db"
-    storage = f"sqlite:///{db}"
-    cmd = _cmd(db, tmp_path / "out", glue_dir, trials=4)
+def _kill_when(cmd: list[str], storage: str, ready) -> bool:
+    """Run ``cmd`` and SIGKILL it (the driver and the Ray instance it started) once ``ready(trials)``;
+    False if it finished first."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
                             start_new_session=True)
-    killed = False
     deadline = time.time() + 600
     try:
         while time.time() < deadline and proc.poll() is None:
@@ -108,14 +106,22 @@ def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
                 trials = optuna.load_study(study_name="r", storage=storage).trials
             except Exception:
                 continue
-            if any(t.state == TrialState.COMPLETE for t in trials) and len([t for t in trials if t.state in DONE]) < 4:
-                os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray instance it started
-                killed = True
-                break
+            if ready(trials):
+                os.killpg(proc.pid, signal.SIGKILL)
+                return True
+        return False
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
+    db = tmp_path / "k.db"
+    storage = f"sqlite:///{db}"
+    cmd = _cmd(db, tmp_path / "out", glue_dir, trials=4)
+    killed = _kill_when(cmd, storage, lambda trials: any(t.state == TrialState.COMPLETE for t in trials)
+                        and len([t for t in trials if t.state in DONE]) < 4)
     assert killed, "the search finished before it could be killed"
     before = {t.number: (t.params, t.values) for t in optuna.load_study(study_name="r", storage=storage).trials
               if t.state == TrialState.COMPLETE}
@@ -142,6 +148,31 @@ def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     assert trained_configurations(study) == 5
     assert study.user_attrs["ray_experiments"] == study.user_attrs["ray_experiments_finished"] == 2
     assert (tmp_path / "out" / "ray" / "r-2").is_dir()
+
+
+def test_ray_search_with_multi_fidelity_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
+    """The kill/resume drill with the defaults (multi-fidelity on): what finished before the kill stays as it
+    was (paused trials PRUNED with their rung scores), and the resumed search reaches --trials configurations."""
+    db = tmp_path / "m.db"
+    storage = f"sqlite:///{db}"
+    cmd = _cmd(db, tmp_path / "out", glue_dir, trials=4, fidelity=())
+    killed = _kill_when(cmd, storage, lambda trials: any(t.state in DONE for t in trials)
+                        and len([t for t in trials if t.state in DONE]) < 4)
+    assert killed, "the search finished before it could be killed"
+    before = {t.number: (t.state, t.params, t.values, t.user_attrs.get("rungs"))
+              for t in optuna.load_study(study_name="r", storage=storage).trials if t.state in DONE}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=_env())
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
+    study = optuna.load_study(study_name="r", storage=storage)
+    by_number = {t.number: t for t in study.trials}
+    for n, (state, params, values, rungs) in before.items():
+        t = by_number[n]
+        assert (t.state, t.params, t.values, t.user_attrs.get("rungs")) == (state, params, values, rungs)
+    assert trained_configurations(study) >= 4
+    assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert all("interrupted" in t.user_attrs.get("fail_reason", "") for t in study.trials if t.state == TrialState.FAIL)
+    paused = [t for t in study.trials if t.state == TrialState.PRUNED and t.user_attrs.get("trained")]
+    assert paused and all(t.user_attrs["rungs"][-1]["score"] is not None for t in paused)
 
 
 def test_ray_search_with_only_a_timeout(tmp_path, glue_dir):
