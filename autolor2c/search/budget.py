@@ -59,7 +59,7 @@ def parse_budget(text: str, backbone_params: int | None = None) -> int:
     suffix = m.group("suffix").lower()
     if suffix == "%":
         if value > 100:
-            raise UserError(f"a percentage of the backbone must be at most 100%", param="budget", value=raw)
+            raise UserError("a percentage of the backbone must be at most 100%", param="budget", value=raw)
         if backbone_params is None:
             raise UserError("a percentage needs the backbone size; give an absolute budget such as 0.1M instead",
                             param="budget", value=raw)
@@ -69,12 +69,12 @@ def parse_budget(text: str, backbone_params: int | None = None) -> int:
     else:
         value = value * _SUFFIX[suffix]
     if value <= 0:
-        raise UserError(f"the budget must be more than 0 parameters", param="budget", value=raw)
+        raise UserError("the budget must be more than 0 parameters", param="budget", value=raw)
     if value > MAX_BUDGET:
         raise UserError(f"more than {MAX_BUDGET:.0e} parameters is not a budget", param="budget", value=raw)
     n = int(value.to_integral_value(rounding=ROUND_HALF_DOWN))
     if n < 1:
-        raise UserError(f"that is less than one parameter", param="budget", value=raw)
+        raise UserError("that is less than one parameter", param="budget", value=raw)
     return n
 
 
