@@ -13,6 +13,15 @@ from autolor2c.errors import UserError
 
 EXIT_BAD_INPUT = 2
 
+# The library's parameter names (UserError.param) as this command line spells them; the only place that
+# knows both. A parameter missing here is shown under the library's name.
+FLAG_OF_PARAM = {
+    "adapter": "--adapter", "budget": "--budget", "config": "--config", "data_dir": "--data-dir",
+    "eta": "--reduction-factor", "format": "--format", "model": "--model", "output": "--output", "pick": "--pick",
+    "rungs": "--fidelity-rungs", "sampler": "--sampler", "storage": "--storage", "study_name": "--study-name",
+    "trial": "--trial", "warm_start": "--warm-start",
+}
+
 
 class _Parser(argparse.ArgumentParser):
     def __init__(self, *args, **kwargs):
@@ -94,11 +103,11 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 
-def _print_summary(result: dict[str, Any], out: Path) -> None:
-    hist = ", ".join(f"{e['op']}@{e['step']}" for e in result["history"]) or "none"
-    print(f"{result['task']} {result['method']}: {result['primary_metric']} = {result['primary_score']:.4f} | "
-          f"adapter params {result['trainable_params']:,} (+ head {result['head_params']:,}) | "
-          f"{result['steps']} steps in {result['wall_time_s']:.1f}s | structural changes: {hist}")
+def _print_summary(result, out: Path) -> None:
+    hist = ", ".join(f"{e['op']}@{e['step']}" for e in result.history) or "none"
+    print(f"{result.task} {result.method}: {result.primary_metric} = {result.primary_score:.4f} | "
+          f"adapter params {result.trainable_params:,} (+ head {result.head_params:,}) | "
+          f"{result.steps} steps in {result.wall_time_s:.1f}s | structural changes: {hist}")
     print(f"wrote {out / 'metrics.json'} and {out / 'adapter'}")
 
 
@@ -683,6 +692,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_search_commands(sub)
     return parser
 
+def _bad_input(message: str) -> int:
+    print(f"autolor2c: error: {' '.join(message.split())}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     _ARGV[:] = list(sys.argv[1:] if argv is None else argv)
@@ -691,17 +705,10 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "check"):
             args.check(args)
         return int(args.func(args) or 0)
-    except UserError as e:
-        print(f"autolor2c: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except (ValueError, OSError) as e:
-        # library validation errors (ConfigError, AdapterLoadError, LayerStackError) are bad input too
-        from autolor2c.lor2c import AdapterLoadError, ConfigError, LayerStackError
-
-        if isinstance(e, (ConfigError, AdapterLoadError, LayerStackError, FileNotFoundError)):
-            print(f"autolor2c: error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        raise
+    except UserError as e:  # the library's bad input (ConfigError, AdapterLoadError, ... derive from it)
+        return _bad_input(e.message(FLAG_OF_PARAM.get(e.param)))
+    except FileNotFoundError as e:  # a file named on the command line
+        return _bad_input(str(e) or type(e).__name__)
     except KeyboardInterrupt:
         print("autolor2c: interrupted", file=sys.stderr)
         return 130

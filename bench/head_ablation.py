@@ -56,9 +56,9 @@ def main() -> None:
         spec.lor2c.head_modules = head
         t0 = time.perf_counter()
         r = train(task, spec, targs(seed, lr, dropout), data_dir=GLUE_DIR)
-        data["runs"].append({"variant": name, "seed": seed, "lr": lr, "accuracy": r["primary_score"],
-                             "head_params": r["head_params"], "adapter_params": r["trainable_params"],
-                             "wall_s": round(time.perf_counter() - t0, 1), "steps": r["steps"]})
+        data["runs"].append({"variant": name, "seed": seed, "lr": lr, "accuracy": r.primary_score,
+                             "head_params": r.head_params, "adapter_params": r.trainable_params,
+                             "wall_s": round(time.perf_counter() - t0, 1), "steps": r.steps})
         print(data["runs"][-1], flush=True)
         write_results("head_ablation", data, render)
 

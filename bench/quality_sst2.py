@@ -90,12 +90,12 @@ def main() -> None:
             spec, overrides = read_config_file(cfg)
             print(f"[{time.strftime('%H:%M:%S')}] {name} ({cfg}) seed {seed} ...", flush=True)
             res = train(task, spec, args=targs(seed), data_dir=GLUE_DIR)
-            run = {k: res[k] for k in ("method", "primary_metric", "primary_score", "scores", "trainable_params",
+            run = {k: getattr(res, k) for k in ("method", "primary_metric", "primary_score", "scores", "trainable_params",
                                        "analytic_params", "planned_params", "head_params", "final_structure",
                                        "steps", "epochs", "n_train", "n_eval", "wall_time_s", "cpu_time_s",
                                        "threads", "evals")}
             run.update({"name": name, "config": cfg, "seed": seed, "config_overrides_ignored": overrides,
-                        "history": [{k: v for k, v in e.items() if k not in ("scores",)} for e in res["history"]]})
+                        "history": [{k: v for k, v in e.items() if k not in ("scores",)} for e in res.history]})
             data["runs"].append(run)
             print(f"    acc={run['primary_score']:.4f} params={run['trainable_params']:,} "
                   f"wall={run['wall_time_s']:.1f}s cpu={run['cpu_time_s']:.1f}s steps={run['steps']}", flush=True)

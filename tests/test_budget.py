@@ -73,7 +73,7 @@ def test_bad_budgets(text):
 
 
 def test_bad_message_shape():
-    with pytest.raises(UserError, match=r"^bad --budget '10MB': expected a number of parameters such as 0\.1M"):
+    with pytest.raises(UserError, match=r"^bad budget '10MB': expected a number of parameters such as 0\.1M"):
         parse_budget("10MB")
 
 

@@ -4,6 +4,7 @@ has help and a shown default, one error prefix, --version, and a wheel install r
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import subprocess
 import sys
@@ -82,6 +83,44 @@ def test_one_error_prefix_and_version(capsys):
     from autolor2c import __version__
 
     assert capsys.readouterr().out.strip() == f"autolor2c {__version__}"
+
+
+def test_library_errors_name_the_parameter_and_the_cli_the_flag(capsys):
+    from autolor2c.errors import UserError
+    from autolor2c.search.budget import parse_budget
+
+    with pytest.raises(UserError) as bad:
+        parse_budget("0.1Q")
+    assert str(bad.value).startswith("bad budget '0.1Q': ") and bad.value.param == "budget"
+    assert main(["search", "--budget", "0.1Q"]) == 2
+    assert capsys.readouterr().err.startswith("autolor2c: error: bad --budget '0.1Q': expected a number")
+    # the one base class: the method's errors are bad input too; a run that fails (NaN loss) is not
+    from autolor2c.lor2c import AdapterLoadError, ConfigError, LayerStackError
+    from autolor2c.train import TrainingError
+
+    assert all(issubclass(e, UserError) for e in (ConfigError, LayerStackError, AdapterLoadError))
+    assert not issubclass(TrainingError, UserError)
+
+
+def test_only_the_cli_speaks_of_flags():
+    """No error raised outside cli.py names a --flag; every parameter the CLI maps is one of its flags."""
+    import ast
+
+    from autolor2c.cli import FLAG_OF_PARAM
+
+    package = REPO / "autolor2c"
+    found = []
+    for f in sorted(package.rglob("*.py")):
+        if f.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call):
+                text = "".join(c.value for c in ast.walk(node.exc) if isinstance(c, ast.Constant) and isinstance(c.value, str))
+                if re.search(r"(^|[\s(`'])--[a-z]", text):
+                    found.append(f"{f.relative_to(package)}:{node.lineno}: {text[:80]}")
+    assert found == []
+    flags = {o for p in _all_parsers(build_parser()) for a in p._actions for o in a.option_strings}
+    assert set(FLAG_OF_PARAM.values()) <= flags
 
 
 @pytest.mark.slow

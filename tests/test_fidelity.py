@@ -31,7 +31,7 @@ from autolor2c.search.pareto import (front_indices, hypervolume, non_dominated_s
                                      promotion_order)
 from autolor2c.search.study import (WORKER_ATTR, Objective, SearchSettings, pareto_front, plan_to_spec, run_search,
                                     trained_configurations, warm_start)
-from autolor2c.train import count_adapter_params
+from autolor2c.train import TrainResult, count_adapter_params
 
 FULL = 900
 FID = Fidelity((1 / 9, 1 / 3, 1.0), 3.0)
@@ -187,6 +187,17 @@ def rung_score(full: float, fraction: float) -> float:
     return full * (0.8 + 0.2 * fraction)
 
 
+def fake_result(ctx, spec, args, score: float, params: int, wall_time_s: float = 0.0, **extra) -> TrainResult:
+    """What ``train()`` would return for ``score`` and ``params``, without training."""
+    return TrainResult(task=ctx.task.name, method=spec.method, model="fake", config=spec.to_dict(),
+                       final_structure={"spans": []}, train_args=dataclasses.asdict(args), scores={"accuracy": score},
+                       eval_split="selection", primary_metric="accuracy", primary_score=score, trainable_params=params,
+                       analytic_params=params, planned_params={"initial": params, "peak": params, "final": params},
+                       head_params=0, backbone_params=ctx.shape.backbone_params, steps=1, epochs=1.0,
+                       n_train=args.max_train_samples, n_eval=1, n_dev=1, wall_time_s=wall_time_s,
+                       cpu_time_s=wall_time_s, adapted_model=object(), **extra)
+
+
 def make_fake(ctx, calls: list | None = None, kill_on_rung1_call: int | None = None):
     state = {"rung1_calls": 0}
 
@@ -200,10 +211,8 @@ def make_fake(ctx, calls: list | None = None, kill_on_rung1_call: int | None = N
             if kill_on_rung1_call is not None and state["rung1_calls"] == kill_on_rung1_call:
                 raise Killed()
         score = rung_score(full_score(spec, args.learning_rate, ctx.shape), fraction)
-        return {"primary_score": score, "trainable_params": count_adapter_params(spec, ctx.shape)["final"],
-                "wall_time_s": 0.01, "cpu_time_s": 0.01, "gpu_time_s": 0.0, "n_train": args.max_train_samples,
-                "steps": 1, "scores": {"accuracy": score}, "final_structure": {"spans": []},
-                "history": [{"op": "init", "step": 0, "extra": 1}], "model_object": object()}
+        return fake_result(ctx, spec, args, score, count_adapter_params(spec, ctx.shape)["final"], wall_time_s=0.01,
+                           history=[{"op": "init", "step": 0, "extra": 1}])
 
     return fake
 
@@ -356,9 +365,7 @@ def test_promotion_is_not_biased_to_the_first_trials(fast_context, fast_tmp, glu
             key = json.dumps(spec.to_dict(), sort_keys=True, default=str)
             rank_of.setdefault(key, next(order))
             score = 0.5 + 0.001 * rank_of[key]  # later configurations are better
-            return {"primary_score": score, "trainable_params": 1000, "wall_time_s": 0.0, "cpu_time_s": 0.0,
-                    "n_train": args.max_train_samples, "steps": 1, "scores": {"accuracy": score},
-                    "final_structure": {"spans": []}, "history": []}
+            return fake_result(ctx, spec, args, score, 1000)
         return Objective(ctx, trainer=fake)
 
     settings = settings_for(glue_dir, storage, "O", 9, budget="10M")

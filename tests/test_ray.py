@@ -3,6 +3,7 @@ same Optuna storage, and the same search resumed after its driver is killed."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -92,13 +93,11 @@ def test_ray_search_end_to_end(tmp_path, glue_dir):
     assert (tmp_path / "out" / "report.md").is_file()
 
 
-def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
-    db = tmp_path / "k.db"
-    storage = f"sqlite:///{db}"
-    cmd = _cmd(db, tmp_path / "out", glue_dir, trials=4)
+def _kill_when(cmd: list[str], storage: str, ready) -> bool:
+    """Run ``cmd`` and SIGKILL it (the driver and the Ray instance it started) once ``ready(trials)``;
+    False if it finished first."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(),
                             start_new_session=True)
-    killed = False
     deadline = time.time() + 600
     try:
         while time.time() < deadline and proc.poll() is None:
@@ -107,14 +106,22 @@ def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
                 trials = optuna.load_study(study_name="r", storage=storage).trials
             except Exception:
                 continue
-            if any(t.state == TrialState.COMPLETE for t in trials) and len([t for t in trials if t.state in DONE]) < 4:
-                os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray instance it started
-                killed = True
-                break
+            if ready(trials):
+                os.killpg(proc.pid, signal.SIGKILL)
+                return True
+        return False
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
+    db = tmp_path / "k.db"
+    storage = f"sqlite:///{db}"
+    cmd = _cmd(db, tmp_path / "out", glue_dir, trials=4)
+    killed = _kill_when(cmd, storage, lambda trials: any(t.state == TrialState.COMPLETE for t in trials)
+                        and len([t for t in trials if t.state in DONE]) < 4)
     assert killed, "the search finished before it could be killed"
     before = {t.number: (t.params, t.values) for t in optuna.load_study(study_name="r", storage=storage).trials
               if t.state == TrialState.COMPLETE}
@@ -143,6 +150,34 @@ def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     assert (tmp_path / "out" / "ray" / "r-2").is_dir()
 
 
+@pytest.mark.xfail(reason="found by this drill, not yet fixed: the resumed driver exits 1 after 'resuming the Ray "
+                          "experiment' when the killed run had multi-fidelity on (with --no-multi-fidelity it passes)",
+                   strict=False)
+def test_ray_search_with_multi_fidelity_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
+    """The kill/resume drill with the defaults (multi-fidelity on): what finished before the kill stays as it
+    was (paused trials PRUNED with their rung scores), and the resumed search reaches --trials configurations."""
+    db = tmp_path / "m.db"
+    storage = f"sqlite:///{db}"
+    cmd = _cmd(db, tmp_path / "out", glue_dir, trials=4, fidelity=())
+    killed = _kill_when(cmd, storage, lambda trials: any(t.state in DONE for t in trials)
+                        and len([t for t in trials if t.state in DONE]) < 4)
+    assert killed, "the search finished before it could be killed"
+    before = {t.number: (t.state, t.params, t.values, t.user_attrs.get("rungs"))
+              for t in optuna.load_study(study_name="r", storage=storage).trials if t.state in DONE}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=_env())
+    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
+    study = optuna.load_study(study_name="r", storage=storage)
+    by_number = {t.number: t for t in study.trials}
+    for n, (state, params, values, rungs) in before.items():
+        t = by_number[n]
+        assert (t.state, t.params, t.values, t.user_attrs.get("rungs")) == (state, params, values, rungs)
+    assert trained_configurations(study) >= 4
+    assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert all("interrupted" in t.user_attrs.get("fail_reason", "") for t in study.trials if t.state == TrialState.FAIL)
+    paused = [t for t in study.trials if t.state == TrialState.PRUNED and t.user_attrs.get("trained")]
+    assert paused and all(t.user_attrs["rungs"][-1]["score"] is not None for t in paused)
+
+
 def test_ray_search_with_only_a_timeout(tmp_path, glue_dir):
     """--timeout without --trials: Tune's time budget; the trial it stops is closed, not left RUNNING."""
     db = tmp_path / "t.db"
@@ -155,3 +190,70 @@ def test_ray_search_with_only_a_timeout(tmp_path, glue_dir):
     assert study.trials and not [t for t in study.trials if t.state == TrialState.RUNNING]
     for t in study.trials:
         assert t.state in DONE or "stopped by Ray Tune" in t.user_attrs["fail_reason"]
+
+
+@pytest.fixture(scope="module")
+def tiny_bert_folder(tmp_path_factory, minilm_path):
+    """A small random BERT saved as a model folder (with the embedded model's tokenizer): a --model that is
+    not the default, so a fall-back to the default model shows."""
+    import transformers as tf
+
+    folder = tmp_path_factory.mktemp("models") / "tiny-bert"
+    tokenizer = tf.AutoTokenizer.from_pretrained(str(minilm_path))
+    cfg = tf.BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+                        intermediate_size=64, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)
+    tf.BertForSequenceClassification(cfg).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_both_backends_set_a_study_up_alike(tmp_path, glue_dir, tiny_bert_folder, monkeypatch, capsys):
+    """The same tiny search on the Optuna and the Ray backend: the same study attributes, and `retrain` of
+    either study trains the search's --model (not the default one)."""
+    import dataclasses
+
+    import autolor2c.search.retrain as retrain_mod
+    from autolor2c.cli import main
+
+    common = ["search", "--task", "sst2", "--budget", "1M", "--trials", "2", "--seeds", "0", "--no-baselines",
+              "--model", str(tiny_bert_folder), "--data-dir", str(glue_dir), "--min-steps", "0",
+              "--max-train-samples", "64", "--max-eval-samples", "32", "--max-length", "24", "--no-multi-fidelity",
+              "--sampler", "random", "--no-progress"]
+    studies = {}
+    for backend in ("optuna", "ray"):
+        storage = f"sqlite:///{tmp_path / backend}.db"
+        argv = [*common, "--storage", storage, "--study-name", backend, "--out", str(tmp_path / backend)]
+        if backend == "ray":  # in its own process: Ray's instance ends with it
+            argv = [sys.executable, "-m", "autolor2c.cli", *argv, "--backend", "ray", "--ray-num-cpus", "2",
+                    "--max-concurrent", "1"]
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=_env())
+            assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
+        else:
+            assert main(argv) == 0
+        studies[backend] = optuna.load_study(study_name=backend, storage=storage)
+
+    setup = ("identity", "model_arg", "data_dir", "space_path", "space", "budget_params", "backbone_params",
+             "trivial_score")
+    optuna_attrs, ray_attrs = ({k: studies[b].user_attrs.get(k) for k in setup} for b in ("optuna", "ray"))
+    assert optuna_attrs == ray_attrs and optuna_attrs["model_arg"] == str(tiny_bert_folder)
+    assert studies["optuna"].metric_names == studies["ray"].metric_names == ["accuracy", "trainable_params"]
+    assert studies["optuna"].directions == studies["ray"].directions
+
+    # retrain each study (on a slice: the retrain's own default is the whole training set)
+    models = []
+    real_train = retrain_mod.train
+
+    def recording_train(task, spec, args, *, model_name=None, **kw):
+        models.append(model_name)
+        return real_train(task, spec, dataclasses.replace(args, max_train_samples=64, max_eval_samples=32),
+                          model_name=model_name, **kw)
+
+    monkeypatch.setattr(retrain_mod, "train", recording_train)
+    for backend in ("optuna", "ray"):
+        assert main(["retrain", "--study", backend, "--storage", f"sqlite:///{tmp_path / backend}.db", "--seeds", "1",
+                     "--no-progress"]) == 0
+    capsys.readouterr()
+    assert models == [str(tiny_bert_folder)] * 2
+    for backend in ("optuna", "ray"):
+        meta = json.loads((tmp_path / backend / "adapter" / "autolor2c.json").read_text())
+        assert meta["model"] == str(tiny_bert_folder)

@@ -313,3 +313,21 @@ def test_backbone_dropout_reaches_every_trial_and_the_retrain(tmp_path, glue_dir
     retrain_front(study, ctx, tmp_path / "r", feasible[0], progress=False)
     metrics = json.loads((tmp_path / "r" / "retrain" / f"trial{feasible[0].number}-seed0" / "metrics.json").read_text())
     assert metrics["train_args"]["backbone_dropout"] == 0.1
+
+
+def test_optuna_private_names_only_in_their_module():
+    """Optuna's private internals (trial ids, the study's storage, system attrs, ``optuna.x._y`` modules)
+    are used in search/optuna_internals.py alone, where each use says why."""
+    import re
+    from pathlib import Path
+
+    import autolor2c
+
+    private = re.compile(r"\._trial_id\b|\._study_id\b|\._storage\b|system_attr|\bstorage\.(get|set|create)_trial"
+                         r"|\boptuna(\.\w+)*\._\w+|\bfrom optuna(\.\w+)*\._")
+    package = Path(autolor2c.__file__).parent
+    found = [f"{f.relative_to(package)}:{n}: {line.strip()}" for f in sorted(package.rglob("*.py"))
+             if f.name != "optuna_internals.py"
+             for n, line in enumerate(f.read_text().splitlines(), 1) if private.search(line)]
+    assert found == []
+    assert private.search("study._storage.get_trial(t._trial_id)") and private.search("from optuna.study._x import y")

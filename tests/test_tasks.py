@@ -244,7 +244,7 @@ def test_hub_failure_says_pass_data_dir(monkeypatch):
         raise ConnectionError("Couldn't reach 'nyu-mll/glue' on the Hub (LocalEntryNotFoundError)")
 
     monkeypatch.setattr(data_mod.datasets, "load_dataset", offline)
-    with pytest.raises(UserError, match=r"'qqp' from the Hugging Face hub .*ConnectionError.*--data-dir"):
+    with pytest.raises(UserError, match=r"'qqp' from the Hugging Face hub .*ConnectionError.*give data_dir"):
         load_task_data("qqp")
 
 

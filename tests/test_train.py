@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from autolor2c.cli import main
-from autolor2c.train import AdapterSpec, LoRASpec, TrainArgs, read_config_file, structure_schedule, train
+from autolor2c.lor2c import LoR2CModel
+from autolor2c.train import AdapterSpec, LoRASpec, TrainArgs, TrainResult, read_config_file, structure_schedule, train
 
 
 def test_structure_schedule_spaces_changes_in_the_first_quarter():
@@ -31,12 +32,15 @@ def test_short_run_beats_majority_class(glue_dir, tmp_path):
     args = TrainArgs(epochs=1, max_train_samples=1200, learning_rate=4e-3, max_length=48, progress=False, min_steps=0)
     r = train("sst2", spec, args, data_dir=str(glue_dir), out_dir=tmp_path / "run")
     majority = 444 / 872
-    assert r["primary_score"] > majority + 0.08, r["primary_score"]
-    assert r["trainable_params"] == r["analytic_params"] == 6 * 2 * 8 * 384
-    assert r["head_params"] == (384 * 384 + 384) + (384 * 2 + 2)  # pooler + classifier
+    assert r.primary_score > majority + 0.08, r.primary_score
+    assert r.trainable_params == r.analytic_params == 6 * 2 * 8 * 384
+    assert r.head_params == (384 * 384 + 384) + (384 * 2 + 2)  # pooler + classifier
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     for key in ("task", "scores", "primary_score", "trainable_params", "head_params", "wall_time_s", "steps", "history"):
         assert key in metrics
+    # a typed result: metrics.json is its record, without the model
+    assert isinstance(r, TrainResult) and isinstance(r.adapted_model, LoR2CModel)
+    assert metrics == json.loads(json.dumps(r.to_dict())) and "adapted_model" not in metrics
 
 
 def test_predict_reproduces_score(glue_dir, tmp_path, capsys):
@@ -46,7 +50,7 @@ def test_predict_reproduces_score(glue_dir, tmp_path, capsys):
     capsys.readouterr()
     assert main(["predict", "--adapter", str(tmp_path / "run" / "adapter"), "--data-dir", str(glue_dir)]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["primary_score"] == pytest.approx(r["primary_score"], abs=1e-9)
+    assert out["primary_score"] == pytest.approx(r.primary_score, abs=1e-9)
     assert main(["predict", "--adapter", str(tmp_path / "run" / "adapter"), "--text", "a wonderful , moving film"]) == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["label"] in ("negative", "positive")
@@ -57,17 +61,17 @@ def test_merge_and_inject_happen_on_schedule(glue_dir):
     args = TrainArgs(epochs=1, max_train_samples=1280, max_steps=40, max_length=48, progress=False, min_steps=0,
                      learning_rate=5e-3)
     r = train("sst2", spec, args, data_dir=str(glue_dir))
-    ops = [(e["op"], e["step"]) for e in r["history"]]
+    ops = [(e["op"], e["step"]) for e in r.history]
     assert ops == [("merge", 5), ("merge", 10), ("inject", 10)]
-    s = r["final_structure"]
+    s = r.final_structure
     assert len(s["spans"]) == 6 - 2 - 1 and len(s["injected"]) == 1
     assert s["injected"][0] not in [k for sp in s["spans"] for k in range(sp[0], sp[1] + 1) if sp[0] == sp[1]]
     covered = sorted(k for sp in s["spans"] for k in range(sp[0], sp[1] + 1)) + s["injected"]
     assert sorted(covered) == list(range(6))
     # every change is logged with the scores that chose it
-    assert all("scores" in e and len(e["scores"]) >= 1 for e in r["history"])
-    assert r["trainable_params"] == r["analytic_params"] == 3 * 2 * 8 * 384 + 2 * 4 * (384 + 384)
-    model = r["model_object"]
+    assert all("scores" in e and len(e["scores"]) >= 1 for e in r.history)
+    assert r.trainable_params == r.analytic_params == 3 * 2 * 8 * 384 + 2 * 4 * (384 + 384)
+    model = r.adapted_model
     assert all(p.grad is not None for p in model.injections.parameters())  # the injected LoRA trained
 
 
@@ -75,9 +79,9 @@ def test_lora_baseline_through_peft(glue_dir):
     spec = AdapterSpec("lora", lora=LoRASpec(rank=2, alpha=4.0, layers=[4, 5]))
     args = TrainArgs(epochs=1, max_train_samples=320, max_length=48, progress=False, min_steps=0)
     r = train("sst2", spec, args, data_dir=str(glue_dir))
-    assert r["trainable_params"] == r["analytic_params"] == 2 * 2 * 2 * (384 + 384)
-    assert r["head_params"] == 147_840 + 770  # the same head as LoR2C: pooler + classifier
-    model = r["model_object"]
+    assert r.trainable_params == r.analytic_params == 2 * 2 * 2 * (384 + 384)
+    assert r.head_params == 147_840 + 770  # the same head as LoR2C: pooler + classifier
+    model = r.adapted_model
     assert any("pooler" in n and "modules_to_save" in n and p.requires_grad for n, p in model.named_parameters())
 
 

@@ -29,7 +29,7 @@ def export_folder(adapter_dir: Path, out: Path, retrain: dict[str, Any] | None =
 
     cfg_path, weights_path = adapter_files(adapter_dir)
     if not cfg_path.is_file() or not weights_path.is_file() or not (adapter_dir / META_NAME).is_file():
-        raise UserError(f"no adapter in {adapter_dir} (run the retrain first: autolor2c retrain --study ...)")
+        raise UserError(f"no adapter in {adapter_dir}: retrain the study's pick first")
     run_meta = json.loads((adapter_dir / META_NAME).read_text())
     meta = read_adapter_config(adapter_dir)
     meta["base_model_name_or_path"] = portable_model_name(run_meta.get("model"))
@@ -62,11 +62,12 @@ def export_lora(wrapped: nn.Module, base_for_peft: nn.Module, out: Path, base_na
         return (write_folder_atomically(out, lambda tmp: wrapped.save_pretrained(str(tmp))),
                 "nothing left out: the whole adapter is LoRA")
     if not isinstance(wrapped, LoR2CModel):
-        raise UserError("export --format lora needs a LoR2C or LoRA adapter")
+        raise UserError(f"only a LoR2C or LoRA model exports as LoRA, not a {type(wrapped).__name__}")
     injected = list(wrapped.config.injected)
     if not injected:
-        raise UserError("nothing to export as LoRA: this configuration has no injected layers "
-                        "(its bypasses cross layers, which LoRA cannot express); use --format lor2c")
+        raise UserError("nothing to export as LoRA: this configuration has no injected layers (its bypasses cross "
+                        "layers, which LoRA cannot express); export LoR2C's own folder instead", param="format",
+                        value="lora")
     names = sorted({key.split(":", 1)[1].replace("/", ".").split(".")[-1] for key in wrapped.injections.keys()})
     cfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=wrapped.config.lora_rank, lora_alpha=wrapped.config.inject_alpha,
                      lora_dropout=wrapped.config.dropout, target_modules=names, layers_to_transform=injected,

@@ -8,10 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autolor2c.errors import UserError
+
 CRITERIA = ("mean", "topk")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError):
     """A LoR2CConfig value is invalid; the message names the field and the value."""
 
 

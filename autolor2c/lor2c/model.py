@@ -20,6 +20,8 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
+from autolor2c.errors import UserError
+
 from .config import ConfigError, LoR2CConfig
 from .layer import Bypass, InjectedLoRA, low_rank_singular_values, sfs_score
 from .structure import can_merge, guaranteed_events
@@ -47,11 +49,11 @@ TARGET_ALIASES = {
 HEAD_NAMES = ("pre_classifier", "classifier", "score")
 
 
-class LayerStackError(ValueError):
+class LayerStackError(UserError):
     """The transformer layer stack (or a projection) could not be found in a model."""
 
 
-class AdapterLoadError(ValueError):
+class AdapterLoadError(UserError):
     """A saved adapter folder is missing, corrupt, or belongs to something else."""
 
 

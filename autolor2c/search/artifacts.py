@@ -72,6 +72,8 @@ def upload_study_artifacts(study: optuna.Study, out: Path, storage_url: str | No
     search keeps one artifact per file. Returns file name -> artifact id."""
     from optuna.artifacts import upload_artifact
 
+    from .optuna_internals import artifact_metadata
+
     store = artifact_store(storage_url)
     files = [out / n for n in ("report.md", "best_config.yaml", "pareto.html", "hypervolume.html",
                                "importances.html", "importances.json", "trials.csv", "retrain.json")]
@@ -79,8 +81,7 @@ def upload_study_artifacts(study: optuna.Study, out: Path, storage_url: str | No
         zipped = shutil.make_archive(str(out / "adapter"), "zip", root_dir=out, base_dir="adapter")
         files.append(Path(zipped))
     ids: dict[str, str] = dict(study.user_attrs.get(ARTIFACTS_ATTR, {}))
-    # artifact metadata lives in the study's system attrs (Optuna 5 reads them from the storage, as here)
-    metas = study._storage.get_study_system_attrs(study._study_id)
+    metas = artifact_metadata(study)
     for path in files:
         if not path.is_file():
             continue

@@ -1,4 +1,4 @@
-"""Parameter budgets: parse ``--budget`` strings (``0.1M``, ``100K``, ``1e5``, ``0.5%``) and format counts.
+"""Parameter budgets: parse budget strings (``0.1M``, ``100K``, ``1e5``, ``0.5%``) and format counts.
 
 A budget is an upper bound on trainable adapter parameters. Fractional results (``1.5K`` is exact,
 ``0.0015%`` of a backbone usually is not) are rounded to the nearest integer with ties going DOWN
@@ -41,41 +41,40 @@ def parse_budget(text: str, backbone_params: int | None = None) -> int:
     rounds to 0 parameters.
     """
     if isinstance(text, bool) or not isinstance(text, (str, int, float)):
-        raise UserError(f"bad --budget {text!r}: {_HINT}")
+        raise UserError(_HINT, param="budget", value=text)
     raw = text if isinstance(text, str) else repr(text)
     s = raw.strip()
     m = _NUMBER.match(s)
     # The regex allows an empty mantissa (all groups optional): require digits before the exponent.
     if m is None or (m.group("int") is None and m.group("frac") is None):
-        raise UserError(f"bad --budget {raw!r}: {_HINT}")
+        raise UserError(_HINT, param="budget", value=raw)
     mantissa = (m.group("int") or "0").replace("_", "").replace(",", "") + "." + (m.group("frac") or "0")
     exp = m.group("exp") or "0"
     if len(exp.lstrip("+-")) > 4:  # 1e99999: not a budget, and Decimal would make a huge int
-        raise UserError(f"bad --budget {raw!r}: {_HINT}")
+        raise UserError(_HINT, param="budget", value=raw)
     try:
         value = Decimal(mantissa) * (Decimal(10) ** int(exp))
     except InvalidOperation:  # pragma: no cover - the regex only lets numbers through
-        raise UserError(f"bad --budget {raw!r}: {_HINT}") from None
+        raise UserError(_HINT, param="budget", value=raw) from None
     suffix = m.group("suffix").lower()
     if suffix == "%":
         if value > 100:
-            raise UserError(f"bad --budget {raw!r}: a percentage of the backbone must be at most 100%")
+            raise UserError("a percentage of the backbone must be at most 100%", param="budget", value=raw)
         if backbone_params is None:
-            raise UserError(
-                f"bad --budget {raw!r}: a percentage needs the backbone size; give an absolute budget "
-                "such as 0.1M instead")
+            raise UserError("a percentage needs the backbone size; give an absolute budget such as 0.1M instead",
+                            param="budget", value=raw)
         if isinstance(backbone_params, bool) or not isinstance(backbone_params, int) or backbone_params < 1:
-            raise UserError(f"bad --budget {raw!r}: backbone size {backbone_params!r} is not a positive integer")
+            raise UserError(f"backbone size {backbone_params!r} is not a positive integer", param="budget", value=raw)
         value = value * backbone_params / 100
     else:
         value = value * _SUFFIX[suffix]
     if value <= 0:
-        raise UserError(f"bad --budget {raw!r}: the budget must be more than 0 parameters")
+        raise UserError("the budget must be more than 0 parameters", param="budget", value=raw)
     if value > MAX_BUDGET:
-        raise UserError(f"bad --budget {raw!r}: more than {MAX_BUDGET:.0e} parameters is not a budget")
+        raise UserError(f"more than {MAX_BUDGET:.0e} parameters is not a budget", param="budget", value=raw)
     n = int(value.to_integral_value(rounding=ROUND_HALF_DOWN))
     if n < 1:
-        raise UserError(f"bad --budget {raw!r}: that is less than one parameter")
+        raise UserError("that is less than one parameter", param="budget", value=raw)
     return n
 
 

@@ -36,9 +36,9 @@ class Fidelity:
         """Rungs eta^-k down to ``min_fraction``. The default (1/3, 1) suits CPU-sized trials of a few
         thousand examples, where a 1/9 rung is a few dozen steps and ranks trials mostly by noise."""
         if not (eta > 1):
-            raise UserError(f"bad --reduction-factor {eta!r}: must be > 1")
+            raise UserError("must be > 1", param="eta", value=eta)
         if not (0 < min_fraction <= 1):
-            raise UserError(f"bad --min-fidelity {min_fraction!r}: must be in (0, 1]")
+            raise UserError("must be in (0, 1]", param="min_fraction", value=min_fraction)
         fractions = [1.0]
         while fractions[-1] / eta >= min_fraction * (1 - 1e-9):
             fractions.append(fractions[-1] / eta)
@@ -46,17 +46,17 @@ class Fidelity:
 
     @classmethod
     def parse(cls, rungs: str | None, eta: float) -> "Fidelity":
-        """From ``--fidelity-rungs 0.11,0.33,1`` (fractions of a full trial)."""
+        """From ``rungs`` such as ``"0.11,0.33,1"`` (fractions of a full trial; None: geometric with ``eta``)."""
         if rungs is None:
             return cls.geometric(eta=eta)
         try:
             values = tuple(sorted(float(x) for x in rungs.split(",") if x.strip()))
         except ValueError:
-            raise UserError(f"bad --fidelity-rungs {rungs!r}: expected fractions like 0.11,0.33,1") from None
+            raise UserError("expected fractions like 0.11,0.33,1", param="rungs", value=rungs) from None
         if not values or any(not (0 < v <= 1) for v in values) or values[-1] != 1.0 or len(set(values)) != len(values):
-            raise UserError(f"bad --fidelity-rungs {rungs!r}: distinct fractions in (0, 1], the last one 1")
+            raise UserError("distinct fractions in (0, 1], the last one 1", param="rungs", value=rungs)
         if not (eta > 1):
-            raise UserError(f"bad --reduction-factor {eta!r}: must be > 1")
+            raise UserError("must be > 1", param="eta", value=eta)
         return cls(values, eta)
 
     @classmethod

@@ -27,8 +27,8 @@ from optuna.trial import FrozenTrial, TrialState
 from autolor2c.errors import UserError
 
 from .fidelity import RUNGS_ATTR
+from .optuna_internals import create_running_trial, fail_trial, frozen_trial, live_trial, set_worker, worker_of
 from .study import (
-    WORKER_ATTR,
     Objective,
     SearchSettings,
     _failure_recording,
@@ -65,7 +65,7 @@ class _DefineByRun:
         from .space import load_space
 
         # The driver owns the trial until a worker takes it: a killed driver leaves it to be failed on resume.
-        ot_trial.storage.set_trial_system_attr(ot_trial._trial_id, WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+        set_worker(ot_trial, f"{socket.gethostname()}:{os.getpid()}")
         load_space(self.space_path).suggest(ot_trial, self.num_layers)
         return {TRIAL_NUMBER_KEY: ot_trial.number}
 
@@ -93,7 +93,7 @@ def _trainable(config: dict[str, Any], settings: SearchSettings, storage_url: st
         # on a finished trial is refused with a warning), then queues ASHA's next promotion.
         study.tell(trial, state=TrialState.PRUNED)
         queue_promotion(study, settings.fidelity)
-        frozen = study._storage.get_trial(trial._trial_id)
+        frozen = frozen_trial(study, trial.number)
         rungs = frozen.user_attrs.get(RUNGS_ATTR) or []
         tune.report({metric: rungs[-1]["score"] if rungs else float("nan"),
                      "trainable_params": float(frozen.user_attrs.get("planned_params", {}).get("final", float("nan"))),
@@ -116,17 +116,15 @@ def reopen_trial(study: optuna.Study, number: int) -> tuple[optuna.Trial | None,
     new trial, as the Optuna backend does), or already finished before the kill (None: nothing to run, the
     record is reported again so the requested count is still reached).
     """
-    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-    recorded = study._storage.get_trial(trial_id)
+    recorded = frozen_trial(study, number)
     if not recorded.state.is_finished():
-        return optuna.Trial(study, trial_id), False, recorded
+        return live_trial(study, number), False, recorded
     if recorded.state == TrialState.FAIL and str(recorded.user_attrs.get("fail_reason", "")).startswith("interrupted"):
         # RUNNING, so no study.ask() in the driver can take it first (an enqueued WAITING trial could be).
         template = optuna.trial.create_trial(state=TrialState.RUNNING, params=recorded.params,
                                              distributions=recorded.distributions,
                                              user_attrs={"retry_of": recorded.number})
-        retry_id = study._storage.create_new_trial(study._study_id, template_trial=template)
-        return optuna.Trial(study, retry_id), True, recorded
+        return create_running_trial(study, template), True, recorded
     return None, False, recorded
 
 
@@ -141,10 +139,8 @@ def _close_stopped(study: optuna.Study, results) -> None:
     ours = {int(r.config[TRIAL_NUMBER_KEY]) for r in results if TRIAL_NUMBER_KEY in (r.config or {})}
     driver = f"{socket.gethostname()}:{os.getpid()}"
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.number in ours or t.system_attrs.get(WORKER_ATTR) == driver:
-            study._storage.set_trial_user_attr(t._trial_id, "fail_reason",
-                                               "stopped by Ray Tune before it finished (--timeout)")
-            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        if t.number in ours or worker_of(t) == driver:
+            fail_trial(study, t, "stopped by Ray Tune before it finished (its time budget)")
 
 
 def _absolute_url(url: str) -> str:
@@ -166,11 +162,12 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
         from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
     except ImportError:
-        raise UserError("--backend ray needs Ray Tune: pip install -e '.[ray]'") from None
+        raise UserError("the Ray backend needs Ray Tune: pip install -e '.[ray]'") from None
 
     storage_url = _absolute_url(settings.storage or os.environ.get("AUTOLOR2C_STORAGE") or "sqlite:///studies/autolor2c.db")
     if storage_url == "memory":
-        raise UserError("--backend ray needs a persistent --storage (sqlite, postgresql, journal)")
+        raise UserError("the Ray backend needs a persistent storage (sqlite, postgresql, journal)", param="storage",
+                        value=storage_url)
     ctx = build_context(settings)
     name = settings.study_name or default_study_name(settings)
     storage = resolve_storage(storage_url, heartbeat=False)

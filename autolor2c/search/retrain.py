@@ -77,10 +77,9 @@ def _run(ctx: SearchContext, spec: AdapterSpec, plan_train: dict[str, Any], seed
     s = ctx.settings
     args = s.train_args(plan_train, stage="retrain", seed=seed, progress=progress)
     r = train(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir, out_dir=out_dir)
-    r.pop("model_object", None)
-    return {"seed": seed, "selection": r["primary_score"], "dev": r["dev_score"], "dev_scores": r["dev_scores"],
-            "params": r["trainable_params"], "wall_s": r["wall_time_s"], "cpu_s": r["cpu_time_s"],
-            "n_train": r["n_train"], "final_structure": r["final_structure"]}
+    return {"seed": seed, "selection": r.primary_score, "dev": r.dev_score, "dev_scores": r.dev_scores,
+            "params": r.trainable_params, "wall_s": r.wall_time_s, "cpu_s": r.cpu_time_s,
+            "n_train": r.n_train, "final_structure": r.final_structure}
 
 
 def front_points(study: optuna.Study, pick: str, k: int) -> list[tuple[str, optuna.trial.FrozenTrial]]:

@@ -1,5 +1,5 @@
 """What kind of Optuna storage a URL names, checked without importing Optuna (the CLI checks
-``--storage`` before any heavy import; ``study.resolve_storage`` opens it)."""
+a storage before any heavy import; ``study.resolve_storage`` opens it)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ def storage_kind(url: str) -> str:
         return "journal"
     scheme = url.split(":", 1)[0].split("+", 1)[0]
     if "://" not in url or scheme not in RDB_SCHEMES:
-        raise UserError(f"bad --storage {url!r}: expected sqlite:///FILE, postgresql://..., mysql://..., "
-                        f"journal:FILE or memory")
+        raise UserError("expected sqlite:///FILE, postgresql://..., mysql://..., journal:FILE or memory",
+                        param="storage", value=url)
     if scheme == "sqlite" and not (url.split(":///", 1)[1] if ":///" in url else ""):
-        raise UserError(f"bad --storage {url!r}: sqlite needs a file, e.g. sqlite:///studies/autolor2c.db")
+        raise UserError("sqlite needs a file, e.g. sqlite:///studies/autolor2c.db", param="storage", value=url)
     return scheme

@@ -25,12 +25,13 @@ warnings.filterwarnings("ignore", category=ExperimentalWarning)
 
 from autolor2c.errors import UserError
 from autolor2c.tasks import TaskSpec, get_task, load_task_data, resolve_data_dir, trivial_score
-from autolor2c.train import (TRAINER_VERSION, AdapterSpec, LoRASpec, TrainArgs, count_adapter_params, load_backbone,
-                             model_label, model_shape, train, training_args)
+from autolor2c.train import (TRAINER_VERSION, AdapterSpec, LoRASpec, TrainArgs, TrainResult, count_adapter_params,
+                             load_backbone, model_label, model_shape, train, training_args)
 from autolor2c.lor2c import ModelShape
 
 from .budget import format_params, parse_budget
 from .fidelity import RUNGS_ATTR, Fidelity, next_promotion
+from .optuna_internals import WORKER_ATTR, fail_trial, frozen_trial, queued_params, set_worker, worker_of  # noqa: F401
 from .sampler import PROMOTED_FROM_ATTR, RungAwareSampler, configuration_chains
 from .pareto import front_indices, hypervolume, pick_best, pick_knee
 from .space import SearchSpace, TrialPlan, default_space_path, load_space
@@ -38,7 +39,6 @@ from .storage_url import storage_kind
 
 DEFAULT_STORAGE = "sqlite:///studies/autolor2c.db"
 SAMPLERS = ("parego", "tpe", "gp", "nsga2", "random")
-WORKER_ATTR = "autolor2c:worker"
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
@@ -127,7 +127,7 @@ def resolve_storage(url: str | None, heartbeat: bool = True):
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise UserError(f"bad --storage {url!r}: cannot create {parent} ({e.strerror})") from None
+            raise UserError(f"cannot create {parent} ({e.strerror})", param="storage", value=url) from None
     kwargs: dict[str, Any] = {}
     if heartbeat:
         kwargs = dict(heartbeat_interval=10, grace_period=40,
@@ -137,7 +137,7 @@ def resolve_storage(url: str | None, heartbeat: bool = True):
                                           **kwargs)
     except Exception as e:  # sqlalchemy/driver errors: bad host, auth, missing driver
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot open --storage {url!r}: {msg[:200]}") from None
+        raise UserError(f"cannot open it: {msg[:200]}", param="storage", value=url) from None
 
 
 def make_sampler(name: str, seed: int, n_startup: int = 8, *, budget: float = 1.0,
@@ -153,7 +153,7 @@ def make_sampler(name: str, seed: int, n_startup: int = 8, *, budget: float = 1.
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, n_startup))
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    raise UserError(f"bad --sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
+    raise UserError(f"choose one of {', '.join(SAMPLERS)}", param="sampler", value=name)
 
 
 def default_study_name(settings: SearchSettings) -> str:
@@ -177,8 +177,8 @@ def open_study(settings: SearchSettings, storage, name: str, primary_metric: str
         want = settings.identity()
         if got is not None and got != want:
             diff = sorted(k for k in want if got.get(k) != want.get(k))
-            raise UserError(f"study {name!r} exists with different settings ({', '.join(diff)}); "
-                            f"use --study-name to start another")
+            raise UserError(f"the study exists with different settings ({', '.join(diff)}); choose another name "
+                            f"to start a new study", param="study_name", value=name)
         # A different stream on resume, so random start-up points are not repeated.
         sampler_seed += 7919 * len(study.get_trials(deepcopy=False))
         study.sampler = make_sampler(settings.sampler, sampler_seed, budget=budget, top_rung=top_rung)
@@ -226,14 +226,14 @@ class Objective:
     once, untrained, with its exact count and the budget constraint: no score is made up for it.
     """
 
-    def __init__(self, ctx: SearchContext, trainer: Callable[..., dict[str, Any]] = train):
+    def __init__(self, ctx: SearchContext, trainer: Callable[..., TrainResult] = train):
         self.ctx = ctx
         self.trainer = trainer
         self.trained: list[int] = []  # trial numbers actually trained (tests assert on this)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         ctx, s = self.ctx, self.ctx.settings
-        trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, f"{socket.gethostname()}:{os.getpid()}")
+        set_worker(trial, f"{socket.gethostname()}:{os.getpid()}")
         plan = ctx.space.suggest(trial, ctx.shape.num_layers)
         spec = plan_to_spec(plan)
         counts = count_adapter_params(spec, ctx.shape)
@@ -252,30 +252,27 @@ class Objective:
         source = trial.user_attrs.get(PROMOTED_FROM_ATTR)
         rung = int(trial.user_attrs.get("start_rung", 0))
         if source is not None:  # the configuration's earlier rungs, for reading this trial alone
-            src = trial.study._storage.get_trial(trial.study._storage.get_trial_id_from_study_id_trial_number(
-                trial.study._study_id, int(source)))
+            src = frozen_trial(trial.study, int(source))
             rungs = [dict(r, from_trial=r.get("from_trial", src.number)) for r in src.user_attrs.get(RUNGS_ATTR, [])
                      if r["rung"] < rung]
         frac = s.fidelity.fractions[rung]
         args = s.train_args(plan.train, stage="trial", n_full=ctx.n_train_full, fraction=frac)
         result = self.trainer(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir)
-        result.pop("model_object", None)
-        rungs.append({"rung": rung, "fraction": frac, "n_train": result["n_train"], "steps": result["steps"],
-                      "score": result["primary_score"], "params": result["trainable_params"],
-                      "wall_s": result["wall_time_s"], "cpu_s": result["cpu_time_s"],
-                      "gpu_s": result.get("gpu_time_s", 0.0)})
+        rungs.append({"rung": rung, "fraction": frac, "n_train": result.n_train, "steps": result.steps,
+                      "score": result.primary_score, "params": result.trainable_params,
+                      "wall_s": result.wall_time_s, "cpu_s": result.cpu_time_s, "gpu_s": result.gpu_time_s})
         trial.set_user_attr(RUNGS_ATTR, rungs)
-        trial.set_user_attr("cost_s", round(result["wall_time_s"], 3))
-        trial.set_user_attr("cpu_s", round(result["cpu_time_s"], 3))
-        trial.set_user_attr("gpu_s", round(result.get("gpu_time_s", 0.0), 3))
-        trial.set_user_attr("final_structure", result["final_structure"])
-        trial.set_user_attr("history", _compact_history(result["history"]))
-        trial.set_user_attr("scores", result["scores"])
-        trial.set_user_attr("n_train", result["n_train"])
+        trial.set_user_attr("cost_s", round(result.wall_time_s, 3))
+        trial.set_user_attr("cpu_s", round(result.cpu_time_s, 3))
+        trial.set_user_attr("gpu_s", round(result.gpu_time_s, 3))
+        trial.set_user_attr("final_structure", result.final_structure)
+        trial.set_user_attr("history", _compact_history(result.history))
+        trial.set_user_attr("scores", result.scores)
+        trial.set_user_attr("n_train", result.n_train)
         if rung < len(s.fidelity.fractions) - 1:
             trial.set_user_attr("stopped_at_rung", rung)
             raise optuna.TrialPruned(f"paused at rung {rung} (fraction {frac:.3g}) until promoted")
-        return float(result["primary_score"]), float(result["trainable_params"])
+        return float(result.primary_score), float(result.trainable_params)
 
 
 def trained_configurations(study: optuna.Study) -> int:
@@ -304,7 +301,7 @@ def queue_promotion(study: optuna.Study, fidelity: Fidelity) -> int | None:
 # --------------------------------------------------------------------------------------------------
 def is_feasible(t: optuna.trial.FrozenTrial) -> bool:
     return t.state == TrialState.COMPLETE and t.user_attrs.get("feasible", True) and \
-        all(v <= 0 for k, v in t.system_attrs.items() if k.startswith("constraints"))
+        all(v <= 0 for v in t.constraints.values())
 
 
 def feasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -335,25 +332,27 @@ def hypervolume_history(study: optuna.Study, budget: int, score_floor: float = 0
     return out
 
 
-def pick_trial(study: optuna.Study, how: str = "best", number: int | None = None) -> optuna.trial.FrozenTrial:
-    if number is not None:
-        matches = [t for t in study.get_trials(deepcopy=False) if t.number == number]
+def pick_trial(study: optuna.Study, pick: str = "best", trial: int | None = None) -> optuna.trial.FrozenTrial:
+    """Trial number ``trial`` if given (it must be finished and feasible), else the front's ``pick``
+    (``best`` score or the ``knee``)."""
+    if trial is not None:
+        matches = [t for t in study.get_trials(deepcopy=False) if t.number == trial]
         if not matches:
-            raise UserError(f"bad --trial {number}: no such trial in study {study.study_name!r}")
+            raise UserError(f"no such trial in study {study.study_name!r}", param="trial", value=trial)
         t = matches[0]
         if not is_feasible(t):
-            raise UserError(f"bad --trial {number}: it is {t.state.name.lower()}"
-                            f"{' and over budget' if t.user_attrs.get('feasible') is False else ''}, not a finished feasible trial")
+            raise UserError(f"it is {t.state.name.lower()}{' and over budget' if t.user_attrs.get('feasible') is False else ''}"
+                            ", not a finished feasible trial", param="trial", value=trial)
         return t
     front = pareto_front(study)
     if not front:
         raise UserError(f"study {study.study_name!r} has no finished feasible trial yet")
     pts = [(t.values[0], t.values[1]) for t in front]
-    if how == "best":
+    if pick == "best":
         return front[pick_best(pts)]
-    if how == "knee":
+    if pick == "knee":
         return front[pick_knee(pts)]
-    raise UserError(f"bad --pick {how!r}: best or knee")
+    raise UserError("best or knee", param="pick", value=pick)
 
 
 def cost_totals(study: optuna.Study) -> dict[str, float]:
@@ -377,14 +376,13 @@ def fail_orphaned_trials(study: optuna.Study, requeue: bool = True) -> list[int]
     host = socket.gethostname()
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker = t.system_attrs.get(WORKER_ATTR, "")
+        worker = worker_of(t)
         if ":" not in worker:
             continue
         w_host, w_pid = worker.rsplit(":", 1)
         if w_host != host or _pid_alive(int(w_pid)):
             continue
-        study._storage.set_trial_user_attr(t._trial_id, "fail_reason", f"interrupted: worker {worker} is gone")
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        fail_trial(study, t, f"interrupted: worker {worker} is gone")
         if requeue:
             keep = {k: t.user_attrs[k] for k in (PROMOTED_FROM_ATTR, "start_rung") if k in t.user_attrs}
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, **keep}, skip_if_exists=False)
@@ -420,12 +418,12 @@ def warm_start(study: optuna.Study, source: str, storage_url: str | None, space:
     try:
         src = optuna.load_study(study_name=name, storage=resolve_storage(url, heartbeat=False))
     except KeyError:
-        raise UserError(f"bad --warm-start {source!r}: no such study") from None
+        raise UserError("no such study", param="warm_start", value=source) from None
     front = pareto_front(src)
     if not front:
-        raise UserError(f"bad --warm-start {source!r}: that study has no finished feasible trial")
+        raise UserError("that study has no finished feasible trial", param="warm_start", value=source)
     # a waiting (enqueued) trial holds its parameters in fixed_params until it runs
-    queued = {tuple(sorted((t.system_attrs.get("fixed_params", {}) if t.state == TrialState.WAITING else t.params).items()))
+    queued = {tuple(sorted((queued_params(t) if t.state == TrialState.WAITING else t.params).items()))
               for t in study.get_trials(deepcopy=False)}
     n = 0
     for t in front:

@@ -38,15 +38,16 @@ HUB_DATASET = "nyu-mll/glue"
 
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
     """The GLUE data folder: ``data_dir``, else $AUTOLOR2C_DATA_DIR, else None (load from the hub)."""
-    source = "--data-dir"
-    if data_dir is None or str(data_dir) == "":
-        data_dir, source = os.environ.get(DATA_DIR_ENV) or None, DATA_DIR_ENV
-    if data_dir is None:
+    if data_dir is not None and str(data_dir) != "":
+        if not Path(data_dir).expanduser().is_dir():
+            raise UserError("no such folder", param="data_dir", value=str(data_dir))
+        return Path(data_dir).expanduser()
+    from_env = os.environ.get(DATA_DIR_ENV) or None
+    if from_env is None:
         return None
-    path = Path(data_dir).expanduser()
-    if not path.is_dir():
-        raise UserError(f"data directory not found: {path} (from {source})")
-    return path
+    if not Path(from_env).expanduser().is_dir():
+        raise UserError(f"data directory not found: {from_env} (from {DATA_DIR_ENV})")
+    return Path(from_env).expanduser()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,9 +214,8 @@ def _load_from_hub(task: TaskSpec) -> DatasetDict:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
         raise UserError(
             f"could not load GLUE task '{task.name}' from the Hugging Face hub "
-            f"({type(e).__name__}: {reason[:200]}); pass --data-dir with the GLUE files "
-            f"or set {DATA_DIR_ENV}"
-        ) from e
+            f"({type(e).__name__}: {reason[:200]}); give {{param}}, the folder of the GLUE files, "
+            f"or set {DATA_DIR_ENV}", param="data_dir") from e
     out = DatasetDict()
     for split, source in (("train", "train"), ("validation", task.validation_split)):
         if source not in raw:

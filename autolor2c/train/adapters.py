@@ -116,8 +116,8 @@ def read_config_file(name_or_path: str) -> tuple[AdapterSpec, dict[str, Any]]:
     elif p.is_file():
         text, where = p.read_text(), str(p)
     else:
-        raise UserError(f"--config {name_or_path}: no such file and not a built-in config "
-                        f"({', '.join(builtin_configs())})")
+        raise UserError(f"no such file and not a built-in config ({', '.join(builtin_configs())})", param="config",
+                        value=name_or_path)
     try:
         data = yaml.safe_load(text)  # JSON is YAML too
     except yaml.YAMLError as e:
@@ -216,10 +216,11 @@ def save_adapter(model: nn.Module, folder: str | Path, meta: dict[str, Any]) -> 
 def read_meta(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     if not folder.is_dir():
-        raise UserError(f"--adapter {folder}: no such folder")
+        raise UserError("no such folder", param="adapter", value=str(folder))
     f = folder / META_NAME
     if not f.is_file() or not any((folder / n).is_file() for n in (CONFIG_NAME, LEGACY_CONFIG_NAME)):
-        raise UserError(f"--adapter {folder}: not an autolor2c adapter folder (needs {META_NAME} and {CONFIG_NAME})")
+        raise UserError(f"not an autolor2c adapter folder (needs {META_NAME} and {CONFIG_NAME})", param="adapter",
+                        value=str(folder))
     try:
         meta = json.loads(f.read_text())
     except json.JSONDecodeError as e:

@@ -24,10 +24,10 @@ def resolve_model(name: str | None) -> str:
     p = Path(name).expanduser()
     if p.exists():
         if not (p / "config.json").is_file():
-            raise UserError(f"--model {name}: folder has no config.json (not a transformers model)")
+            raise UserError("folder has no config.json (not a transformers model)", param="model", value=name)
         return str(p)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a hub id is "name" or "org/name"
-        raise UserError(f"--model {name}: no such folder")
+        raise UserError("no such folder (a hub id is NAME or ORG/NAME)", param="model", value=name)
     return name  # a hub id
 
 
@@ -58,7 +58,8 @@ def load_tokenizer(name: str | None):
     try:
         return AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as e:
-        raise UserError(f"--model {name or DEFAULT_MODEL}: cannot load its tokenizer ({str(e).splitlines()[0]})") from None
+        raise UserError(f"cannot load its tokenizer ({str(e).splitlines()[0]})", param="model",
+                        value=name or DEFAULT_MODEL) from None
 
 
 @functools.lru_cache(maxsize=4)
@@ -76,7 +77,7 @@ def _pretrained_state(path: str, num_labels: int, problem_type: str | None):
         model = AutoModelForSequenceClassification.from_pretrained(
             path, num_labels=num_labels, problem_type=problem_type, dtype=torch.float32)
     except (OSError, ValueError) as e:
-        raise UserError(f"--model {path}: cannot load it ({str(e).splitlines()[0]})") from None
+        raise UserError(f"cannot load it ({str(e).splitlines()[0]})", param="model", value=path) from None
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:

@@ -8,7 +8,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -41,7 +41,8 @@ MAX_EVALS = 3
 
 
 class TrainingError(RuntimeError):
-    """A run that cannot go on (NaN loss, out of memory); the search records it as a failed trial."""
+    """A run that cannot go on (NaN loss, out of memory); the search records it as a failed trial.
+    Not a UserError: the input was valid, so the CLI must not answer it as bad input (exit 2)."""
 
 
 @dataclass
@@ -98,6 +99,48 @@ class TrainArgs:
             if not ok:
                 raise UserError(f"bad training setting {name}={getattr(self, name)!r}")
         return self
+
+
+@dataclass(kw_only=True)
+class TrainResult:
+    """What one ``train()`` run made: the adapted model and its record (``to_dict()`` is metrics.json)."""
+
+    task: str
+    method: str                              # "lor2c" or "lora"
+    model: str                               # the backbone's label (the hub id's last part, or a folder name)
+    config: dict[str, Any]                   # the adapter spec trained
+    final_structure: dict[str, Any]          # after merges and injections
+    train_args: dict[str, Any]
+    scores: dict[str, float] | None          # of the best evaluation, on eval_split
+    eval_split: str                          # "selection" (held-out training rows) or "validation" (dev)
+    dev_scores: dict[str, float] | None = None
+    dev_score: float | None = None
+    primary_metric: str
+    primary_score: float
+    best_step: int | None = None
+    trainable_params: int                    # the adapter's, as trained (head excluded)
+    analytic_params: int                     # the same, counted from the final structure
+    planned_params: dict[str, int]           # counted before training: initial, peak, final
+    head_params: int
+    backbone_params: int
+    steps: int
+    epochs: float
+    n_train: int
+    n_eval: int
+    n_dev: int
+    wall_time_s: float
+    cpu_time_s: float
+    gpu_time_s: float = 0.0
+    device: str = "cpu"
+    threads: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)   # merges and injections, with their scores
+    spectra: list[dict[str, Any]] = field(default_factory=list)   # bypass scores at each structure step
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    adapted_model: Any = field(default=None, repr=False, compare=False)  # LoR2CModel or PeftModel, best state
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record without the model (metrics.json, trial attributes)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "adapted_model"}
 
 
 def training_args(plan_train: Mapping[str, Any] | None = None, *, fraction: float = 1.0, **settings: Any) -> TrainArgs:
@@ -255,8 +298,9 @@ def prepare_data(task: TaskSpec, tokenizer, args: TrainArgs, data_dir=None):
 
 def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None, *, model_name: str | None = None,
           data_dir: str | None = None, out_dir: str | Path | None = None,
-          on_eval: Callable[[int, dict[str, float]], None] | None = None) -> dict[str, Any]:
-    """Train ``spec`` on ``task``; returns (and writes to ``out_dir/metrics.json``) the result.
+          on_eval: Callable[[int, dict[str, float]], None] | None = None) -> TrainResult:
+    """Train ``spec`` on ``task``; returns the result (and with ``out_dir``, writes its ``metrics.json`` and
+    ``adapter/`` there).
 
     ``on_eval(step, scores)`` is called after each evaluation (the search uses it for its rungs).
     """
@@ -378,45 +422,22 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
         raise TrainingError(f"trainable adapter parameters {adapter_params} != analytic count {final_analytic}")
 
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    result = {
-        "task": task.name,
-        "method": spec.method,
-        "model": model_label(model_name),
-        "config": spec.to_dict(),
-        "final_structure": adapter_structure(model, spec),
-        "train_args": asdict(args),
-        "scores": best["scores"],
-        "eval_split": "selection" if eval_rows is not dev_rows else "validation",
-        "dev_scores": dev_scores,
-        "dev_score": dev_scores[task.primary_metric] if dev_scores else None,
-        "primary_metric": task.primary_metric,
-        "primary_score": best["score"],
-        "best_step": best["step"],
-        "trainable_params": adapter_params,
-        "analytic_params": final_analytic,
-        "planned_params": planned,
-        "head_params": head_params,
-        "backbone_params": shape.backbone_params,
-        "steps": step,
-        "epochs": round(step / steps_per_epoch, 3),
-        "n_train": len(train_rows),
-        "n_eval": len(eval_rows),
-        "n_dev": len(dev_rows),
-        "wall_time_s": round(wall, 3),
-        "cpu_time_s": round(cpu, 3),
-        "gpu_time_s": round(wall, 3) if device.type == "cuda" else 0.0,
-        "device": str(device),
-        "threads": threads,
-        "history": history,
-        "spectra": spectra,
-        "evals": evals,
-    }
+    result = TrainResult(
+        task=task.name, method=spec.method, model=model_label(model_name), config=spec.to_dict(),
+        final_structure=adapter_structure(model, spec), train_args=asdict(args), scores=best["scores"],
+        eval_split="selection" if eval_rows is not dev_rows else "validation", dev_scores=dev_scores,
+        dev_score=dev_scores[task.primary_metric] if dev_scores else None, primary_metric=task.primary_metric,
+        primary_score=best["score"], best_step=best["step"], trainable_params=adapter_params,
+        analytic_params=final_analytic, planned_params=planned, head_params=head_params,
+        backbone_params=shape.backbone_params, steps=step, epochs=round(step / steps_per_epoch, 3),
+        n_train=len(train_rows), n_eval=len(eval_rows), n_dev=len(dev_rows), wall_time_s=round(wall, 3),
+        cpu_time_s=round(cpu, 3), gpu_time_s=round(wall, 3) if device.type == "cuda" else 0.0, device=str(device),
+        threads=threads, history=history, spectra=spectra, evals=evals, adapted_model=model)
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         save_adapter(model, out / "adapter", adapter_meta(task, model_name, args, num_labels, result))
-        (out / "metrics.json").write_text(json.dumps(result, indent=2, default=_json_default))
-    result["model_object"] = model
+        (out / "metrics.json").write_text(json.dumps(result.to_dict(), indent=2, default=_json_default))
     return result
 
 
@@ -432,7 +453,7 @@ def _final_spec(model, spec: AdapterSpec) -> AdapterSpec:
     return spec
 
 
-def adapter_meta(task: TaskSpec, model_name, args: TrainArgs, num_labels: int, result: dict) -> dict[str, Any]:
+def adapter_meta(task: TaskSpec, model_name, args: TrainArgs, num_labels: int, result: TrainResult) -> dict[str, Any]:
     return {
         "task": task.name,
         "task_spec": asdict(task) if task.is_custom else None,
@@ -441,7 +462,7 @@ def adapter_meta(task: TaskSpec, model_name, args: TrainArgs, num_labels: int, r
         "max_length": args.max_length,
         "seed": args.seed,
         "primary_metric": task.primary_metric,
-        "primary_score": result["primary_score"],
-        "scores": result["scores"],
-        "trainable_params": result["trainable_params"],
+        "primary_score": result.primary_score,
+        "scores": result.scores,
+        "trainable_params": result.trainable_params,
     }

@@ -26,9 +26,9 @@ def default_output(input_path: Path) -> Path:
 def _check_output(path: Path) -> str:
     kind = CUSTOM_FORMATS.get(path.suffix.lower())
     if kind is None:
-        raise UserError(f"bad --output {str(path)!r}: use one of {', '.join(CUSTOM_FORMATS)}")
+        raise UserError(f"use one of {', '.join(CUSTOM_FORMATS)}", param="output", value=str(path))
     if not path.parent.is_dir():
-        raise UserError(f"bad --output {str(path)!r}: folder {path.parent} does not exist")
+        raise UserError(f"folder {path.parent} does not exist", param="output", value=str(path))
     return kind
 
 
