@@ -38,6 +38,7 @@ from common import RESULTS, machine_info, md_table  # noqa: E402
 
 from autolor2c.search.retrain import trial_plan  # noqa: E402
 from autolor2c.search.study import plan_to_spec  # noqa: E402
+from autolor2c.train import TrainResult  # noqa: E402
 
 BOOT = 2000
 ARMS = {  # name -> (sampler, multi-fidelity)
@@ -174,7 +175,8 @@ def surrogate_check(table: Table, folds: int = 5, seed: int = 0) -> dict[str, An
 
 
 class TableTrainer:
-    """Stands in for ``autolor2c.train.train`` inside a real search: answers a rung run from the table."""
+    """Stands in for ``autolor2c.train.train`` inside a real search: answers a rung run from the table
+    with a ``TrainResult`` holding the recorded (or predicted) score, params and cost, and no model."""
 
     def __init__(self, table: Table, shape, n_full: int, replay_seed: int, surrogate: Surrogate | None = None):
         self.table, self.shape, self.n_full, self.seed, self.surrogate = table, shape, n_full, replay_seed, surrogate
@@ -207,9 +209,13 @@ class TableTrainer:
             structure = None
             self.lookups["surrogate"] += 1
         structure = structure or {"method": spec.method, "spans": spec.lor2c.spans, "ranks": [], "injected": []}
-        return {"primary_score": float(score), "trainable_params": int(params), "n_train": n_train, "steps": steps,
-                "wall_time_s": float(wall), "cpu_time_s": float(cpu), "gpu_time_s": 0.0,
-                "final_structure": structure, "history": [], "scores": {"replayed": float(score)}}
+        return TrainResult(task=task.name, method=spec.method, model="table", config=spec.to_dict(),
+                           final_structure=structure, train_args=dataclasses.asdict(args),
+                           scores={task.primary_metric: float(score)}, eval_split="selection",
+                           primary_metric=task.primary_metric, primary_score=float(score), trainable_params=int(params),
+                           analytic_params=int(params), planned_params={}, head_params=0, backbone_params=0,
+                           steps=steps, epochs=0.0, n_train=n_train, n_eval=0, n_dev=0, wall_time_s=float(wall),
+                           cpu_time_s=float(cpu))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -289,11 +295,11 @@ def replay_moasha(ctx, table: Table, surrogate: Surrogate | None, seed: int, con
             top = rung == len(fr) - 1
             curve.append({"n": n, "state": "COMPLETE" if top else "PRUNED", "feasible": True,
                           "promoted_from": None if rung == 0 else first, "params_in": config, "rung": rung,
-                          "score": r["primary_score"], "params": r["trainable_params"],
-                          "value": r["primary_score"] if top else None, "cost_s": r["wall_time_s"]})
+                          "score": r.primary_score, "params": r.trainable_params,
+                          "value": r.primary_score if top else None, "cost_s": r.wall_time_s})
             n += 1
-            decision = sched.on_trial_result(trial, {"epoch": levels[rung], "neg_score": -r["primary_score"],
-                                                     "params": r["trainable_params"]})
+            decision = sched.on_trial_result(trial, {"epoch": levels[rung], "neg_score": -r.primary_score,
+                                                     "params": r.trainable_params})
             if top or decision != SchedulerDecision.CONTINUE:
                 break
     return curve, trainer.lookups

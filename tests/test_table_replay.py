@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import table_replay as R  # noqa: E402
 
 from autolor2c.search.study import Objective, SearchSettings, build_context, cost_totals, run_search  # noqa: E402
-from autolor2c.train import count_adapter_params  # noqa: E402
+from autolor2c.train import TrainResult, count_adapter_params  # noqa: E402
 
 
 def _synthetic_trainer(shape):
@@ -29,9 +29,12 @@ def _synthetic_trainer(shape):
         noise = int(hashlib.sha256(key.encode()).hexdigest()[:6], 16) / 16**6 * 0.05
         score = 0.6 + 0.05 * math.log2(spec.lor2c.rank) + noise + 0.02 * math.log(args.max_train_samples)
         params = count_adapter_params(spec, shape)["final"]
-        return {"primary_score": score, "trainable_params": params, "n_train": args.max_train_samples, "steps": 7,
-                "wall_time_s": 0.001 * args.max_train_samples + params * 1e-6, "cpu_time_s": 0.5, "gpu_time_s": 0.0,
-                "final_structure": {"method": "lor2c", "spans": spec.lor2c.spans}, "history": [], "scores": {}}
+        return TrainResult(task=task.name, method="lor2c", model="synthetic", config=spec.to_dict(),
+                           final_structure={"method": "lor2c", "spans": spec.lor2c.spans}, train_args={}, scores={},
+                           eval_split="selection", primary_metric="accuracy", primary_score=score, trainable_params=params,
+                           analytic_params=params, planned_params={}, head_params=0, backbone_params=0, steps=7,
+                           epochs=1.0, n_train=args.max_train_samples, n_eval=1, n_dev=1,
+                           wall_time_s=0.001 * args.max_train_samples + params * 1e-6, cpu_time_s=0.5)
     return train
 
 
