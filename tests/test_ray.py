@@ -69,6 +69,29 @@ def test_reopen_trial_after_a_driver_kill(tmp_path):
     assert trial is None and len(study.trials) == n_before + 1  # a real failure is not re-run
 
 
+def test_a_finished_trial_rerun_by_tunes_restore_reports_its_record():
+    """Tune's restore re-runs Ray trials whose end it did not checkpoint; their Optuna trials may have ended
+    PRUNED (paused at a rung, or over budget) or FAIL: each must still give Tune the metrics it checks for
+    (found by the multi-fidelity kill drill: a paused trial reported nothing and the resumed driver died)."""
+    from optuna.distributions import IntDistribution
+
+    from autolor2c.search.ray_backend import _recorded_result
+
+    base = dict(params={"rank": 4}, distributions={"rank": IntDistribution(2, 8)})
+    done = optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.8, 100.0], **base)
+    assert _recorded_result(done, "accuracy") == {"accuracy": 0.8, "trainable_params": 100.0}
+    paused = optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={
+        "rungs": [{"rung": 0, "score": 0.7}], "planned_params": {"final": 64}}, **base)
+    r = _recorded_result(paused, "accuracy")
+    assert r["accuracy"] == 0.7 and r["trainable_params"] == 64.0 and r["pruned"] is True
+    over = optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs={"planned_params": {"final": 10**9}}, **base)
+    failed = optuna.trial.create_trial(state=TrialState.FAIL, **base)
+    for t in (over, failed):
+        r = _recorded_result(t, "accuracy")
+        assert {"accuracy", "trainable_params"} <= set(r) and r["accuracy"] != r["accuracy"]  # nan, not a made-up score
+    assert _recorded_result(failed, "accuracy")["failed"] is True
+
+
 def test_ray_search_end_to_end(tmp_path, glue_dir):
     db = tmp_path / "r.db"
     # the defaults, multi-fidelity included: paused trials end PRUNED with their rung scores, and ASHA's
@@ -150,9 +173,9 @@ def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     assert (tmp_path / "out" / "ray" / "r-2").is_dir()
 
 
-@pytest.mark.xfail(reason="found by this drill, not yet fixed: the resumed driver exits 1 after 'resuming the Ray "
-                          "experiment' when the killed run had multi-fidelity on (with --no-multi-fidelity it passes)",
-                   strict=False)
+@pytest.mark.xfail(reason="open: after a kill with multi-fidelity on, the resumed Ray driver no longer dies (a paused trial "
+                          "re-run by Tune's restore now reports its record) but the next new trial stays RUNNING until "
+                          "the test's 900 s timeout; with --no-multi-fidelity the drill passes", strict=False)
 def test_ray_search_with_multi_fidelity_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     """The kill/resume drill with the defaults (multi-fidelity on): what finished before the kill stays as it
     was (paused trials PRUNED with their rung scores), and the resumed search reaches --trials configurations."""

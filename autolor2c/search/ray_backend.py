@@ -81,9 +81,8 @@ def _trainable(config: dict[str, Any], settings: SearchSettings, storage_url: st
     ctx = _worker_context(settings)
     study = optuna.load_study(study_name=study_name, storage=resolve_storage(storage_url, heartbeat=False))
     trial, is_retry, recorded = reopen_trial(study, int(config[TRIAL_NUMBER_KEY]))
-    if trial is None:
-        if recorded.state == TrialState.COMPLETE:
-            tune.report({metric: recorded.values[0], "trainable_params": recorded.values[1]})
+    if trial is None:  # finished before a driver kill: report its record again (Tune wants the metrics)
+        tune.report(_recorded_result(recorded, metric))
         return
     try:
         score, params = _failure_recording(Objective(ctx))(trial)
@@ -93,11 +92,7 @@ def _trainable(config: dict[str, Any], settings: SearchSettings, storage_url: st
         # on a finished trial is refused with a warning), then queues ASHA's next promotion.
         study.tell(trial, state=TrialState.PRUNED)
         queue_promotion(study, settings.fidelity)
-        frozen = frozen_trial(study, trial.number)
-        rungs = frozen.user_attrs.get(RUNGS_ATTR) or []
-        tune.report({metric: rungs[-1]["score"] if rungs else float("nan"),
-                     "trainable_params": float(frozen.user_attrs.get("planned_params", {}).get("final", float("nan"))),
-                     "pruned": True})
+        tune.report(_recorded_result(frozen_trial(study, trial.number), metric))
         return
     except Exception:
         if is_retry:
@@ -106,6 +101,17 @@ def _trainable(config: dict[str, Any], settings: SearchSettings, storage_url: st
     if is_retry:  # OptunaSearch only knows the interrupted trial: this worker finishes its retry
         study.tell(trial, [score, params])
     tune.report({metric: score, "trainable_params": params})
+
+
+def _recorded_result(t: FrozenTrial, metric: str) -> dict[str, Any]:
+    """A finished Optuna trial as a Tune result: its values when COMPLETE; else its last rung score (nan if
+    none: over budget or failed) and planned params, marked so Optuna does not take them as values."""
+    if t.state == TrialState.COMPLETE:
+        return {metric: t.values[0], "trainable_params": t.values[1]}
+    rungs = t.user_attrs.get(RUNGS_ATTR) or []
+    return {metric: rungs[-1]["score"] if rungs else float("nan"),
+            "trainable_params": float((t.user_attrs.get("planned_params") or {}).get("final", float("nan"))),
+            "pruned": t.state == TrialState.PRUNED, "failed": t.state == TrialState.FAIL}
 
 
 def reopen_trial(study: optuna.Study, number: int) -> tuple[optuna.Trial | None, bool, FrozenTrial]:
