@@ -145,6 +145,11 @@ def render(d: dict) -> str:
                             "retrain dev at the retrain's best lr"],
                            [[r["config"], f"{r['best_lr_trial']:.0e}", f"{r['best_lr_retrain']:.0e}",
                              f"{r.get('retrain_default_dev', float('nan')):.4f}", f"{r['retrain_best_dev']:.4f}"] for r in s])]
+        carried = [(r["config"], r["best_lr_trial"], r["retrain_at_trial_best_dev"], r["retrain_default_dev"]) for r in s
+                   if "retrain_at_trial_best_dev" in r and "retrain_default_dev" in r]
+        for name, lr, dev_carried, dev_default in carried:
+            lines += [f"`{name}`: carrying the trial's best lr ({lr:.0e}) to the retrain gives dev {dev_carried:.4f}; "
+                      f"the default 2e-3 gives {dev_default:.4f} ({dev_carried - dev_default:+.4f}).", ""]
         gaps = [r["retrain_best_dev"] - r["retrain_default_dev"] for r in s if "retrain_default_dev" in r]
         if gaps:
             lines += [f"Dev lost by keeping the default lr at retrain scale instead of the retrain's best: "
