@@ -62,7 +62,6 @@ def main() -> None:
     a = ap.parse_args()
     data = json.loads(OUT.read_text()) if OUT.is_file() else {"runs": []}
     data.setdefault("machine", machine_info())
-    done = {(r["config"], r["scale"], r["lr"]) for r in data["runs"]}
 
     if not a.summarise:
         from autolor2c.search.study import SearchSettings, build_context
