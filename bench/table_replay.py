@@ -78,6 +78,12 @@ class Table:
     runs: dict[str, dict[int, list[dict[str, Any]]]]
     fractions: tuple[float, ...]
     features: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    # Seconds charged for one run at each rung; None: each run's own recorded wall time. The built table uses
+    # the median over all its runs at the rung: the table was built on a shared machine where a run's wall
+    # time swings 3-5x with other load, while what a run costs depends on its rung (steps), hardly on the
+    # configuration. It includes the dev scoring a search trial does not pay (the same for both rungs), which
+    # makes the low rung relatively dearer: against multi-fidelity in P4.
+    rung_cost: dict[int, float] | None = None
 
     @classmethod
     def from_jsonl(cls, rows: Sequence[dict[str, Any]], shape) -> "Table":
@@ -96,7 +102,9 @@ class Table:
             if r.get("kind") == "run" and r["config"] in keys:
                 runs.setdefault(keys[r["config"]], {}).setdefault(r["rung"], []).append(r)
         complete = {k: v for k, v in runs.items() if len(v) == len(header["fractions"])}
-        return cls(complete, tuple(header["fractions"]), {k: feats[k] for k in complete})
+        cost = {rung: statistics.median(r["wall_s"] for v in complete.values() for r in v[rung])
+                for rung in range(len(header["fractions"]))} if complete else None
+        return cls(complete, tuple(header["fractions"]), {k: feats[k] for k in complete}, cost)
 
     @classmethod
     def from_study(cls, study, shape) -> "Table":
@@ -195,6 +203,8 @@ class TableTrainer:
             pick = sorted(recorded, key=lambda r: r["seed"])[self._rng(key, -1).randrange(len(recorded))]
             self.lookups["table"] += 1
             score, wall, cpu = pick["selection"], pick["wall_s"], pick["cpu_s"]
+            if self.table.rung_cost:
+                wall = cpu = self.table.rung_cost[rung]
             params, steps, n_train = pick["params"], pick["steps"], pick["n_train"]
             structure = pick.get("final_structure")
         else:
@@ -203,6 +213,7 @@ class TableTrainer:
             from autolor2c.train import count_adapter_params
 
             mean, wall = self.surrogate.predict(spec_features(spec, self.shape), rung)
+            wall = self.table.rung_cost[rung] if self.table.rung_cost else wall
             score = mean + self._rng(key, rung).gauss(0.0, self.surrogate.noise[rung])
             cpu, steps, n_train = wall, 0, args.max_train_samples
             params = count_adapter_params(spec, self.shape)["final"]
@@ -353,6 +364,23 @@ def _reach(prog: list[dict[str, float]], target: float) -> tuple[float, float]:
     return math.inf, math.inf
 
 
+def _hv_at(prog: list[dict[str, float]], cost: float) -> float:
+    hv = 0.0
+    for p in prog:
+        if p["cost_s"] > cost + 1e-9:
+            break
+        hv = p["hv"]
+    return hv
+
+
+def _diff_ci(a: Sequence[float], b: Sequence[float], seed: int = 2) -> dict[str, Any]:
+    """Difference of means of two independent samples, with a 95% bootstrap CI."""
+    rng = random.Random(seed)
+    d = sorted(statistics.fmean([rng.choice(a) for _ in a]) - statistics.fmean([rng.choice(b) for _ in b])
+               for _ in range(BOOT))
+    return {"mean": statistics.fmean(a) - statistics.fmean(b), "ci95": [d[int(0.025 * BOOT)], d[int(0.975 * BOOT) - 1]]}
+
+
 def summarise(results: dict[str, Any]) -> dict[str, Any]:
     budget, floor = results["budget_params"], results["trivial"]
     progs = {arm: [curve_progress(c, budget, floor) for c in runs["curves"]] for arm, runs in results["arms"].items()}
@@ -361,6 +389,17 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     for arm, hv in final.items():
         lo, hi = _boot_ci(hv, statistics.fmean)
         out["final_hv"][arm] = {"mean": statistics.fmean(hv), "ci95": [lo, hi], "seeds": len(hv)}
+    # Equal cost: every arm's hypervolume once it has spent the smallest of the arms' median total training
+    # seconds (an arm that trains cheaply per configuration is not penalised for finishing early).
+    totals = {arm: statistics.median([p[-1]["cost_s"] if p else 0.0 for p in ps]) for arm, ps in progs.items()}
+    common = min(totals.values()) if totals else 0.0
+    out["hv_at_cost"] = {"cost_s": common}
+    at_cost = {arm: [_hv_at(p, common) for p in ps] for arm, ps in progs.items()}
+    for arm, hv in at_cost.items():
+        lo, hi = _boot_ci(hv, statistics.fmean)
+        out["hv_at_cost"][arm] = {"mean": statistics.fmean(hv), "ci95": [lo, hi], "total_cost_median_s": totals[arm]}
+    if "parego+asha" in at_cost and "moasha" in at_cost:
+        out["hv_at_cost"]["default_minus_moasha"] = _diff_ci(at_cost["parego+asha"], at_cost["moasha"])
     if "random-full" in final:
         target = statistics.median(final["random-full"])
         out["p3"]["target_hv"] = target
@@ -406,6 +445,18 @@ def render(results: dict[str, Any]) -> str:
              md_table(["arm", "final HV", "95% CI", "seeds"],
                       [[a, f"{v['mean']:.4f}", f"[{v['ci95'][0]:.4f}, {v['ci95'][1]:.4f}]", v["seeds"]]
                        for a, v in s["final_hv"].items()])]
+    if s.get("hv_at_cost"):
+        c = s["hv_at_cost"]
+        lines += [f"## Hypervolume at equal cost: after {c['cost_s']:.0f} training seconds (the smallest arm's median "
+                  "total; mean, 95% bootstrap CI)", "",
+                  md_table(["arm", "HV at equal cost", "95% CI", "median total train s"],
+                           [[a, f"{v['mean']:.4f}", f"[{v['ci95'][0]:.4f}, {v['ci95'][1]:.4f}]",
+                             f(v["total_cost_median_s"])] for a, v in c.items()
+                            if a not in ("cost_s", "default_minus_moasha")])]
+        if "default_minus_moasha" in c:
+            d = c["default_minus_moasha"]
+            lines += [f"Default (parego+asha) minus MOASHA: {d['mean']:+.4f} (95% CI [{d['ci95'][0]:+.4f}, "
+                      f"{d['ci95'][1]:+.4f}]).", ""]
     if s.get("p3"):
         lines += [f"## P3: configurations and training seconds to reach random search's {results['configurations']}-"
                   f"configuration final hypervolume ({s['p3']['target_hv']:.4f}; median, 95% CI)", "",

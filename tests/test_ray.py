@@ -173,9 +173,6 @@ def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     assert (tmp_path / "out" / "ray" / "r-2").is_dir()
 
 
-@pytest.mark.xfail(reason="open: after a kill with multi-fidelity on, the resumed Ray driver no longer dies (a paused trial "
-                          "re-run by Tune's restore now reports its record) but the next new trial stays RUNNING until "
-                          "the test's 900 s timeout; with --no-multi-fidelity the drill passes. Not run: a hang costs CI 15 min", run=False)
 def test_ray_search_with_multi_fidelity_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     """The kill/resume drill with the defaults (multi-fidelity on): what finished before the kill stays as it
     was (paused trials PRUNED with their rung scores), and the resumed search reaches --trials configurations."""
@@ -199,6 +196,10 @@ def test_ray_search_with_multi_fidelity_resumes_after_the_driver_is_killed(tmp_p
     assert all("interrupted" in t.user_attrs.get("fail_reason", "") for t in study.trials if t.state == TrialState.FAIL)
     paused = [t for t in study.trials if t.state == TrialState.PRUNED and t.user_attrs.get("trained")]
     assert paused and all(t.user_attrs["rungs"][-1]["score"] is not None for t in paused)
+    # A later Tune experiment's sampler must not draw again what the first one drew (a seeded random start-up).
+    firsts = [tuple(sorted(t.params.items())) for t in study.trials
+              if t.user_attrs.get("trained") and "promoted_from" not in t.user_attrs]
+    assert len(firsts) == len(set(firsts)), "a configuration was trained twice as a new trial"
 
 
 def test_ray_search_with_only_a_timeout(tmp_path, glue_dir):

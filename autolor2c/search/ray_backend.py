@@ -40,6 +40,7 @@ from .study import (
     prepare_study,
     queue_promotion,
     resolve_storage,
+    sampler_seed,
     trained_configurations,
 )
 
@@ -209,11 +210,14 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
         _close_stopped(study, tune.Tuner.restore(str(restore_path), trainable=trainable, resume_unfinished=True,
                                                  resume_errored=False, restart_errored=False).fit())
         study.set_user_attr("ray_experiments_finished", started_n)
+    def n_finished() -> int:  # monotonic, unlike n_done (a queued promotion lowers it)
+        return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
     # A new Tune experiment for whatever is still missing: a larger --trials than the finished experiment's,
-    # or trials that failed. It stops when a whole experiment finishes nothing, like the Optuna backend
+    # trials that failed, or a queued promotion. It stops when a whole experiment finishes nothing, like the Optuna backend
     # stops on failures in a row.
     while True:
-        done = n_done()
+        done, finished = n_done(), n_finished()
         remaining = None if settings.trials is None else settings.trials - done
         left_s = None if settings.timeout is None else settings.timeout - (time.time() - started)
         if (remaining is not None and remaining <= 0) or (left_s is not None and left_s <= 0):
@@ -222,7 +226,9 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
         study.set_user_attr("ray_experiments", k)
         searcher = OptunaSearch(space=_DefineByRun(settings.space_path(), ctx.shape.num_layers),
                                 metric=[metric, "trainable_params"], mode=["max", "min"],
-                                sampler=make_sampler(settings.sampler, settings.seed, budget=ctx.budget,
+                                sampler=make_sampler(settings.sampler,
+                                                     sampler_seed(settings, len(study.get_trials(deepcopy=False))),
+                                                     budget=ctx.budget,
                                                      top_rung=len(settings.fidelity.fractions) - 1),
                                 study_name=name, storage=storage)
         results = tune.Tuner(
@@ -234,7 +240,7 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
         ).fit()
         _close_stopped(study, results)
         study.set_user_attr("ray_experiments_finished", k)
-        if remaining is None or n_done() == done:
+        if remaining is None or n_finished() == finished:
             break
     study = optuna.load_study(study_name=name, storage=resolve_storage(storage_url))
     study.set_user_attr("cost", cost_totals(study))

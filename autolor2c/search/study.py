@@ -161,9 +161,14 @@ def default_study_name(settings: SearchSettings) -> str:
     return f"{settings.task}-{model_label(settings.model)}-b{settings.budget.strip().replace('%', 'pct')}-{space}"
 
 
+def sampler_seed(settings: SearchSettings, n_trials_so_far: int = 0) -> int:
+    """The sampler's seed: one stream per worker, and a different one on every resume (after ``n`` trials),
+    so a seeded random start-up does not draw the configurations it drew before."""
+    return settings.seed * 1000 + settings.worker + 7919 * n_trials_so_far
+
+
 def open_study(settings: SearchSettings, storage, name: str, primary_metric: str, create: bool = True,
                budget: float = 1.0) -> optuna.Study:
-    sampler_seed = settings.seed * 1000 + settings.worker
     top_rung = len(settings.fidelity.fractions) - 1
     try:
         study = optuna.load_study(study_name=name, storage=storage)
@@ -179,12 +184,11 @@ def open_study(settings: SearchSettings, storage, name: str, primary_metric: str
             diff = sorted(k for k in want if got.get(k) != want.get(k))
             raise UserError(f"the study exists with different settings ({', '.join(diff)}); choose another name "
                             f"to start a new study", param="study_name", value=name)
-        # A different stream on resume, so random start-up points are not repeated.
-        sampler_seed += 7919 * len(study.get_trials(deepcopy=False))
-        study.sampler = make_sampler(settings.sampler, sampler_seed, budget=budget, top_rung=top_rung)
+        seed = sampler_seed(settings, len(study.get_trials(deepcopy=False)))
+        study.sampler = make_sampler(settings.sampler, seed, budget=budget, top_rung=top_rung)
         return study
     study = optuna.create_study(study_name=name, storage=storage, directions=["maximize", "minimize"],
-                                sampler=make_sampler(settings.sampler, sampler_seed, budget=budget, top_rung=top_rung),
+                                sampler=make_sampler(settings.sampler, sampler_seed(settings), budget=budget, top_rung=top_rung),
                                 load_if_exists=True)
     study.set_metric_names([primary_metric, "trainable_params"])
     study.set_user_attr("identity", settings.identity())
