@@ -47,7 +47,7 @@ ARMS = {  # name -> (sampler, multi-fidelity)
     "random+asha": ("random", True),
     "random-full": ("random", False),   # plain random search: P3's reference
     "tpe+asha": ("tpe", True),
-    "gp+asha": ("gp", True),
+    "gp+asha": ("gp", True),            # not in the default arms: over 8 min per replay on this CPU
     "moasha": ("syne-tune MOASHA", True),  # outside anchor: Syne Tune's multi-objective ASHA (random proposals)
 }
 
@@ -364,6 +364,15 @@ def _reach(prog: list[dict[str, float]], target: float) -> tuple[float, float]:
     return math.inf, math.inf
 
 
+def _hv_at_configs(prog: list[dict[str, float]], configs: int) -> float:
+    hv = 0.0
+    for p in prog:
+        if p["configs"] > configs:
+            break
+        hv = p["hv"]
+    return hv
+
+
 def _hv_at(prog: list[dict[str, float]], cost: float) -> float:
     hv = 0.0
     for p in prog:
@@ -410,6 +419,20 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
             out["p3"][arm] = {"trials_median": statistics.median(trials), "trials_ci95": list(_boot_ci(trials)),
                               "seconds_median": statistics.median(secs), "seconds_ci95": list(_boot_ci(secs)),
                               "reached": sum(math.isfinite(t) for t in trials), "seeds": len(trials)}
+    real = []
+    for r in results.get("real_searches", []):
+        prog = curve_progress(r["curve"], budget, floor)
+        n = prog[-1]["configs"] if prog else 0
+        hv = prog[-1]["hv"] if prog else 0.0
+        replay = sorted(_hv_at_configs(p, n) for p in progs.get("parego+asha", []))
+        below = sum(x < hv for x in replay) + 0.5 * sum(x == hv for x in replay)
+        real.append({"study": r["study"], "storage": r["storage"], "configs": n, "hv": hv,
+                     "replay_median": statistics.median(replay) if replay else None,
+                     "replay_range_95": [replay[int(0.025 * len(replay))], replay[max(0, int(0.975 * len(replay)) - 1)]]
+                     if replay else None,
+                     "replay_percentile": 100.0 * below / len(replay) if replay else None})
+    if real:
+        out["real"] = real
     if "parego+asha" in final and "parego-full" in final:
         best = max(statistics.median(final["parego+asha"]), statistics.median(final["parego-full"]))
         target = 0.98 * best
@@ -439,6 +462,7 @@ def render(results: dict[str, Any]) -> str:
              f"({', '.join(f'{x:.3g}' for x in results['fractions'])}) x 2 training seeds, {results['task']}, budget "
              f"{results['budget_params']:,} params; hypervolume's score reference {results['trivial']:.4f} (input-blind). "
              f"Surrogate held-out Spearman: {results['surrogate_check']}. Replay lookups: {results['lookups']}.",
+             f"Seconds charged per rung run: {results.get('rung_cost_s')} ({results.get('rung_cost_source')}).",
              f"Each search trains {results['configurations']} configurations; {results['seeds']} seeds per arm, "
              f"independent sampler and noise seeds per arm. CPU of the table: {m.get('cpu')}.", "",
              "## Final hypervolume (mean, 95% bootstrap CI)", "",
@@ -464,6 +488,14 @@ def render(results: dict[str, Any]) -> str:
                            [[a, f(v["trials_median"]), f"[{f(v['trials_ci95'][0])}, {f(v['trials_ci95'][1])}]",
                              f(v["seconds_median"]), f"[{f(v['seconds_ci95'][0])}, {f(v['seconds_ci95'][1])}]",
                              f"{v['reached']}/{v['seeds']}"] for a, v in s["p3"].items() if a != "target_hv"])]
+    if s.get("real"):
+        lines += ["## Real searches with the defaults beside the replays", "",
+                  "Final hypervolume of each real search (its own study, real training) and where it falls among "
+                  "the parego+asha replays' hypervolume after the same number of configurations.", "",
+                  md_table(["study", "configs", "real HV", "replays: median", "95% range", "percentile"],
+                           [[r["study"], r["configs"], f"{r['hv']:.4f}", f"{r['replay_median']:.4f}",
+                             f"[{r['replay_range_95'][0]:.4f}, {r['replay_range_95'][1]:.4f}]",
+                             f"{r['replay_percentile']:.0f}"] for r in s["real"]])]
     if s.get("p4"):
         p = s["p4"]
         lines += ["## P4: multi-fidelity vs full fidelity (parego), each arm's own cost to 98% of the better arm's "
@@ -474,13 +506,41 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_JOB: tuple | None = None  # (ctx, table, surrogate, configurations), set before the worker pool forks
+
+
+def _one_replay(job: tuple[str, int]) -> dict[str, Any]:
+    arm, seed = job
+    ctx, table, surrogate, configurations = _JOB
+    t0 = time.process_time()
+    if arm == "moasha":
+        curve, lookups = replay_moasha(ctx, table, surrogate, seed, configurations)
+    else:
+        sampler, mf = ARMS[arm]
+        curve, lookups = replay_search(ctx, table, surrogate, sampler, mf, seed=seed, configurations=configurations)
+    return {"curve": curve, "lookups": lookups, "seconds": time.process_time() - t0}
+
+
+def real_search_curve(url: str) -> dict[str, Any]:
+    """A real search with the defaults (a study in a storage): its per-trial curve, to set beside the replays."""
+    import optuna
+
+    name = optuna.get_all_study_summaries(url)[0].study_name
+    study = optuna.load_study(study_name=name, storage=url)
+    return {"storage": url, "study": name, "sampler": study.user_attrs.get("sampler", "default"),
+            "curve": study_curve(study)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--task", default="sst2")
     ap.add_argument("--budget", default="0.1M")
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--configurations", type=int, default=40)
-    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--arms", default=",".join(a for a in ARMS if a != "gp+asha"))
+    ap.add_argument("--workers", type=int, default=2, help="replays run at once (one per core)")
+    ap.add_argument("--real", action="append", default=[],
+                    help="storage URL of a real search with the defaults, compared with the replays (repeatable)")
     ap.add_argument("--summarise", action="store_true", help="only recompute the summary from the saved curves")
     a = ap.parse_args()
     out = RESULTS / f"replay_{a.task}.json"
@@ -495,30 +555,37 @@ def main() -> None:
         ctx = build_context(SearchSettings(task=a.task, budget=a.budget, data_dir=GLUE_DIR, progress=False))
         rows = read_table(a.task)
         table = Table.from_jsonl(rows, ctx.shape)
+        cost_file = RESULTS / f"table_cost_{a.task}.json"
+        if cost_file.is_file():  # a trial's own cost per rung, measured side by side (bench/table_cost.py)
+            table.rung_cost = {int(k): v for k, v in json.loads(cost_file.read_text())["rung_wall_s"].items()}
         if len(table.runs) < 8:
             sys.exit(f"the table has {len(table.runs)} complete configurations; build more first (bench/table_build.py)")
         surrogate = Surrogate(table)
         results = {"task": a.task, "budget_params": ctx.budget, "trivial": ctx.trivial, "fractions": list(table.fractions),
-                   "table_configs": len(table.runs), "configurations": a.configurations, "seeds": a.seeds,
+                   "table_configs": len(table.runs), "rung_cost_s": table.rung_cost,
+                   "rung_cost_source": cost_file.name if cost_file.is_file() else "median of the table's runs", "configurations": a.configurations, "seeds": a.seeds,
                    "surrogate_check": surrogate_check(table), "machine": next(r for r in rows if r.get("kind") == "header").get("machine", {}),
                    "replay_machine": machine_info(), "arms": {}, "lookups": {"table": 0, "surrogate": 0}}
-        for i, arm in enumerate(a.arms.split(",")):
-            sampler, mf = ARMS[arm]
-            curves = []
-            t0 = time.time()
-            for s in range(a.seeds):
-                seed = 1000 * (i + 1) + s
-                if arm == "moasha":
-                    curve, lookups = replay_moasha(ctx, table, surrogate, seed, a.configurations)
-                else:
-                    curve, lookups = replay_search(ctx, table, surrogate, sampler, mf, seed=seed,
-                                                   configurations=a.configurations)
-                curves.append(curve)
-                for k, v in lookups.items():
+        arms = a.arms.split(",")
+        global _JOB
+        _JOB = (ctx, table, surrogate, a.configurations)
+        jobs = [(arm, 1000 * (i + 1) + s) for i, arm in enumerate(arms) for s in range(a.seeds)]
+        t0 = time.time()
+        # Seeds are independent searches: run them on every core (fork keeps the table and surrogate).
+        import multiprocessing as mp
+
+        with mp.get_context("fork").Pool(a.workers) as pool:
+            done = pool.map(_one_replay, jobs, chunksize=1)
+        for arm in arms:
+            mine = [d for (job_arm, _), d in zip(jobs, done) if job_arm == arm]
+            results["arms"][arm] = {"sampler": ARMS[arm][0], "multi_fidelity": ARMS[arm][1],
+                                    "curves": [d["curve"] for d in mine],
+                                    "replay_cpu_s": round(sum(d["seconds"] for d in mine), 1)}
+            for d in mine:
+                for k, v in d["lookups"].items():
                     results["lookups"][k] += v
-            results["arms"][arm] = {"sampler": sampler, "multi_fidelity": mf, "curves": curves,
-                                    "replay_wall_s": round(time.time() - t0, 1)}
-            print(f"{arm}: {a.seeds} seeds in {time.time() - t0:.0f}s", flush=True)
+        print(f"{len(jobs)} replays in {time.time() - t0:.0f}s", flush=True)
+        results["real_searches"] = [real_search_curve(url) for url in a.real]
     results["summary"] = summarise(results)
     out.write_text(json.dumps(results, default=str))
     (RESULTS / f"replay_{a.task}.md").write_text(render(results))

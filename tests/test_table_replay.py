@@ -117,3 +117,16 @@ def test_outside_anchor_moasha_runs_on_the_same_table_and_budget_rule(recorded):
     promoted = [t for t in curve if t["promoted_from"] is not None]
     assert promoted and all(t["value"] is not None for t in promoted)  # only top-rung runs reach the front
     assert len(promoted) < 12  # MOASHA stopped some at the first rung
+
+
+def test_a_table_with_a_rung_cost_charges_it_for_every_run_on_and_off_the_table(recorded):
+    """The built table's runs were timed on a loaded machine: the replay charges each rung run the measured
+    per-rung cost of a trial instead (bench/table_cost.py), whether the run comes from the table or the surrogate."""
+    ctx, study = recorded
+    table = R.Table.from_study(study, ctx.shape)
+    full = R.Table({k: v for k, v in table.runs.items() if len(v) == 2}, table.fractions, table.features,
+                   rung_cost={0: 7.0, 1: 19.0})
+    curve, lookups = R.replay_search(ctx, full, R.Surrogate(full), "random", True, seed=4, configurations=10)
+    assert lookups["table"] + lookups["surrogate"] == sum(1 for t in curve if t["rung"] is not None)
+    assert {(t["rung"], t["cost_s"]) for t in curve if t["rung"] is not None} <= {(0, 7.0), (1, 19.0)}
+    assert any(t["rung"] == 1 for t in curve) and any(t["rung"] == 0 for t in curve)
