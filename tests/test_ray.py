@@ -21,7 +21,7 @@ from autolor2c.search.study import trained_configurations  # noqa: E402
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def _cmd(db, out, glue_dir, trials, seeds="0", fidelity=("--no-multi-fidelity",)):
+def _cmd(db, out, glue_dir, trials, seeds="0", fidelity=()):
     return [sys.executable, "-m", "autolor2c.cli", "search", "--backend", "ray", "--ray-num-cpus", "2",
             "--max-concurrent", "1", "--task", "sst2", "--budget", "1M", "--trials", str(trials), "--seeds", seeds,
             "--retrain-samples", "64", "--storage", f"sqlite:///{db}", "--study-name", "r", "--out", str(out),
@@ -142,7 +142,7 @@ def _kill_when(cmd: list[str], storage: str, ready) -> bool:
 def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     db = tmp_path / "k.db"
     storage = f"sqlite:///{db}"
-    cmd = _cmd(db, tmp_path / "out", glue_dir, trials=4)
+    cmd = _cmd(db, tmp_path / "out", glue_dir, trials=4, fidelity=("--no-multi-fidelity",))
     killed = _kill_when(cmd, storage, lambda trials: any(t.state == TrialState.COMPLETE for t in trials)
                         and len([t for t in trials if t.state in DONE]) < 4)
     assert killed, "the search finished before it could be killed"
@@ -163,7 +163,8 @@ def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
     assert all(t.user_attrs["retry_of"] in numbers for t in study.trials if "retry_of" in t.user_attrs)
 
     # a larger --trials after the experiment finished: a new Tune experiment on the same study, no restore
-    p = subprocess.run(_cmd(db, tmp_path / "out", glue_dir, trials=5), capture_output=True, text=True, timeout=900,
+    p = subprocess.run(_cmd(db, tmp_path / "out", glue_dir, trials=5, fidelity=("--no-multi-fidelity",)),
+                       capture_output=True, text=True, timeout=900,
                        env=_env())
     assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
     assert "resuming the Ray experiment" not in p.stdout
