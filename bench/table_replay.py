@@ -61,15 +61,22 @@ def spec_key(spec) -> str:
 
 
 def spec_features(spec, shape) -> list[float]:
-    """What the surrogate sees: the structure and scale of the adapter, as numbers."""
+    """What the surrogate sees: the structure the adapter ends training with (after the merges and injections
+    that always happen) and its scale, as numbers. The final structure matters most: on SST-2 a few long
+    bypasses score like the head alone (held-out Spearman 0.19/0.23 at rungs 0/1 with the raw parameters as
+    features, 0.56-0.71 with these, 22 configurations, 3 fold seeds)."""
+    from autolor2c.lor2c.structure import guaranteed_events
     from autolor2c.train import count_adapter_params
 
     c = spec.lor2c
     spans = c.spans or [[i, i] for i in range(shape.num_layers)]
+    merges, injections = guaranteed_events(c, shape.num_layers)
+    n_final = max(1, len(spans) - merges - injections)
+    covered = sum(b - a + 1 for a, b in spans)
     peak = count_adapter_params(spec, shape)["peak"]
-    return [math.log2(c.rank), math.log(c.alpha), float(c.share_a), float(len(spans)),
-            float(spans[0][1] - spans[0][0] + 1), float(min(s[0] for s in spans)), float(c.merge_count),
-            float(c.inject_count), math.log(max(peak, 1))]
+    return [math.log2(c.rank), math.log(c.alpha), math.log(c.alpha / c.rank), float(c.share_a), float(len(spans)),
+            float(min(s[0] for s in spans)), float(merges), float(injections), float(n_final), covered / n_final,
+            math.log(max(peak, 1))]
 
 
 @dataclasses.dataclass
