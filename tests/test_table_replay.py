@@ -4,7 +4,6 @@ summary is a function of the committed per-trial curves alone."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
