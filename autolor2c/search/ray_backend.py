@@ -210,12 +210,13 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
         _close_stopped(study, tune.Tuner.restore(str(restore_path), trainable=trainable, resume_unfinished=True,
                                                  resume_errored=False, restart_errored=False).fit())
         study.set_user_attr("ray_experiments_finished", started_n)
+
     def n_finished() -> int:  # monotonic, unlike n_done (a queued promotion lowers it)
         return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
     # A new Tune experiment for whatever is still missing: a larger --trials than the finished experiment's,
-    # trials that failed, or a queued promotion. It stops when a whole experiment finishes nothing, like the Optuna backend
-    # stops on failures in a row.
+    # trials that failed, or a queued promotion. It stops when a whole experiment finishes nothing, like the
+    # Optuna backend stops on failures in a row.
     while True:
         done, finished = n_done(), n_finished()
         remaining = None if settings.trials is None else settings.trials - done

@@ -162,7 +162,8 @@ def comparison_markdown(retrained: dict[str, Any] | None, baselines: list[dict[s
         best_dev = max(p["dev_mean"] for p in points)
         if best_dev <= trivial.get("dev", 0.0):
             lines.append(f"**Nothing learned:** no retrained front point beats the input-blind score on dev "
-                         f"({best_dev:.4f} <= {trivial.get('dev', 0):.4f}). Train the retrain longer (`--retrain-epochs`) or the trials on more data (`--max-train-samples`), or try another space.")
+                         f"({best_dev:.4f} <= {trivial.get('dev', 0):.4f}). Train the retrain longer (`--retrain-epochs`) "
+                         "or the trials on more data (`--max-train-samples`), or try another space.")
         if baselines:
             top = max(baselines, key=lambda b: b["dev_mean"])
             dom = [p for p in points if p["dev_mean"] > top["dev_mean"] and p["params"] <= top["params"]]

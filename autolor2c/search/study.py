@@ -188,7 +188,8 @@ def open_study(settings: SearchSettings, storage, name: str, primary_metric: str
         study.sampler = make_sampler(settings.sampler, seed, budget=budget, top_rung=top_rung)
         return study
     study = optuna.create_study(study_name=name, storage=storage, directions=["maximize", "minimize"],
-                                sampler=make_sampler(settings.sampler, sampler_seed(settings), budget=budget, top_rung=top_rung),
+                                sampler=make_sampler(settings.sampler, sampler_seed(settings), budget=budget,
+                                                     top_rung=top_rung),
                                 load_if_exists=True)
     study.set_metric_names([primary_metric, "trainable_params"])
     study.set_user_attr("identity", settings.identity())
