@@ -1,0 +1,61 @@
+"""Real searches with the shipped defaults, to check the table's replay against (issue: prove the search is smart).
+
+    python bench/real_searches.py --task sst2 --seeds 1 2     # one headline search per sampler seed
+
+Each run is the headline command (`autolor2c search --task T --budget 0.1M`, every search default) with its own
+`--seed`, and `--seeds 0 --no-baselines`: only the search phase is compared with the replay (hypervolume after
+its configurations), so its retrain and the hand-set baselines are skipped. Each search has its own study in
+bench/out/real/<task>-seed<N>/autolor2c.db; a killed run resumes its study when started again. A search that
+finished is recorded in bench/results/real_searches_<task>.json and not run again. Then:
+
+    python bench/table_replay.py --real sqlite:///bench/out/real/sst2-seed1/autolor2c.db --real ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import GLUE_DIR, RESULTS, machine_info  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).parent / "autolor2c")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--task", default="sst2")
+    ap.add_argument("--budget", default="0.1M")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="sampler seeds, one search each")
+    a = ap.parse_args()
+    out_json = RESULTS / f"real_searches_{a.task}.json"
+    data = json.loads(out_json.read_text()) if out_json.is_file() else {"task": a.task, "runs": {}}
+    env = {**os.environ, "AUTOLOR2C_DATA_DIR": GLUE_DIR, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    for seed in a.seeds:
+        if str(seed) in data["runs"]:
+            continue
+        work = ROOT / "bench" / "out" / "real" / f"{a.task}-seed{seed}"
+        work.mkdir(parents=True, exist_ok=True)
+        storage = f"sqlite:///{work}/autolor2c.db"
+        cmd = [CLI, "search", "--task", a.task, "--budget", a.budget, "--seed", str(seed), "--seeds", "0",
+               "--no-baselines", "--no-progress", "--storage", storage, "--out", str(work / "out")]
+        t0 = time.time()
+        with open(work / "search.log", "a") as f:
+            f.write(f"$ {' '.join(cmd)}\n")
+            f.flush()
+            rc = subprocess.call(cmd, cwd=work, env=env, stdout=f, stderr=subprocess.STDOUT)
+        data["runs"][str(seed)] = {"command": " ".join(cmd), "storage": storage, "rc": rc,
+                                   "wall_s": round(time.time() - t0, 1), "machine": machine_info()}
+        out_json.write_text(json.dumps(data, indent=2))
+        print(f"seed {seed}: rc {rc}, {data['runs'][str(seed)]['wall_s'] / 60:.1f} min", flush=True)
+
+
+if __name__ == "__main__":
+    main()
