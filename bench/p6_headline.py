@@ -67,7 +67,7 @@ def main() -> None:
         rc, wall = _run(cmd, work, log)
         m = json.loads((work / "handset" / "metrics.json").read_text())
         data["handset"] = {"command": " ".join(cmd), "rc": rc, "wall_s": round(wall, 1), "dev": m["primary_score"],
-                           "params": m["trainable_params"], "steps": m["steps"]}
+                           "params": m["trainable_params"], "steps": m["steps"], "host": _host()}
         save()
 
     if "baselines" not in data:
@@ -87,9 +87,16 @@ def main() -> None:
     elif "search" not in data:
         cmd = [CLI, "search", "--task", a.task, "--budget", a.budget, "--no-progress", *a.extra]
         rc, wall = _run(cmd, work, log)
-        data["search"] = {"command": " ".join(cmd), "rc": rc, "wall_s": round(wall, 1), **summarise(work, a.task)}
+        data["search"] = {"command": " ".join(cmd), "rc": rc, "wall_s": round(wall, 1), "host": _host(),
+                          **summarise(work, a.task)}
         save()
     print(render(data))
+
+
+def _host() -> dict:
+    """What a wall time depends on: the ratio of two phases means something only when these match."""
+    m = machine_info()
+    return {"cpu": m["cpu"], "cores_visible": m["cores_visible"], "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
 
 
 def _partial_retrain(out: Path) -> dict:
@@ -138,7 +145,7 @@ def summarise(work: Path, task: str, partial: bool = False) -> dict:
 
 def render(d: dict) -> str:
     lines = [f"# P6 ({d['task']}): the headline command with all defaults, beside a hand-set run", "",
-             f"CPU: {d['machine']['cpu']}, {d['machine']['cores_visible']} cores, torch {d['machine']['torch']}.", ""]
+             f"CPU at the last start of this script: {d['machine']['cpu']}, {d['machine']['cores_visible']} cores, torch {d['machine']['torch']} (a resumed run's phases may have run on other machines).", ""]
     h = d.get("handset")
     if h:
         lines += [f"- hand-set `{h['command']}`: {h['wall_s'] / 60:.1f} min, dev {h['dev']:.4f}, {h['params']:,} params"]
@@ -163,9 +170,11 @@ def render(d: dict) -> str:
     s = d.get("search")
     if s:
         p = s["retrain"]["pick"]
-        ratio = s["wall_s"] / h["wall_s"] if h else float("nan")
-        lines += [f"- `{s['command']}`: {s['wall_s'] / 60:.1f} min for search + retrain = **{ratio:.2f}x** the hand-set run "
-                  f"(target <= 6x); exit {s['rc']}",
+        same_host = bool(h) and h.get("host") is not None and h.get("host") == s.get("host")
+        timing = (f"= **{s['wall_s'] / h['wall_s']:.2f}x** the hand-set run (target <= 6x)" if same_host else
+                  f"(no ratio: the hand-set run was timed on {(h or {}).get('host') or 'another session'}, the search "
+                  f"on {s.get('host') or 'an unrecorded host'})")
+        lines += [f"- `{s['command']}`: {s['wall_s'] / 60:.1f} min for search + retrain {timing}; exit {s['rc']}",
                   f"- configurations trained {s['configurations']}, Optuna trials {s['optuna_trials']}, over budget "
                   f"(not trained) {s['infeasible']} = {s['infeasible_share']:.0%} of the sampled configurations",
                   f"- picked trial {p['trial']} (first sampled as trial {s['pick_first_trial']}, configuration "

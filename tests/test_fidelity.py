@@ -433,6 +433,10 @@ def test_resume_in_the_middle_of_a_rung(fast_context, fast_tmp, glue_dir):
     assert trained_configurations(study) == 12
     assert [t.number for t in trials if t.state not in DONE] == [orphan.number]
     assert {n: trials[n].user_attrs.get(RUNGS_ATTR) for n in before} == before
+    # the resumed sampler has its own seed: its random start-up draws no configuration the first run drew
+    firsts = [_key(t.params) for t in trials if t.state in DONE and "promoted_from" not in t.user_attrs
+              and "retry_of" not in t.user_attrs and t.user_attrs.get("feasible") is not False]
+    assert len(firsts) == len(set(firsts))
     for t in trials:
         if t.state == TrialState.COMPLETE:
             assert t.values[0] == expected_full(t, ctx)[0]
