@@ -6,7 +6,8 @@ Each run is the headline command (`autolor2c search --task T --budget 0.1M`, eve
 `--seed`, and `--seeds 0 --no-baselines`: only the search phase is compared with the replay (hypervolume after
 its configurations), so its retrain and the hand-set baselines are skipped. Each search has its own study in
 bench/out/real/<task>-seed<N>/autolor2c.db; a killed run resumes its study when started again. A search that
-finished is recorded in bench/results/real_searches_<task>.json and not run again. Then:
+finished is recorded in bench/results/real_searches_<task>.json and not run again (one script per seed may run
+side by side; with OMP_NUM_THREADS=1 each, two of them use a 2-core machine better than one). Then:
 
     python bench/table_replay.py --real sqlite:///bench/out/real/sst2-seed1/autolor2c.db --real ...
 """
@@ -51,10 +52,29 @@ def main() -> None:
             f.write(f"$ {' '.join(cmd)}\n")
             f.flush()
             rc = subprocess.call(cmd, cwd=work, env=env, stdout=f, stderr=subprocess.STDOUT)
-        data["runs"][str(seed)] = {"command": " ".join(cmd), "storage": storage, "rc": rc,
-                                   "wall_s": round(time.time() - t0, 1), "machine": machine_info()}
+        run = {"command": " ".join(cmd), "storage": storage, "rc": rc, "wall_s_of_this_start": round(time.time() - t0, 1),
+               "machine": machine_info(), **_study_span(storage)}
+        # several of these scripts may run side by side (one per seed): merge into what is on disk now
+        data = json.loads(out_json.read_text()) if out_json.is_file() else {"task": a.task, "runs": {}}
+        data["runs"][str(seed)] = run
         out_json.write_text(json.dumps(data, indent=2))
-        print(f"seed {seed}: rc {rc}, {data['runs'][str(seed)]['wall_s'] / 60:.1f} min", flush=True)
+        print(f"seed {seed}: rc {rc}, {run['configurations']} configurations in {run['search_span_s'] / 60:.1f} min",
+              flush=True)
+
+
+def _study_span(storage: str) -> dict:
+    """The search's own span (first trial start to last trial end), which survives a resume or a rerun of a
+    finished study, unlike the wall time of one start."""
+    import optuna
+
+    from autolor2c.search.study import trained_configurations
+
+    name = optuna.get_all_study_names(storage)[0]
+    study = optuna.load_study(study_name=name, storage=storage)
+    starts = [t.datetime_start for t in study.trials if t.datetime_start]
+    ends = [t.datetime_complete for t in study.trials if t.datetime_complete]
+    return {"study": name, "configurations": trained_configurations(study), "optuna_trials": len(study.trials),
+            "search_span_s": round((max(ends) - min(starts)).total_seconds(), 1) if ends else None}
 
 
 if __name__ == "__main__":
