@@ -434,15 +434,12 @@ def _check_common_values(a: argparse.Namespace) -> None:
         from autolor2c.tasks.registry import get_task
 
         get_task(a.task)
-    if getattr(a, "data_dir", None) and not Path(a.data_dir).expanduser().is_dir():
-        raise UserError(f"bad --data-dir {a.data_dir!r}: no such folder")
-    model = getattr(a, "model", None)
-    if model:
-        folder = Path(model).expanduser()
-        if folder.exists() and not (folder / "config.json").is_file():
-            raise UserError(f"bad --model {model!r}: folder has no config.json (not a transformers model)")
-        if not folder.exists() and (model.startswith((".", "/", "~")) or model.count("/") > 1):
-            raise UserError(f"bad --model {model!r}: no such folder (a hub id is NAME or ORG/NAME)")
+    from autolor2c.locations import data_folder, local_model_folder
+
+    if getattr(a, "data_dir", None):
+        data_folder(a.data_dir)
+    if getattr(a, "model", None):
+        local_model_folder(a.model)
     if getattr(a, "storage", None):
         from autolor2c.search.storage_url import storage_kind
 

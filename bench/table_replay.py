@@ -546,7 +546,8 @@ def main() -> None:
     ap.add_argument("--arms", default=",".join(a for a in ARMS if a != "gp+asha"))
     ap.add_argument("--workers", type=int, default=2, help="replays run at once (one per core)")
     ap.add_argument("--real", action="append", default=[],
-                    help="storage URL of a real search with the defaults, compared with the replays (repeatable)")
+                    help="storage URL of a real search with the defaults, compared with the replays (repeatable; added "
+                         "to the real searches already in the results, also with --summarise)")
     ap.add_argument("--summarise", action="store_true", help="only recompute the summary from the saved curves")
     a = ap.parse_args()
     out = RESULTS / f"replay_{a.task}.json"
@@ -591,7 +592,10 @@ def main() -> None:
                 for k, v in d["lookups"].items():
                     results["lookups"][k] += v
         print(f"{len(jobs)} replays in {time.time() - t0:.0f}s", flush=True)
-        results["real_searches"] = [real_search_curve(url) for url in a.real]
+        results["real_searches"] = json.loads(out.read_text()).get("real_searches", []) if out.is_file() else []
+    if a.real:  # add (or refresh) real searches; earlier ones stay, with their curves
+        kept = [r for r in results.get("real_searches", []) if r["storage"] not in a.real]
+        results["real_searches"] = kept + [real_search_curve(url) for url in a.real]
     results["summary"] = summarise(results)
     out.write_text(json.dumps(results, default=str))
     (RESULTS / f"replay_{a.task}.md").write_text(render(results))

