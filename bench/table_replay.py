@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import random
 import statistics
 import sys
@@ -186,6 +187,26 @@ def surrogate_check(table: Table, folds: int = 5, seed: int = 0) -> dict[str, An
                 true.append(statistics.fmean(r["selection"] for r in table.runs[k][rung]))
         rho = spearmanr(pred, true).statistic if len(pred) > 2 else float("nan")
         out[f"rung{rung}"] = {"spearman": round(float(rho), 3), "n": len(pred)}
+    return out
+
+
+def real_check(table: Table, surrogate: Surrogate, study, shape) -> dict[str, Any]:
+    """Out of sample: the surrogate (fitted on the whole table) against every rung run a real search
+    trained. Spearman of predicted vs real score per rung, and the real score's mean excess over the
+    prediction (a real run is one seed; the forest predicts a two-seed mean)."""
+    from scipy.stats import spearmanr
+
+    real = Table.from_study(study, shape)
+    out = {}
+    for rung in range(len(table.fractions)):
+        pairs = [(surrogate.predict(real.features[k], rung)[0], r["selection"])
+                 for k, v in real.runs.items() for r in v.get(rung, [])]
+        if len(pairs) < 3:
+            continue
+        pred, true = zip(*pairs)
+        out[f"rung{rung}"] = {"n": len(pairs), "spearman": round(float(spearmanr(pred, true).statistic), 3),
+                              "mean_excess": round(statistics.fmean(t - p for p, t in pairs), 4),
+                              "in_table": sum(len(v[rung]) for k, v in real.runs.items() if rung in v and k in table.runs)}
     return out
 
 
@@ -499,10 +520,18 @@ def render(results: dict[str, Any]) -> str:
         lines += ["## Real searches with the defaults beside the replays", "",
                   "Final hypervolume of each real search (its own study, real training) and where it falls among "
                   "the parego+asha replays' hypervolume after the same number of configurations.", "",
-                  md_table(["study", "configs", "real HV", "replays: median", "95% range", "percentile"],
-                           [[r["study"], r["configs"], f"{r['hv']:.4f}", f"{r['replay_median']:.4f}",
+                  md_table(["search (its storage)", "configs", "real HV", "replays: median", "95% range", "percentile"],
+                           [[_storage_label(r["storage"]), r["configs"], f"{r['hv']:.4f}", f"{r['replay_median']:.4f}",
                              f"[{r['replay_range_95'][0]:.4f}, {r['replay_range_95'][1]:.4f}]",
                              f"{r['replay_percentile']:.0f}"] for r in s["real"]])]
+    if results.get("real_check"):
+        lines += ["", "Out of sample: the surrogate (fitted on the whole table) against every rung run each real search "
+                  "trained (`real_check`): Spearman of predicted vs real score, and the real score's mean excess over "
+                  "the prediction (a real run is one seed; the forest predicts a two-seed mean).", "",
+                  md_table(["search (its storage)", "rung", "runs", "of them in the table", "Spearman", "mean excess"],
+                           [[_storage_label(c["storage"]), k, v["n"], v["in_table"], f"{v['spearman']:.2f}",
+                             f"{v['mean_excess']:+.4f}"]
+                            for c in results["real_check"] for k, v in c.items() if k.startswith("rung")])]
     if s.get("p4"):
         p = s["p4"]
         lines += ["## P4: multi-fidelity vs full fidelity (parego), each arm's own cost to 98% of the better arm's "
@@ -511,6 +540,14 @@ def render(results: dict[str, Any]) -> str:
                   f"full {f(p['full_seconds_median'])} ({p['full_reached']} reached); ratio **{f(p['ratio'])}** "
                   f"(95% CI [{f(p['ratio_ci95'][0])}, {f(p['ratio_ci95'][1])}]).", ""]
     return "\n".join(lines) + "\n"
+
+
+def _storage_label(url: str) -> str:
+    """A real search's storage, short: an SQLite file relative to the repository."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        return os.path.relpath(path, Path(__file__).resolve().parents[1]) if os.path.isabs(path) else path
+    return url
 
 
 _JOB: tuple | None = None  # (ctx, table, surrogate, configurations), set before the worker pool forks
@@ -537,6 +574,22 @@ def real_search_curve(url: str) -> dict[str, Any]:
     return {"storage": url, "study": name, "curve": study_curve(study)}
 
 
+def _table_and_surrogate(task: str, budget: str) -> tuple[Any, Table, Surrogate]:
+    from autolor2c.search.study import SearchSettings, build_context
+    from table_build import read_table
+
+    from common import GLUE_DIR
+
+    ctx = build_context(SearchSettings(task=task, budget=budget, data_dir=GLUE_DIR, progress=False))
+    table = Table.from_jsonl(read_table(task), ctx.shape)
+    cost_file = RESULTS / f"table_cost_{task}.json"
+    if cost_file.is_file():  # a trial's own cost per rung, measured side by side (bench/table_cost.py)
+        table.rung_cost = {int(k): v for k, v in json.loads(cost_file.read_text())["rung_wall_s"].items()}
+    if len(table.runs) < 8:
+        sys.exit(f"the table has {len(table.runs)} complete configurations; build more first (bench/table_build.py)")
+    return ctx, table, Surrogate(table)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--task", default="sst2")
@@ -554,20 +607,11 @@ def main() -> None:
     if a.summarise:
         results = json.loads(out.read_text())
     else:
-        from autolor2c.search.study import SearchSettings, build_context
         from table_build import read_table
 
-        from common import GLUE_DIR
-
-        ctx = build_context(SearchSettings(task=a.task, budget=a.budget, data_dir=GLUE_DIR, progress=False))
         rows = read_table(a.task)
-        table = Table.from_jsonl(rows, ctx.shape)
+        ctx, table, surrogate = _table_and_surrogate(a.task, a.budget)
         cost_file = RESULTS / f"table_cost_{a.task}.json"
-        if cost_file.is_file():  # a trial's own cost per rung, measured side by side (bench/table_cost.py)
-            table.rung_cost = {int(k): v for k, v in json.loads(cost_file.read_text())["rung_wall_s"].items()}
-        if len(table.runs) < 8:
-            sys.exit(f"the table has {len(table.runs)} complete configurations; build more first (bench/table_build.py)")
-        surrogate = Surrogate(table)
         results = {"task": a.task, "budget_params": ctx.budget, "trivial": ctx.trivial, "fractions": list(table.fractions),
                    "table_configs": len(table.runs), "rung_cost_s": table.rung_cost,
                    "rung_cost_source": cost_file.name if cost_file.is_file() else "median of the table's runs", "configurations": a.configurations, "seeds": a.seeds,
@@ -596,6 +640,14 @@ def main() -> None:
     if a.real:  # add (or refresh) real searches; earlier ones stay, with their curves
         kept = [r for r in results.get("real_searches", []) if r["storage"] not in a.real]
         results["real_searches"] = kept + [real_search_curve(url) for url in a.real]
+        ctx, table, surrogate = _table_and_surrogate(a.task, a.budget)
+        checks = {c["storage"]: c for c in results.get("real_check", [])}
+        for url in a.real:
+            import optuna
+
+            study = optuna.load_study(study_name=optuna.get_all_study_summaries(url)[0].study_name, storage=url)
+            checks[url] = {"storage": url, **real_check(table, surrogate, study, ctx.shape)}
+        results["real_check"] = list(checks.values())
     results["summary"] = summarise(results)
     out.write_text(json.dumps(results, default=str))
     (RESULTS / f"replay_{a.task}.md").write_text(render(results))

@@ -129,3 +129,17 @@ def test_a_table_with_a_rung_cost_charges_it_for_every_run_on_and_off_the_table(
     assert lookups["table"] + lookups["surrogate"] == sum(1 for t in curve if t["rung"] is not None)
     assert {(t["rung"], t["cost_s"]) for t in curve if t["rung"] is not None} <= {(0, 7.0), (1, 19.0)}
     assert any(t["rung"] == 1 for t in curve) and any(t["rung"] == 0 for t in curve)
+
+
+def test_real_check_pairs_every_rung_run_of_a_real_search_with_a_prediction(recorded):
+    ctx, study = recorded
+    whole = R.Table.from_study(study, ctx.shape)
+    both = {k: v for k, v in whole.runs.items() if len(v) == 2}  # a surrogate needs both rungs of a configuration
+    table = R.Table(both, whole.fractions, {k: whole.features[k] for k in both})
+    check = R.real_check(table, R.Surrogate(table), study, ctx.shape)
+    own = [r for t in study.trials if t.user_attrs.get("trained") for r in t.user_attrs["rungs"] if "from_trial" not in r]
+    for rung in (0, 1):
+        c = check[f"rung{rung}"]
+        assert c["n"] == sum(r["rung"] == rung for r in own)
+        assert c["in_table"] == sum(len(v[rung]) for v in both.values())
+        assert -1.0 <= c["spearman"] <= 1.0 and math.isfinite(c["mean_excess"])
