@@ -528,9 +528,10 @@ def render(results: dict[str, Any]) -> str:
         lines += ["", "Out of sample: the surrogate (fitted on the whole table) against every rung run each real search "
                   "trained (`real_check`): Spearman of predicted vs real score, and the real score's mean excess over "
                   "the prediction (a real run is one seed; the forest predicts a two-seed mean).", "",
-                  md_table(["search (its storage)", "rung", "runs", "of them in the table", "Spearman", "mean excess"],
-                           [[_storage_label(c["storage"]), k, v["n"], v["in_table"], f"{v['spearman']:.2f}",
-                             f"{v['mean_excess']:+.4f}"]
+                  md_table(["search (its storage)", "table configurations", "rung", "runs", "of them in the table",
+                            "Spearman", "mean excess"],
+                           [[_storage_label(c["storage"]), c.get("table_configs", "?"), k, v["n"], v["in_table"],
+                             f"{v['spearman']:.2f}", f"{v['mean_excess']:+.4f}"]
                             for c in results["real_check"] for k, v in c.items() if k.startswith("rung")])]
     if s.get("p4"):
         p = s["p4"]
@@ -636,7 +637,9 @@ def main() -> None:
                 for k, v in d["lookups"].items():
                     results["lookups"][k] += v
         print(f"{len(jobs)} replays in {time.time() - t0:.0f}s", flush=True)
-        results["real_searches"] = json.loads(out.read_text()).get("real_searches", []) if out.is_file() else []
+        before = json.loads(out.read_text()) if out.is_file() else {}
+        for k in ("real_searches", "real_check"):  # real training is dear: a new replay keeps what was measured
+            results[k] = before.get(k, [])
     if a.real:  # add (or refresh) real searches; earlier ones stay, with their curves
         kept = [r for r in results.get("real_searches", []) if r["storage"] not in a.real]
         results["real_searches"] = kept + [real_search_curve(url) for url in a.real]
@@ -646,7 +649,8 @@ def main() -> None:
             import optuna
 
             study = optuna.load_study(study_name=optuna.get_all_study_summaries(url)[0].study_name, storage=url)
-            checks[url] = {"storage": url, **real_check(table, surrogate, study, ctx.shape)}
+            checks[url] = {"storage": url, "table_configs": len(table.runs),
+                           **real_check(table, surrogate, study, ctx.shape)}
         results["real_check"] = list(checks.values())
     results["summary"] = summarise(results)
     out.write_text(json.dumps(results, default=str))
