@@ -66,3 +66,17 @@ def find_embeddings(model: torch.nn.Module) -> torch.nn.Module:
         if name.endswith("bert.embeddings") or name == "embeddings":
             return mod
     raise RuntimeError("no embeddings module found")
+
+
+def run_logged(cmd: list[str], cwd: Path, log: Path) -> tuple[int, float]:
+    """Run a CLI command offline on the GLUE folder, its output appended to ``log``: (exit code, wall seconds)."""
+    import subprocess
+
+    env = {**os.environ, "AUTOLOR2C_DATA_DIR": GLUE_DIR, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
+           "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    t0 = time.time()
+    with open(log, "a") as f:
+        f.write(f"$ {' '.join(cmd)}\n")
+        f.flush()
+        rc = subprocess.call(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
+    return rc, time.time() - t0

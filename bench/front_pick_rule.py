@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GLUE_DIR, RESULTS, machine_info  # noqa: E402
+from common import RESULTS, machine_info, run_logged  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "autolor2c")
@@ -48,8 +46,6 @@ def main() -> None:
     p6 = json.loads((RESULTS / f"p6_{a.task}.json").read_text())
     top = max(p6["baselines"]["configs"], key=lambda c: c["dev_mean"])
     out_json = RESULTS / f"front_pick_rule_{a.task}.json"
-    env = {**os.environ, "AUTOLOR2C_DATA_DIR": GLUE_DIR, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-           "TOKENIZERS_PARALLELISM": "false"}
     for s in a.search:
         work = ROOT / "bench" / "out" / "real" / f"{a.task}-seed{s}"
         storage = f"sqlite:///{work}/autolor2c.db"
@@ -60,14 +56,10 @@ def main() -> None:
         out = work / "pick_rule"
         cmd = [CLI, "retrain", "--storage", storage, "--trial", str(t.number), "--seeds", str(a.seeds),
                "--out", str(out), "--no-progress"]
-        t0 = time.time()
-        with open(work / "pick_rule.log", "a") as f:
-            f.write(f"$ {' '.join(cmd)}\n")
-            f.flush()
-            rc = subprocess.call(cmd, cwd=work, env=env, stdout=f, stderr=subprocess.STDOUT)
+        rc, wall = run_logged(cmd, work, work / "pick_rule.log")
         pick = json.loads((out / "retrain.json").read_text())["pick"] if rc == 0 else {}
         row = {"search": s, "storage": storage, "trial": t.number, "trial_score": t.values[0],
-               "params": int(t.values[1]), "rc": rc, "wall_s": round(time.time() - t0, 1),
+               "params": int(t.values[1]), "rc": rc, "wall_s": round(wall, 1),
                "dev_mean": pick.get("dev_mean"), "dev_std": pick.get("dev_std"),
                "dev_runs": [r["dev"] for r in pick.get("runs", [])], "selection_mean": pick.get("selection_mean"),
                "retrained_params": pick.get("params"),

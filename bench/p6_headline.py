@@ -19,27 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GLUE_DIR, RESULTS, machine_info  # noqa: E402
+from common import GLUE_DIR, RESULTS, machine_info, run_logged  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "autolor2c")  # the venv's entry point, whether or not it is activated
-
-
-def _run(cmd: list[str], cwd: Path, log: Path) -> tuple[int, float]:
-    env = {**os.environ, "AUTOLOR2C_DATA_DIR": GLUE_DIR, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    t0 = time.time()
-    with open(log, "a") as f:
-        f.write(f"$ {' '.join(cmd)}\n")
-        f.flush()
-        rc = subprocess.call(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
-    return rc, time.time() - t0
 
 
 def main() -> None:
@@ -64,7 +52,7 @@ def main() -> None:
 
     if "handset" not in data:
         cmd = [CLI, "train", "--task", a.task, "--config", a.handset, "--out", str(work / "handset")]
-        rc, wall = _run(cmd, work, log)
+        rc, wall = run_logged(cmd, work, log)
         m = json.loads((work / "handset" / "metrics.json").read_text())
         data["handset"] = {"command": " ".join(cmd), "rc": rc, "wall_s": round(wall, 1), "dev": m["primary_score"],
                            "params": m["trainable_params"], "steps": m["steps"], "host": _host()}
@@ -86,7 +74,7 @@ def main() -> None:
         save()
     elif "search" not in data:
         cmd = [CLI, "search", "--task", a.task, "--budget", a.budget, "--no-progress", *a.extra]
-        rc, wall = _run(cmd, work, log)
+        rc, wall = run_logged(cmd, work, log)
         data["search"] = {"command": " ".join(cmd), "rc": rc, "wall_s": round(wall, 1), "host": _host(),
                           **summarise(work, a.task)}
         save()

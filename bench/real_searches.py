@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GLUE_DIR, RESULTS, machine_info  # noqa: E402
+from common import RESULTS, machine_info, run_logged  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = str(Path(sys.executable).parent / "autolor2c")
@@ -37,8 +34,6 @@ def main() -> None:
     a = ap.parse_args()
     out_json = RESULTS / f"real_searches_{a.task}.json"
     data = json.loads(out_json.read_text()) if out_json.is_file() else {"task": a.task, "runs": {}}
-    env = {**os.environ, "AUTOLOR2C_DATA_DIR": GLUE_DIR, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
-           "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     for seed in a.seeds:
         if str(seed) in data["runs"]:
             continue
@@ -47,12 +42,8 @@ def main() -> None:
         storage = f"sqlite:///{work}/autolor2c.db"
         cmd = [CLI, "search", "--task", a.task, "--budget", a.budget, "--seed", str(seed), "--seeds", "0",
                "--no-baselines", "--no-progress", "--storage", storage, "--out", str(work / "out")]
-        t0 = time.time()
-        with open(work / "search.log", "a") as f:
-            f.write(f"$ {' '.join(cmd)}\n")
-            f.flush()
-            rc = subprocess.call(cmd, cwd=work, env=env, stdout=f, stderr=subprocess.STDOUT)
-        run = {"command": " ".join(cmd), "storage": storage, "rc": rc, "wall_s_of_this_start": round(time.time() - t0, 1),
+        rc, wall = run_logged(cmd, work, work / "search.log")
+        run = {"command": " ".join(cmd), "storage": storage, "rc": rc, "wall_s_of_this_start": round(wall, 1),
                "machine": machine_info(), **_study_span(storage)}
         # several of these scripts may run side by side (one per seed): merge into what is on disk now
         data = json.loads(out_json.read_text()) if out_json.is_file() else {"task": a.task, "runs": {}}
