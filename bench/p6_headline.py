@@ -133,7 +133,8 @@ def summarise(work: Path, task: str, partial: bool = False) -> dict:
 
 def render(d: dict) -> str:
     lines = [f"# P6 ({d['task']}): the headline command with all defaults, beside a hand-set run", "",
-             f"CPU at the last start of this script: {d['machine']['cpu']}, {d['machine']['cores_visible']} cores, torch {d['machine']['torch']} (a resumed run's phases may have run on other machines).", ""]
+             f"CPU at the last start of this script: {d['machine']['cpu']}, {d['machine']['cores_visible']} cores, "
+             f"torch {d['machine']['torch']} (a resumed run's phases may have run on other machines).", ""]
     h = d.get("handset")
     if h:
         lines += [f"- hand-set `{h['command']}`: {h['wall_s'] / 60:.1f} min, dev {h['dev']:.4f}, {h['params']:,} params"]

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine_info, md_table  # noqa: E402
 
-from autolor2c.search.retrain import trial_plan  # noqa: E402
+from autolor2c.search.retrain import trial_plan  # noqa: E402,F401 (tests call R.trial_plan)
 from autolor2c.search.study import plan_to_spec  # noqa: E402
 from autolor2c.train import TrainResult  # noqa: E402
 
@@ -605,6 +605,7 @@ def main() -> None:
     ap.add_argument("--summarise", action="store_true", help="only recompute the summary from the saved curves")
     a = ap.parse_args()
     out = RESULTS / f"replay_{a.task}.json"
+    ctx = table = surrogate = None
     if a.summarise:
         results = json.loads(out.read_text())
     else:
@@ -643,11 +644,12 @@ def main() -> None:
     if a.real:  # add (or refresh) real searches; earlier ones stay, with their curves
         kept = [r for r in results.get("real_searches", []) if r["storage"] not in a.real]
         results["real_searches"] = kept + [real_search_curve(url) for url in a.real]
-        ctx, table, surrogate = _table_and_surrogate(a.task, a.budget)
+        import optuna
+
+        if table is None:
+            ctx, table, surrogate = _table_and_surrogate(a.task, a.budget)
         checks = {c["storage"]: c for c in results.get("real_check", [])}
         for url in a.real:
-            import optuna
-
             study = optuna.load_study(study_name=optuna.get_all_study_summaries(url)[0].study_name, storage=url)
             checks[url] = {"storage": url, "table_configs": len(table.runs),
                            **real_check(table, surrogate, study, ctx.shape)}
