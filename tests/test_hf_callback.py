@@ -26,6 +26,20 @@ def _dataset(n: int = 48) -> Dataset:
                               "label": labels.tolist(), "text": [f"row {i}" for i in range(n)]})  # text: not a model input
 
 
+def test_trainer_with_processing_class_trains(tmp_path, minilm_path):
+    """The standard set-up (``processing_class=tokenizer``) reads ``model.config`` as a transformers config."""
+    from transformers import AutoTokenizer
+
+    base = tiny_model("bert")
+    model = get_lor2c_model(base, LoR2CConfig(rank=2, dropout=0.0))
+    assert model.config is base.config and model.lor2c_config.rank == 2
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), max_steps=2, per_device_train_batch_size=8,
+                             report_to=[], use_cpu=True, save_strategy="no")
+    trainer = Trainer(model=model, args=args, train_dataset=_dataset(16),
+                      processing_class=AutoTokenizer.from_pretrained(str(minilm_path)))
+    assert trainer.train().global_step == 2
+
+
 def test_forward_keeps_the_base_signature():
     w = get_lor2c_model(tiny_model("bert"), LoR2CConfig())
     params = inspect.signature(w.forward).parameters
@@ -53,7 +67,7 @@ def test_user_trainer_trains_merges_injects_saves_adapter_and_reloads(tmp_path):
 
     assert callback.schedule == {2: ["merge", "inject"]}
     assert [(e["op"], e["step"]) for e in model.history] == [("merge", 2), ("inject", 2)]
-    assert len(model.bypasses) == 2 and model.config.injected
+    assert len(model.bypasses) == 2 and model.lor2c_config.injected
     # the injected LoRA joined the Trainer's optimizer and trained (B starts at zero)
     opt_params = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
     lora = list(model.injections.values())[0]
@@ -83,7 +97,7 @@ def test_load_config_takes_a_trained_folder_as_it_is(tmp_path):
     w.merge()
     w.inject()
     cfg = load_config(w.save_pretrained(tmp_path / "a"))
-    assert cfg.spans == w.spans and cfg.injected == w.config.injected
+    assert cfg.spans == w.spans and cfg.injected == w.lor2c_config.injected
     assert cfg.merge_count == 0 and cfg.inject_count == 0
     with pytest.raises(ValueError, match="not a LoR2C config"):
         (tmp_path / "x.yaml").write_text("method: lora\nadapter: {}\n")

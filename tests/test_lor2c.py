@@ -268,7 +268,7 @@ def test_analytic_count_equals_real_count(setup):
     for op in ops:
         _randomise(w, seed=len(w.history))
         getattr(w, op)()
-        assert count_params(w.config, shape) == _real_adapter_params(w) == w.count_params()
+        assert count_params(w.lor2c_config, shape) == _real_adapter_params(w) == w.count_params()
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -388,7 +388,7 @@ def test_merge_picks_weakest_adjacent_pair_and_keeps_training():
     event = w.merge()
     assert event["op"] == "merge" and event["spans"] == [[2, 2], [3, 3]] and event["into"] == [2, 3]
     assert w.spans == [[0, 0], [1, 1], [2, 3], [4, 4], [5, 5]]
-    assert w.config.spans == w.spans
+    assert w.lor2c_config.spans == w.spans
     # the merged bypass is the lower one's very parameters: an optimiser holding them keeps training it
     assert w.bypasses[2].A is lower_a and w.bypasses[2].B is lower_b
     assert w.bypasses[2].first == 2 and w.bypasses[2].last == 3
@@ -434,7 +434,7 @@ def test_inject_picks_strongest_single_layer_bypass_and_trains():
     before = w.num_adapter_params()
     event = w.inject()
     assert event["op"] == "inject" and event["layer"] == 3
-    assert w.spans == [[0, 1], [2, 2]] and w.config.injected == [3]
+    assert w.spans == [[0, 1], [2, 2]] and w.lor2c_config.injected == [3]
     assert sorted(w.injections.keys()) == ["layer3:attention/self/query", "layer3:attention/self/value"]
     assert w.num_adapter_params() == before  # rank r/2 on q and v costs what the bypass cost
     opt = torch.optim.AdamW(w.trainable_parameters(), lr=1e-2)
@@ -480,7 +480,7 @@ def test_save_load_round_trip(tmp_path, arch):
         want = w(**inputs).logits
     w.save_pretrained(tmp_path / "adapter")
     meta = json.loads((tmp_path / "adapter" / "lor2c_config.json").read_text())
-    assert meta["lor2c"]["spans"] == w.spans and meta["lor2c"]["injected"] == w.config.injected
+    assert meta["lor2c"]["spans"] == w.spans and meta["lor2c"]["injected"] == w.lor2c_config.injected
     assert [e["op"] for e in meta["history"]] == ["merge", "inject"]
     fresh = tiny_model(arch, seed=123)
     fresh.load_state_dict(pristine)

@@ -175,7 +175,7 @@ def test_lora_export_loads_in_stock_peft(tmp_path):
     folder, caveat = export.export_lora(w, load_backbone(None, 2, seed=2), tmp_path / "lora", None)
     assert "cannot express" in caveat and (folder / "adapter_model.safetensors").is_file()
     cfg = json.loads((folder / "adapter_config.json").read_text())
-    assert cfg["peft_type"] == "LORA" and cfg["layers_to_transform"] == w.config.injected
+    assert cfg["peft_type"] == "LORA" and cfg["layers_to_transform"] == w.lor2c_config.injected
     peft_model = PeftModel.from_pretrained(load_backbone(None, 2, seed=3), str(folder)).eval()
     ids = {"input_ids": torch.tensor([[101, 2023, 3185, 2001, 2307, 102]]), "attention_mask": torch.ones(1, 6, dtype=torch.long)}
     with torch.no_grad():

@@ -63,14 +63,14 @@ def export_lora(wrapped: nn.Module, base_for_peft: nn.Module, out: Path, base_na
                 "nothing left out: the whole adapter is LoRA")
     if not isinstance(wrapped, LoR2CModel):
         raise UserError(f"only a LoR2C or LoRA model exports as LoRA, not a {type(wrapped).__name__}")
-    injected = list(wrapped.config.injected)
+    injected = list(wrapped.lor2c_config.injected)
     if not injected:
         raise UserError("nothing to export as LoRA: this configuration has no injected layers (its bypasses cross "
                         "layers, which LoRA cannot express); export LoR2C's own folder instead", param="format",
                         value="lora")
     names = sorted({key.split(":", 1)[1].replace("/", ".").split(".")[-1] for key in wrapped.injections.keys()})
-    cfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=wrapped.config.lora_rank, lora_alpha=wrapped.config.inject_alpha,
-                     lora_dropout=wrapped.config.dropout, target_modules=names, layers_to_transform=injected,
+    cfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=wrapped.lor2c_config.lora_rank, lora_alpha=wrapped.lor2c_config.inject_alpha,
+                     lora_dropout=wrapped.lor2c_config.dropout, target_modules=names, layers_to_transform=injected,
                      modules_to_save=list(wrapped.head_modules) or None)
     if base_name:
         cfg.base_model_name_or_path = base_name
@@ -91,7 +91,7 @@ def export_lora(wrapped: nn.Module, base_for_peft: nn.Module, out: Path, base_na
             for pn, p in wrapped.base_model.get_submodule(name).named_parameters():
                 named[f"base_model.model.{name}.modules_to_save.default.{pn}"].copy_(p)
     spans = wrapped.spans
-    caveat = (f"holds the injected LoRA of layers {injected} (rank {wrapped.config.lora_rank} on {', '.join(names)}) "
+    caveat = (f"holds the injected LoRA of layers {injected} (rank {wrapped.lor2c_config.lora_rank} on {', '.join(names)}) "
               f"and the head; it cannot express the {len(spans)} residual bypass(es) {spans}, which cross layers: "
               f"alone it does NOT reproduce the LoR2C model's outputs (use --format lor2c for that)"
               if spans else "nothing left out: every bypass was injected as LoRA")

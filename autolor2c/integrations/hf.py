@@ -58,7 +58,7 @@ class LoR2CCallback(TrainerCallback):
         self.schedule: dict[int, list[str]] = {}
 
     def on_train_begin(self, args, state, control, **kwargs):
-        cfg = self.model.config
+        cfg = self.model.lor2c_config
         self.schedule = structure_schedule(state.max_steps, cfg.merge_count, cfg.inject_count, self.structure_fraction)
 
     def on_step_end(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):

@@ -283,40 +283,41 @@ _unbound_forward.__signature__ = inspect.Signature([
 
 
 class LoR2CModel(nn.Module):
-    """A frozen transformer plus LoR2C bypasses (and any injected LoRA). Call it like the base model."""
+    """A frozen transformer plus LoR2C bypasses (and any injected LoRA). Call it like the base model.
+    ``config`` is the base model's transformers config; the LoR2C config is ``lor2c_config``."""
 
     def __init__(self, model: nn.Module, config: LoR2CConfig):
         super().__init__()
         self.base_model = model
         self.layers_path, layers = find_layer_stack(model, config.layers_path)
         object.__setattr__(self, "_layers", layers)  # already registered inside base_model
-        self.config = copy.deepcopy(config).validate(len(layers))
-        self.config.layers_path = self.layers_path
-        self.shape = ModelShape.from_model(model, self.config)
-        self.head_modules = find_head(model, self.config.head_modules)
+        self.lor2c_config = copy.deepcopy(config).validate(len(layers))
+        self.lor2c_config.layers_path = self.layers_path
+        self.shape = ModelShape.from_model(model, self.lor2c_config)
+        self.head_modules = find_head(model, self.lor2c_config.head_modules)
         self.history: list[dict[str, Any]] = []
 
         for p in model.parameters():
             p.requires_grad_(False)
-        self.config.head_modules = list(self.head_modules)  # saved explicitly: a later default cannot change it
+        self.lor2c_config.head_modules = list(self.head_modules)  # saved explicitly: a later default cannot change it
         for name in self.head_modules:
             for p in _get_path(model, name).parameters():
                 p.requires_grad_(True)
 
         d = self.shape.hidden_size
         ref = next(model.parameters())
-        spans = self.config.resolved_spans(len(layers))
+        spans = self.lor2c_config.resolved_spans(len(layers))
         self.shared_A = None
-        if self.config.share_a and spans:
-            self.shared_A = nn.Parameter(torch.empty(self.config.rank, d))
+        if self.lor2c_config.share_a and spans:
+            self.shared_A = nn.Parameter(torch.empty(self.lor2c_config.rank, d))
             nn.init.kaiming_uniform_(self.shared_A, a=5 ** 0.5)
         self.bypasses = nn.ModuleList(
-            Bypass(i, j, d, self.config.bypass_rank(n), self.config.bypass_alpha(n), self.config.dropout,
-                   own_a=not self.config.share_a)
+            Bypass(i, j, d, self.lor2c_config.bypass_rank(n), self.lor2c_config.bypass_alpha(n), self.lor2c_config.dropout,
+                   own_a=not self.lor2c_config.share_a)
             for n, (i, j) in enumerate(spans))
         self.injections = nn.ModuleDict()
         self._lora_hooks: dict[str, Any] = {}
-        for k in self.config.injected:
+        for k in self.lor2c_config.injected:
             self._add_lora(k)
         self.to(device=ref.device)
 
@@ -352,22 +353,27 @@ class LoR2CModel(nn.Module):
 
     forward = _BaseSignatureForward()
 
+    @property
+    def config(self):
+        """The base model's transformers config (as PEFT's ``PeftModel.config``); LoR2C's is ``lor2c_config``."""
+        return self.base_model.config
+
     # -- structure -----------------------------------------------------------------------------------
     @property
     def spans(self) -> list[list[int]]:
         return [b.span for b in self.bypasses]
 
     def _sync_config(self) -> None:
-        self.config.spans = self.spans
-        if self.config.ranks is not None:
-            self.config.ranks = [b.rank for b in self.bypasses]
-        if self.config.alphas is not None:
-            self.config.alphas = [b.alpha for b in self.bypasses]
+        self.lor2c_config.spans = self.spans
+        if self.lor2c_config.ranks is not None:
+            self.lor2c_config.ranks = [b.rank for b in self.bypasses]
+        if self.lor2c_config.alphas is not None:
+            self.lor2c_config.alphas = [b.alpha for b in self.bypasses]
 
     def _add_lora(self, layer_idx: int) -> None:
         layer = self._layers[layer_idx]
         seen = set()
-        for t in self.config.inject_targets:
+        for t in self.lor2c_config.inject_targets:
             name, mod = find_projection(layer, t)
             if name in seen:
                 continue
@@ -375,8 +381,8 @@ class LoR2CModel(nn.Module):
             fan_in, fan_out = _in_out(mod)
             key = f"layer{layer_idx}:{name}".replace(".", "/")
             ref = next(self.base_model.parameters())
-            lora = InjectedLoRA(fan_in, fan_out, self.config.lora_rank, self.config.inject_alpha,
-                                self.config.dropout).to(ref.device)
+            lora = InjectedLoRA(fan_in, fan_out, self.lor2c_config.lora_rank, self.lor2c_config.inject_alpha,
+                                self.lor2c_config.dropout).to(ref.device)
             self.injections[key] = lora
 
             def add(module, args, output, lora=lora):
@@ -385,8 +391,8 @@ class LoR2CModel(nn.Module):
 
     def bypass_scores(self, criterion: str | None = None, k: int | None = None) -> list[dict[str, Any]]:
         """Spectrum score of each bypass's unscaled update B @ A (the paper's SFS)."""
-        criterion = criterion or self.config.merge_criterion
-        k = k or self.config.sfs_k
+        criterion = criterion or self.lor2c_config.merge_criterion
+        k = k or self.lor2c_config.sfs_k
         out = []
         with torch.no_grad():
             for b in self.bypasses:
@@ -403,7 +409,7 @@ class LoR2CModel(nn.Module):
         out = []
         for n in range(len(self.bypasses) - 1):
             lo, hi = self.bypasses[n], self.bypasses[n + 1]
-            if can_merge(lo.span, hi.span, self.config.max_merge_span):
+            if can_merge(lo.span, hi.span, self.lor2c_config.max_merge_span):
                 out.append((n, scores[n]["score"] + scores[n + 1]["score"]))
         return out
 
@@ -436,7 +442,7 @@ class LoR2CModel(nn.Module):
         """
         scores = self.bypass_scores()
         cands = [n for n, b in enumerate(self.bypasses)
-                 if b.first == b.last and b.first not in self.config.injected]
+                 if b.first == b.last and b.first not in self.lor2c_config.injected]
         if not cands:
             return None
         n = max(cands, key=lambda c: scores[c]["score"])
@@ -446,7 +452,7 @@ class LoR2CModel(nn.Module):
         del self.bypasses[n]
         if not len(self.bypasses):
             self.shared_A = None  # nothing uses it any more
-        self.config.injected = sorted(self.config.injected + [layer_idx])
+        self.lor2c_config.injected = sorted(self.lor2c_config.injected + [layer_idx])
         self._sync_config()
         self._add_lora(layer_idx)
         self.history.append(event)
@@ -484,7 +490,7 @@ class LoR2CModel(nn.Module):
 
     def count_params(self) -> int:
         """The analytic count for the current structure (equals ``num_adapter_params``)."""
-        return count_params(self.config, self.shape)
+        return count_params(self.lor2c_config, self.shape)
 
     def unload(self) -> nn.Module:
         """Remove every hook and return the base model (its weights untouched)."""
@@ -512,7 +518,7 @@ class LoR2CModel(nn.Module):
             "problem_type": getattr(base_cfg, "problem_type", None),
             "head_modules": self.head_modules,
             "layers_path": self.layers_path,
-            "lor2c": self.config.to_dict(),
+            "lor2c": self.lor2c_config.to_dict(),
             "shape": self.shape.to_dict(),
             "adapter_params": self.num_adapter_params(),
             "head_params": self.num_head_params(),

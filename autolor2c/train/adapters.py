@@ -187,7 +187,7 @@ def adapter_structure(model: nn.Module, spec: AdapterSpec) -> dict[str, Any]:
     """The final structure as plain data (for metrics.json and trial attributes)."""
     if isinstance(model, LoR2CModel):
         return {"method": "lor2c", "spans": model.spans, "ranks": [b.rank for b in model.bypasses],
-                "injected": list(model.config.injected), "share_a": model.config.share_a}
+                "injected": list(model.lor2c_config.injected), "share_a": model.lor2c_config.share_a}
     return {"method": "lora", "rank": spec.lora.rank, "layers": spec.lora.layers,
             "target_modules": list(spec.lora.target_modules)}
 

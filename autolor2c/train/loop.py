@@ -449,7 +449,7 @@ def _json_default(o):
 
 def _final_spec(model, spec: AdapterSpec) -> AdapterSpec:
     if isinstance(model, LoR2CModel):
-        return AdapterSpec("lor2c", lor2c=model.config)
+        return AdapterSpec("lor2c", lor2c=model.lor2c_config)
     return spec
 
 
