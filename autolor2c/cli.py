@@ -161,7 +161,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
             probs /= probs.sum()
             label = int(row.argmax())
             name = task.label_names[label] if task.label_names and label < len(task.label_names) else label
-            print(json.dumps({"text": a.text, "label": name, "probability": round(float(probs[label]), 4)}))
+            print(json.dumps({"text": a.text, "label": name, "label_id": label, "probability": round(float(probs[label]), 4)}))
         return 0
     splits = load_task_data(task, data_dir=resolve_data_dir(a.data_dir), max_eval_samples=a.max_eval_samples,
                             max_train_samples=1)

@@ -81,6 +81,18 @@ def test_predictions_per_row_in_every_format_and_scored(adapter, dev_rows, tmp_p
     assert one["label"] == row["prediction"] and one["probability"] == pytest.approx(row[f"prob_{one['label']}"], abs=1e-4)
 
 
+def test_prediction_id_compares_with_a_0_1_label_column(adapter, dev_rows, tmp_path, capsys):
+    src = _write(dev_rows, tmp_path / "in.csv")
+    assert main(["predict", "--adapter", str(adapter), "--input", str(src), "--output", str(tmp_path / "o.csv"),
+                 "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    got = pd.read_csv(tmp_path / "o.csv", keep_default_na=False)
+    assert got["prediction_id"].dtype.kind == "i" and set(got["prediction_id"]) <= {0, 1}
+    assert list(got["prediction"]) == [("negative", "positive")[i] for i in got["prediction_id"]]
+    # the file's own 0/1 labels compare without a label map, and agree with the summary's score
+    assert (got["prediction_id"] == got["label"].astype(int)).mean() == pytest.approx(summary["accuracy"])
+
+
 def test_unlabelled_file_gets_predictions_without_scores(adapter, dev_rows, tmp_path, capsys):
     src = _write(dev_rows[["sentence"]], tmp_path / "texts.csv")
     assert main(["predict", "--adapter", str(adapter), "--input", str(src), "--no-progress"]) == 0

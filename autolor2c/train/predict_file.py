@@ -1,5 +1,6 @@
 """Predictions for a user's file: read csv/tsv/json/jsonl/parquet with the task's text columns, write each
-row's label (or value, for regression) and class probabilities, and score the file when it has labels."""
+row's label name and id (or value, for regression) and class probabilities, and score the file when it has
+labels."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from autolor2c.tasks.data import read_table
 from autolor2c.tasks.registry import CUSTOM_FORMATS
 
 PREDICTION_COLUMN = "prediction"
+PREDICTION_ID_COLUMN = "prediction_id"  # the label's id, as GLUE's 0/1 label columns hold it
 
 
 def default_output(input_path: Path) -> Path:
@@ -66,7 +68,8 @@ def read_input(task: TaskSpec, input_path: Path) -> tuple[Any, np.ndarray | None
 def predict_file(model, tokenizer, task: TaskSpec, rows: tuple[Any, np.ndarray | None], output_path: Path,
                  device: torch.device, max_length: int = 128, batch_size: int = 64,
                  progress: bool = True) -> dict[str, Any]:
-    """Write ``output_path`` (the input's columns plus ``prediction`` and ``prob_<label>`` per class) for
+    """Write ``output_path`` (the input's columns plus ``prediction`` (the label name), ``prediction_id`` and
+    ``prob_<label>`` per class; ``prediction`` alone, the value, for regression) for
     ``rows`` from ``read_input``; return a summary: rows, output path and, with labels, the task's scores."""
     from tqdm.auto import tqdm
 
@@ -89,7 +92,9 @@ def predict_file(model, tokenizer, task: TaskSpec, rows: tuple[Any, np.ndarray |
     else:
         probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
         names = list(task.label_names or [str(i) for i in range(logits.shape[1])])
-        result[PREDICTION_COLUMN] = [names[i] for i in probs.argmax(axis=1)]
+        ids = probs.argmax(axis=1)
+        result[PREDICTION_COLUMN] = [names[i] for i in ids]
+        result[PREDICTION_ID_COLUMN] = ids.astype(np.int64)
         for k, name in enumerate(names):
             result[f"prob_{name}"] = probs[:, k].round(6)
     _write(result, output_path, out_kind)
