@@ -127,7 +127,21 @@ def cmd_predict(a: argparse.Namespace) -> int:
     from autolor2c.train import Batches, load_adapter, load_backbone, load_tokenizer, predict_logits, read_meta
     from autolor2c.train.loop import pick_device
 
-    meta = read_meta(a.adapter)
+    from autolor2c.lor2c import CONFIG_NAME
+    from autolor2c.train.adapters import META_NAME
+
+    folder = Path(a.adapter)
+    if (folder / CONFIG_NAME).is_file() and not (folder / META_NAME).is_file():
+        # saved by a user's Trainer or model.save_pretrained: the task comes from --task
+        if not a.task:
+            raise UserError(f"bad --adapter {a.adapter!r}: it has {CONFIG_NAME} but no {META_NAME} (the task and "
+                            f"labels predict needs): pass --task NAME, or add it once with "
+                            f"autolor2c.integrations.hf.write_run_meta(folder, task=NAME)")
+        from autolor2c.integrations.hf import run_meta
+
+        meta = run_meta(folder, get_task(a.task))
+    else:
+        meta = read_meta(a.adapter)
     task = _task_from_meta(meta)
     if a.task and get_task(a.task).name != task.name:
         raise UserError(f"--task {a.task}: the adapter was trained for {task.name}")
@@ -679,7 +693,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: score the GLUE dev set)")
     p.add_argument("--output", default=None, help="predictions file (default <input>.predictions.jsonl)")
     p.add_argument("--batch-size", type=_int_at_least(1), default=64, help="rows per forward pass")
-    p.add_argument("--task", default=None, help="check the adapter was trained for this task (default: no check)")
+    p.add_argument("--task", default=None,
+                   help="check the adapter was trained for this task; names the task of a folder saved by your own "
+                        "Trainer (no autolor2c.json) (default: no check)")
     p.add_argument("--data-dir", default=None, help="GLUE folder for the dev set (default $AUTOLOR2C_DATA_DIR)")
     p.add_argument("--text", default=None, help="one text to label (default none)")
     p.add_argument("--max-eval-samples", type=_int_at_least(1), help="dev examples to score (default: all)")

@@ -102,3 +102,19 @@ def test_load_config_takes_a_trained_folder_as_it_is(tmp_path):
     with pytest.raises(ValueError, match="not a LoR2C config"):
         (tmp_path / "x.yaml").write_text("method: lora\nadapter: {}\n")
         load_config(tmp_path / "x.yaml")
+
+
+def test_training_arguments_carry_the_library_defaults(tmp_path):
+    from autolor2c.integrations.hf import training_arguments
+    from autolor2c.train import TrainArgs
+
+    d = TrainArgs()
+    args = training_arguments(tmp_path)
+    assert (args.learning_rate, args.per_device_train_batch_size, args.warmup_steps, args.weight_decay,
+            args.max_grad_norm, args.num_train_epochs, args.seed) == (
+        d.learning_rate, d.batch_size, d.warmup_ratio, d.weight_decay, d.grad_clip, d.epochs, d.seed)
+    assert args.max_steps == -1  # epochs decide, as transformers does without train_rows
+    # a small training set still gets min_steps steps; a config's train: section and overrides apply
+    small = training_arguments(tmp_path, train={"learning_rate": 1e-3}, train_rows=64, report_to="none")
+    assert small.max_steps == d.min_steps and small.learning_rate == 1e-3
+    assert training_arguments(tmp_path, train_rows=64, max_steps=5).max_steps == 5
