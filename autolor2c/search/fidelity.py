@@ -45,6 +45,20 @@ class Fidelity:
         return cls(tuple(sorted(fractions)), eta)
 
     @classmethod
+    def for_run(cls, full_steps: int, min_steps: int, eta: float = 3.0) -> "Fidelity":
+        """Hyperband's rungs for a top rung of ``full_steps`` optimiser steps: fractions eta^-k for
+        k = 0..floor(log_eta(full / min)), so the lowest rung trains at least ``min_steps``; one rung (off)
+        when the full run is shorter than eta x ``min_steps``."""
+        if not (eta > 1):
+            raise UserError("must be > 1", param="eta", value=eta)
+        if full_steps < 1 or min_steps < 1:
+            raise ValueError(f"steps must be >= 1, got full={full_steps}, min={min_steps}")
+        k = 0
+        while full_steps / eta ** (k + 1) >= min_steps * (1 - 1e-9):
+            k += 1
+        return cls(tuple(eta ** -j for j in range(k, -1, -1)), float(eta))
+
+    @classmethod
     def parse(cls, rungs: str | None, eta: float) -> "Fidelity":
         """From ``rungs`` such as ``"0.11,0.33,1"`` (fractions of a full trial; None: geometric with ``eta``)."""
         if rungs is None:
@@ -66,6 +80,11 @@ class Fidelity:
     @property
     def enabled(self) -> bool:
         return len(self.fractions) > 1
+
+    @property
+    def top(self) -> int:
+        """Index of the top rung (the full run)."""
+        return len(self.fractions) - 1
 
     def promotable(self, points: Sequence[Point]) -> list[int]:
         """Indices of the points in the top floor(n / eta) at a rung (empty while n < eta)."""
@@ -96,7 +115,7 @@ def next_promotion(trials: Sequence[Any], fidelity: Fidelity) -> tuple[int, int]
     ``trials`` are all the study's trials (any state): queued and running promotions count as done, so
     a configuration is promoted once per rung.
     """
-    top = len(fidelity.fractions) - 1
+    top = fidelity.top
     measured: dict[int, list[tuple[Point, int]]] = {k: [] for k in range(top)}
     promoted: set[tuple[int, int]] = set()
     for t in trials:

@@ -78,3 +78,19 @@ def pick_knee(points: Sequence[Point]) -> int:
     length = math.hypot(x1 - x0, y1 - y0)
     dist = [abs((y1 - y0) * x - (x1 - x0) * y + x1 * y0 - y1 * x0) / length for x, y in norm]
     return front[max(range(len(front)), key=lambda k: dist[k])]
+
+
+def tie_threshold(seed_std: float, best_seeds: int) -> float:
+    """How far below the best's mean (over ``best_seeds`` seeds) one single-seed score may lie and still be
+    tied with it: 1.96 standard deviations of that difference, when one run's seed noise is ``seed_std``."""
+    return 1.96 * seed_std * math.sqrt(1.0 + 1.0 / max(1, best_seeds))
+
+
+def tied_with_best(points: Sequence[Point], best: int, best_mean: float, threshold: float) -> list[int]:
+    """Front indices whose score is within ``threshold`` of the best's mean (the best itself always)."""
+    return [i for i in front_indices(points) if i == best or points[i][0] >= best_mean - threshold]
+
+
+def pick_smallest_tied(points: Sequence[Point], best: int, best_mean: float, threshold: float) -> int:
+    """The front point with the fewest params among those tied with the best."""
+    return min(tied_with_best(points, best, best_mean, threshold), key=lambda i: (points[i][1], -points[i][0]))

@@ -1,12 +1,12 @@
 """The same search through Ray Tune: ``Tuner`` + ``OptunaSearch`` (metric and mode lists) on the same
 Optuna storage, so ``autolor2c dashboard`` shows Ray searches too.
 
-How the pieces map: OptunaSearch asks the study for a trial and our define-by-run function suggests the
-space on it (and sets the budget constraint, exactly as the Optuna backend does). Each Ray trial runs the
-same ``Objective`` on that Optuna trial (re-opened from the storage in the worker), so multi-fidelity
-rungs, promotion, failure records and cost accounting are identical. Ray's schedulers take one metric,
-so promotion stays our own successive halving, running on top of Ray: a trial that is not promoted
-reports nothing and OptunaSearch records it as PRUNED.
+How the pieces map: OptunaSearch asks the study for a trial (the built-ins and promotions queued first, as
+in the Optuna backend) and our define-by-run function suggests the space on it. Each Ray trial runs the
+same ``Objective`` on that Optuna trial (re-opened from the storage in the worker), which sets the budget
+constraint, so multi-fidelity rungs, promotion, failure records and cost accounting are identical. Ray's
+schedulers take one metric, so promotion stays our own successive halving, running on top of Ray: a trial
+that stops below the top rung reports its rung score marked ``pruned``, and the worker ends it PRUNED.
 
 A killed driver is resumed with Ray's restore (``Tuner.restore``): the Optuna trials its workers left
 RUNNING are marked failed (interrupted), and the Ray trials Tune re-runs take their parameters again on
@@ -35,6 +35,7 @@ from .study import (
     build_context,
     cost_totals,
     default_study_name,
+    enqueue_builtins,
     fail_orphaned_trials,
     make_sampler,
     prepare_study,
@@ -52,7 +53,7 @@ def _worker_context(settings: SearchSettings):
     key = repr(settings.identity()) + repr(settings.data_dir) + repr(settings.model)
     if key not in _CONTEXT_CACHE:
         _CONTEXT_CACHE.clear()
-        _CONTEXT_CACHE[key] = build_context(settings)
+        _CONTEXT_CACHE[key] = build_context(settings, settings.study_name or default_study_name(settings))
     return _CONTEXT_CACHE[key]
 
 
@@ -92,7 +93,7 @@ def _trainable(config: dict[str, Any], settings: SearchSettings, storage_url: st
         # take them as objective values: this worker ends the trial PRUNED itself (OptunaSearch's later tell
         # on a finished trial is refused with a warning), then queues ASHA's next promotion.
         study.tell(trial, state=TrialState.PRUNED)
-        queue_promotion(study, settings.fidelity)
+        queue_promotion(study, ctx.fidelity)
         tune.report(_recorded_result(frozen_trial(study, trial.number), metric))
         return
     except Exception:
@@ -175,13 +176,17 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
     if storage_url == "memory":
         raise UserError("the Ray backend needs a persistent storage (sqlite, postgresql, journal)", param="storage",
                         value=storage_url)
-    ctx = build_context(settings)
     name = settings.study_name or default_study_name(settings)
+    ctx = build_context(settings, name)
     storage = resolve_storage(storage_url, heartbeat=False)
     study = prepare_study(settings, ctx, storage, name)
     study.set_user_attr("backend", "ray")
+    if settings.builtins_first:
+        enqueue_builtins(study, ctx)
+    if ctx.fidelity_note:
+        print(ctx.fidelity_note)
     metric = ctx.task.primary_metric
-    exp_dir = Path(settings.out or Path("studies") / name).resolve() / "ray"
+    exp_dir = ctx.out / "ray"
 
     def n_done() -> int:  # trained configurations; a queued promotion is work still to do
         waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
@@ -230,7 +235,7 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
                                 sampler=make_sampler(settings.sampler,
                                                      sampler_seed(settings, len(study.get_trials(deepcopy=False))),
                                                      budget=ctx.budget,
-                                                     top_rung=len(settings.fidelity.fractions) - 1),
+                                                     top_rung=ctx.fidelity.top),
                                 study_name=name, storage=storage)
         results = tune.Tuner(
             trainable,

@@ -1,5 +1,5 @@
 """After a search: the artifacts (best config YAML, plotly charts, importances, report.md) and notes for
-optuna-dashboard. Retraining lives in retrain.py; this module only renders."""
+optuna-dashboard. Training lives elsewhere (retrain.py, pipeline.py); this module only renders."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import yaml
 
 from .artifacts import write_offline_html, write_tables_and_charts
 from .budget import format_params
+from . import record
 from .retrain import trial_plan
 from .study import (
     SearchContext,
@@ -34,14 +35,21 @@ def best_config_dict(t: optuna.trial.FrozenTrial, study_name: str) -> dict[str, 
 
 
 # --------------------------------------------------------------------------------------------------
+def has_lora_part(st: dict[str, Any]) -> bool:
+    """Whether a trained structure has LoRA to export as a stock PEFT folder (injected layers, or LoRA itself)."""
+    return bool(st) and (st.get("method") == "lora" or bool(st.get("injected")))
+
+
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    metric = (study.metric_names or ["score"])[0]
     rows = []
     for t in pareto_front(study):
         st = t.user_attrs.get("final_structure", {})
         plan = t.user_attrs.get("plan", {})
-        rows.append({"trial": t.number, "score": t.values[0], "params": int(t.values[1]),
-                     "structure": _structure_text(st), "lr": plan.get("train", {}).get("learning_rate"),
-                     "cost_s": t.user_attrs.get("cost_s")})
+        lr = plan.get("train", {}).get("learning_rate") or (t.user_attrs.get("train_args") or {}).get("learning_rate")
+        rows.append({"trial": t.number, "score": t.values[0], "dev": record.dev_score(t, metric),
+                     "params": int(t.values[1]), "structure": _structure_text(st), "lr": lr,
+                     "builtin": record.builtin_of(t), "lora_part": has_lora_part(st), "cost_s": t.user_attrs.get("cost_s")})
     return rows
 
 
@@ -54,15 +62,30 @@ def _structure_text(st: dict[str, Any]) -> str:
     ranks = sorted(set(st.get("ranks", [])))
     inj = f" inject@{st['injected']}" if st.get("injected") else ""
     share = " sharedA" if st.get("share_a") else ""
-    return f"spans[{spans}] r={ranks[0] if len(ranks) == 1 else ranks}{share}{inj}"
+    rank = (ranks[0] if len(ranks) == 1 else ranks) if ranks else "-"
+    return f"spans[{spans}] r={rank}{share}{inj}"
 
 
-def front_markdown(study: optuna.Study, metric: str) -> str:
-    rows = front_rows(study)
-    lines = [f"| trial | {metric} | params | structure | lr | cost (s) |", "|---|---|---|---|---|---|"]
-    for r in rows:
+def _note(r: dict[str, Any], tied: set[int]) -> str:
+    parts = []
+    if r["builtin"]:
+        parts.append(f"built-in `{r['builtin']}`")
+    if r["trial"] in tied:
+        parts.append("tied")
+    if r["lora_part"]:
+        parts.append("LoRA part")
+    return ", ".join(parts)
+
+
+def front_markdown(study: optuna.Study, metric: str, tied: set[int] | None = None) -> str:
+    tied = tied or set()
+    lines = [f"| trial | {metric} (selection) | {metric} (dev) | params | structure | lr | notes | cost (s) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in front_rows(study):
         lr = f"{r['lr']:.2e}" if isinstance(r["lr"], (int, float)) else ""
-        lines.append(f"| {r['trial']} | {r['score']:.4f} | {r['params']:,} | {r['structure']} | {lr} | {r['cost_s']} |")
+        dev = f"{r['dev']:.4f}" if isinstance(r["dev"], (int, float)) else ""
+        lines.append(f"| {r['trial']} | {r['score']:.4f} | {dev} | {r['params']:,} | {r['structure']} | {lr} | "
+                     f"{_note(r, tied)} | {r['cost_s']} |")
     return "\n".join(lines)
 
 
@@ -71,15 +94,17 @@ def print_front(study: optuna.Study, metric: str) -> None:
     from rich.table import Table
 
     table = Table(title=f"Pareto front of {study.study_name}")
-    for col in ("trial", metric, "params", "structure", "lr", "cost (s)"):
+    for col in ("trial", metric, "dev", "params", "structure", "lr", "notes", "cost (s)"):
         table.add_column(col)
     for r in front_rows(study):
         lr = f"{r['lr']:.2e}" if isinstance(r["lr"], (int, float)) else ""
-        table.add_row(str(r["trial"]), f"{r['score']:.4f}", f"{r['params']:,}", r["structure"], lr, str(r["cost_s"]))
-    Console(width=140).print(table)
+        dev = f"{r['dev']:.4f}" if isinstance(r["dev"], (int, float)) else ""
+        table.add_row(str(r["trial"]), f"{r['score']:.4f}", dev, f"{r['params']:,}", r["structure"], lr,
+                      _note(r, set()), str(r["cost_s"]))
+    Console(width=160).print(table)
 
 
-def pareto_figure(study: optuna.Study, budget: int, metric: str, retrained: dict[str, Any] | None = None,
+def pareto_figure(study: optuna.Study, budget: int, metric: str, pick: dict[str, Any] | None = None,
                   baselines: list[dict[str, Any]] | None = None, trivial: dict[str, float] | None = None):
     import plotly.graph_objects as go
 
@@ -95,17 +120,16 @@ def pareto_figure(study: optuna.Study, budget: int, metric: str, retrained: dict
             x=[t.values[1] for t in group], y=[t.values[0] for t in group],
             mode="markers", name=name, marker=dict(color=color, size=10 if "front" in name else 7),
             text=[f"trial {t.number}: {_structure_text(t.user_attrs.get('final_structure', {}))}" for t in group]))
-    if retrained:
-        pts = retrained["points"]
+    if pick:
         fig.add_trace(go.Scatter(
-            x=[p["params"] for p in pts], y=[p["dev_mean"] for p in pts],
-            error_y=dict(type="data", array=[p["dev_std"] for p in pts]), mode="markers", name="retrained front (dev)",
-            marker=dict(color="#2ca02c", size=12, symbol="diamond"),
-            text=[f"trial {p['trial']} ({p['role']}), {p['seeds']} seed(s)" for p in pts]))
+            x=[pick["params"]], y=[pick["selection_mean"]],
+            error_y=dict(type="data", array=[pick["selection_std"] or 0.0]), mode="markers",
+            name=f"pick over {pick['seeds']} seed(s) (selection)", marker=dict(color="#2ca02c", size=13, symbol="diamond"),
+            text=[f"trial {pick['trial']}: dev {_pm(pick['dev_mean'], pick['dev_std'])}"]))
     if baselines:
         fig.add_trace(go.Scatter(
-            x=[b["params"] for b in baselines], y=[b["dev_mean"] for b in baselines], mode="markers+text",
-            name="hand-set built-ins (dev)", marker=dict(color="#9467bd", size=11, symbol="x"),
+            x=[b["params"] for b in baselines], y=[b["selection_mean"] for b in baselines], mode="markers+text",
+            name="baselines (selection)", marker=dict(color="#9467bd", size=11, symbol="x"),
             text=[b["config"] for b in baselines], textposition="top center"))
     fig.add_vline(x=budget, line_dash="dash", annotation_text=f"budget {format_params(budget)}")
     if trivial:
@@ -117,14 +141,16 @@ def pareto_figure(study: optuna.Study, budget: int, metric: str, retrained: dict
     return fig
 
 
-def hypervolume_figure(study: optuna.Study, budget: int, score_floor: float = 0.0):
+def hypervolume_figure(study: optuna.Study, budget: int, score_floor: float = 0.0,
+                       floor_name: str = "the input-blind score"):
     import plotly.graph_objects as go
 
     hist = hypervolume_history(study, budget, score_floor)
-    fig = go.Figure(go.Scatter(x=[h["n"] for h in hist], y=[h["hypervolume"] for h in hist], mode="lines+markers"))
-    fig.update_layout(title=f"{study.study_name}: hypervolume (reference: the input-blind score {score_floor:.4f}, "
+    fig = go.Figure(go.Scatter(x=[h["configurations"] for h in hist], y=[h["hypervolume"] for h in hist],
+                               mode="lines+markers"))
+    fig.update_layout(title=f"{study.study_name}: hypervolume (reference: {floor_name} {score_floor:.4f}, "
                             f"params = budget {format_params(budget)})",
-                      xaxis_title="finished trials", yaxis_title="hypervolume (params / budget)")
+                      xaxis_title="configurations trained", yaxis_title="hypervolume (params / budget)")
     return fig
 
 
@@ -143,56 +169,100 @@ def importances(study: optuna.Study) -> dict[str, dict[str, float]]:
     return out
 
 
-def comparison_markdown(retrained: dict[str, Any] | None, baselines: list[dict[str, Any]] | None, metric: str,
-                        trivial: dict[str, float]) -> list[str]:
-    """The retrained front beside the hand-set built-ins, and a plain verdict."""
+def _pm(mean: float | None, std: float | None) -> str:
+    if mean is None or mean != mean:
+        return ""
+    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
+
+
+def best_baseline(baselines: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The baseline a user would have set by hand, chosen on the selection split (never on dev); the head
+    alone is the front's zero, not a contender."""
+    from .retrain import HEAD_ONLY
+
+    rivals = [b for b in baselines if b["config"] != HEAD_ONLY]
+    return max(rivals, key=lambda b: b["selection_mean"]) if rivals else None
+
+
+def verdict(pick: dict[str, Any] | None, baselines: list[dict[str, Any]], metric: str,
+            dev_std: float | None) -> tuple[bool | None, str]:
+    """(dominates?, one sentence): the pick dominates the best baseline when its dev mean over seeds is
+    higher at no more params, or equal within the measured noise at <= 0.7x its params."""
+    from .pareto import tie_threshold
+
+    top = best_baseline(baselines)
+    if pick is None or top is None:
+        return None, "No verdict: the pick or the baselines were not trained (--seeds 0 / --no-baselines)."
+    if pick.get("builtin") == top["config"]:
+        return False, (f"The pick is the built-in `{top['config']}` itself (the best baseline on the selection split): "
+                       "the search found nothing that dominates it.")
+    diff = pick["dev_mean"] - top["dev_mean"]
+    thr = tie_threshold(dev_std, max(1, pick["seeds"])) if dev_std is not None else 0.0
+    ratio = pick["params"] / top["params"] if top["params"] else float("inf")
+    noise = f"measured noise ±{thr:.4f}" if dev_std is not None else "no noise measured"
+    if diff > 0 and pick["params"] <= top["params"]:
+        return True, (f"The search beat hand-setting: trial {pick['trial']} has a higher dev {metric} "
+                      f"({pick['dev_mean']:.4f} vs {top['dev_mean']:.4f}) than the best baseline `{top['config']}` "
+                      f"with no more params ({pick['params']:,} vs {top['params']:,}; {noise}).")
+    if dev_std is not None and abs(diff) <= thr and ratio <= 0.7:
+        return True, (f"The search beat hand-setting: trial {pick['trial']} is level with the best baseline "
+                      f"`{top['config']}` on dev {metric} ({pick['dev_mean']:.4f} vs {top['dev_mean']:.4f}, within the "
+                      f"{noise}) at {ratio:.0%} of its params ({pick['params']:,} vs {top['params']:,}).")
+    return False, (f"The search did not dominate hand-setting: the best baseline `{top['config']}` has dev {metric} "
+                   f"{top['dev_mean']:.4f} with {top['params']:,} params; the pick (trial {pick['trial']}) has "
+                   f"{pick['dev_mean']:.4f} with {pick['params']:,} ({noise}).")
+
+
+def comparison_markdown(pick: dict[str, Any] | None, best: dict[str, Any] | None, baselines: list[dict[str, Any]],
+                        metric: str, trivial: dict[str, float]) -> list[str]:
+    """The pick (and the best, when they differ) beside every baseline, over seeds, and the verdict."""
     lines = [f"| what | {metric} (selection) | {metric} (dev) | params | seeds |", "|---|---|---|---|---|"]
     rows = []
-    for p in (retrained or {}).get("points", []):
-        rows.append((f"trial {p['trial']} ({p['role']})", p))
-    for b in baselines or []:
-        rows.append((f"built-in `{b['config']}`", b))
+    if pick:
+        rows.append((f"**pick**: trial {pick['trial']}", pick))
+    if best and (not pick or best["trial"] != pick["trial"]):
+        rows.append((f"best trial {best['trial']}", best))
+    for b in baselines:
+        rows.append((f"baseline `{b['config']}` ({b['source']})", b))
     for name, r in rows:
-        lines.append(f"| {name} | {r['selection_mean']:.4f} ± {r['selection_std']:.4f} | "
-                     f"{r['dev_mean']:.4f} ± {r['dev_std']:.4f} | {r['params']:,} | {r['seeds']} |")
+        lines.append(f"| {name} | {_pm(r['selection_mean'], r['selection_std'])} | {_pm(r['dev_mean'], r['dev_std'])} | "
+                     f"{r['params']:,} | {r['seeds']} |")
     lines.append(f"| input-blind (majority class / mean) | {trivial.get('selection', 0):.4f} | {trivial.get('dev', 0):.4f} | 0 | |")
     lines.append("")
-    if retrained:
-        points = retrained["points"]
-        best_dev = max(p["dev_mean"] for p in points)
-        if best_dev <= trivial.get("dev", 0.0):
-            lines.append(f"**Nothing learned:** no retrained front point beats the input-blind score on dev "
-                         f"({best_dev:.4f} <= {trivial.get('dev', 0):.4f}). Train the retrain longer (`--retrain-epochs`) "
-                         "or the trials on more data (`--max-train-samples`), or try another space.")
-        if baselines:
-            top = max(baselines, key=lambda b: b["dev_mean"])
-            dom = [p for p in points if p["dev_mean"] > top["dev_mean"] and p["params"] <= top["params"]]
-            if dom:
-                p = dom[0]
-                lines.append(f"**The search beat hand-setting:** trial {p['trial']} has a higher dev {metric} "
-                             f"({p['dev_mean']:.4f}) than the best hand-set built-in `{top['config']}` "
-                             f"({top['dev_mean']:.4f}) with no more params ({p['params']:,} <= {top['params']:,}).")
-            else:
-                lines.append(f"**The search did not dominate hand-setting:** the best hand-set built-in `{top['config']}` "
-                             f"has dev {metric} {top['dev_mean']:.4f} with {top['params']:,} params; no retrained front "
-                             f"point is better with no more params.")
-        lines.append("")
+    dev_std = next((r["dev_std"] for r in (pick, best) if r and r.get("dev_std") is not None), None)
+    lines += [f"**Verdict.** {verdict(pick, baselines, metric, dev_std)[1]}", ""]
     return lines
 
 
-def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, retrain_result: dict[str, Any] | None,
-                    picked: optuna.trial.FrozenTrial | None, search_wall_s: float,
-                    baselines: list[dict[str, Any]] | None = None) -> dict[str, Path]:
+def hv_reference(study: optuna.Study, ctx: SearchContext) -> tuple[float, str]:
+    """The hypervolume's score reference: the head alone's selection score where it was trained, else the
+    input-blind score; named wherever a hypervolume is printed."""
+    ref = study.user_attrs.get("hv_reference")
+    if ref:
+        return float(ref["score"]), ref["name"]
+    return ctx.trivial, "the input-blind score"
+
+
+def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: optuna.trial.FrozenTrial | None,
+                    search_wall_s: float, *, pick: dict[str, Any] | None = None, best: dict[str, Any] | None = None,
+                    noise: dict[str, Any] | None = None, baselines: list[dict[str, Any]] | None = None) -> dict[str, Path]:
+    from .retrain import HEAD_ONLY
+
     out.mkdir(parents=True, exist_ok=True)
+    baselines = baselines or []
     metric = ctx.task.primary_metric
     trivial = {"selection": ctx.trivial, "dev": ctx.trivial_dev}
+    head = next((b for b in baselines if b["config"] == HEAD_ONLY), None)
+    if head is not None:
+        study.set_user_attr("hv_reference", {"score": head["selection_mean"], "name": "the head alone"})
+    ref, ref_name = hv_reference(study, ctx)
     paths: dict[str, Path] = {}
     if picked is not None:
         cfg = best_config_dict(picked, study.study_name)
         paths["best_config"] = out / "best_config.yaml"
         paths["best_config"].write_text(yaml.safe_dump(cfg, sort_keys=False))
-    pf = pareto_figure(study, ctx.budget, metric, retrain_result, baselines, trivial)
-    hf = hypervolume_figure(study, ctx.budget, ctx.trivial)
+    pf = pareto_figure(study, ctx.budget, metric, pick, baselines, trivial)
+    hf = hypervolume_figure(study, ctx.budget, ref, ref_name)
     paths["pareto"] = out / "pareto.html"
     paths["hypervolume"] = out / "hypervolume.html"
     write_offline_html(pf, paths["pareto"])
@@ -202,50 +272,71 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, retrain_
     paths["importances"].write_text(json.dumps(imp, indent=2))
     paths.update(write_tables_and_charts(study, out, imp))
     cost = cost_totals(study)
-    hv = study_hypervolume(study, ctx.budget, ctx.trivial)
+    hv = study_hypervolume(study, ctx.budget, ref)
     front = pareto_front(study)
+    tied = tied_numbers(study, noise)
     lines = [f"# {study.study_name}", "",
              f"Task **{ctx.task.name}** ({metric}), budget **{format_params(ctx.budget)}** trainable adapter parameters "
              f"(exact count; head of {ctx.shape.head_params:,} params reported apart), space `{ctx.space.name}`. "
              f"Trials are scored on a selection split held out of the training data "
-             f"({int(ctx.settings.selection_fraction * 100)}%, fixed); the dev set chooses nothing.", "",
-             "## Pareto front of the trials (feasible, full fidelity, selection split)", "", front_markdown(study, metric), "",
-             f"Hypervolume: {hv:.4f} (reference point: the input-blind {metric} {ctx.trivial:.4f}, params = budget; "
+             f"({int(ctx.settings.selection_fraction * 100)}%, fixed); the dev set chooses nothing. The top rung is "
+             f"the full run ({ctx.full_steps} steps on {ctx.n_train_full:,} examples); rungs "
+             f"{', '.join(f'{f:.3g}' for f in ctx.fidelity.fractions)}.", "",
+             "## Pareto front of the trials (top rung, selection split)", "", front_markdown(study, metric, tied), "",
+             f"Hypervolume: {hv:.4f} (reference point: {ref_name}, {metric} {ref:.4f}, and params = budget; "
              f"params divided by the budget).", ""]
-    if front and max(t.values[0] for t in front) <= ctx.trivial:
-        lines += [f"**Nothing learned:** no trial beats the input-blind {metric} ({ctx.trivial:.4f}) on the selection split.", ""]
+    if noise:
+        lines += [f"Seed noise, measured on trial {noise['trial']} over {noise['seeds']} seeds: selection {metric} "
+                  f"{noise['mean']:.4f} ± {noise['std']:.4f}; a front point is tied with it (marked *tied*) when its "
+                  f"score is within {noise['threshold']:.4f} of that mean.", ""]
+    if front and max(t.values[0] for t in front) <= ref:
+        lines += [f"**Nothing learned:** no trial beats {ref_name} ({ref:.4f}) on the selection split.", ""]
     if picked is not None:
         lines += [f"Picked trial {picked.number} ({ctx.settings.pick}): {metric} {picked.values[0]:.4f}, "
                   f"{int(picked.values[1]):,} params.", ""]
-    if retrain_result or baselines:
-        n = (retrain_result or {}).get("pick", {}).get("n_train") or (baselines or [{}])[0].get("n_train")
-        lines += [f"## Retrained on the training set ({n:,} examples) beside the hand-set built-ins", "",
-                  *comparison_markdown(retrain_result, baselines, metric, trivial)]
+    if pick or baselines:
+        lines += ["## The pick beside the baselines (same training run, seeds as listed)", "",
+                  *comparison_markdown(pick, best, baselines, metric, trivial)]
     lines += ["## Cost", "",
               f"- trials: {cost['trials']} ({', '.join(f'{k[2:]} {v}' for k, v in cost.items() if k.startswith('n_'))})",
               f"- search: {cost['wall_s']:.0f}s of training wall time, {cost['cpu_s']:.0f} CPU-s, {cost['gpu_s']:.0f} GPU-s "
               f"(this session: {search_wall_s:.0f}s wall)",
-              f"- retrain: {retrain_result['wall_s']:.0f}s wall, {retrain_result['cpu_s']:.0f} CPU-s" if retrain_result else "- retrain: skipped",
               "", "## Parameter importances (fANOVA)", "", "```json", json.dumps(imp, indent=2), "```", "",
               "Charts: `pareto.html`, `hypervolume.html`, `importances.html` (open offline); all trials: `trials.csv`. "
               "Dashboard: `autolor2c dashboard` (these files are the study's artifacts there)."]
     paths["report"] = out / "report.md"
     paths["report"].write_text("\n".join(lines) + "\n")
-    _dashboard_notes(study, metric, hf, pf, retrain_result)
+    paths["retrain"] = out / "retrain.json"
+    paths["retrain"].write_text(json.dumps({"pick": pick, "best": best, "noise": noise, "baselines": baselines},
+                                           indent=2, default=str))
+    _dashboard_notes(study, metric, hf, pf, pick, tied)
     return paths
 
 
-def _dashboard_notes(study, metric, hv_fig, pareto_fig, retrain_result) -> None:
+def tied_numbers(study: optuna.Study, noise: dict[str, Any] | None) -> set[int]:
+    """Front trials statistically tied with the best (the noise measured on the best's seeds)."""
+    from .pareto import pick_best, tied_with_best
+
+    front = pareto_front(study)
+    if not noise or not front:
+        return set()
+    pts = [(t.values[0], t.values[1]) for t in front]
+    best = pick_best(pts)
+    if front[best].number != noise["trial"]:
+        return set()
+    return {front[i].number for i in tied_with_best(pts, best, noise["mean"], noise["threshold"])}
+
+
+def _dashboard_notes(study, metric, hv_fig, pareto_fig, pick, tied) -> None:
     """Attach the front table and the charts to the study so optuna-dashboard shows them."""
     try:
         from optuna_dashboard import save_note, save_plotly_graph_object
     except ImportError:
         return
-    note = f"## Pareto front\n\n{front_markdown(study, metric)}\n"
-    if retrain_result:
-        p = retrain_result["pick"]
-        note += (f"\n**Retrained** trial {p['trial']}: dev {metric} {p['dev_mean']:.4f} ± {p['dev_std']:.4f} "
-                 f"over {p['seeds']} seeds\n")
+    note = f"## Pareto front\n\n{front_markdown(study, metric, tied)}\n"
+    if pick:
+        note += (f"\n**Pick** trial {pick['trial']}: dev {metric} {_pm(pick['dev_mean'], pick['dev_std'])} "
+                 f"over {pick['seeds']} seed(s)\n")
     save_note(study, note)
     save_plotly_graph_object(study, hv_fig, graph_object_id="hypervolume")
     save_plotly_graph_object(study, pareto_fig, graph_object_id="pareto")

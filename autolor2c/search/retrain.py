@@ -1,15 +1,14 @@
-"""After a search: retrain front points on the full training set, and the hand-set built-in configurations
-beside them, so a user sees whether the search beat setting it by hand.
+"""More seeds of a trial, and the baselines trained apart from the study.
 
-A retrain reproduces its trial: the same training arguments (``SearchSettings.train_args``, the function
-trials use) on more data, and the trial's *final* structure fixed from the start (its spans after merges,
-its injected layers), so the retrained parameter count is the trial's, which is asserted. Everything is
-scored on the selection split (which chooses the checkpoint) and on the dev set (which chooses nothing).
+A trial that reached the top rung already *is* the run ``autolor2c train`` makes (seed 0, its adapter kept);
+another seed trains the same configuration with the same arguments (``SearchSettings.train_args``) and a
+different seed. The baselines a study cannot express as trials (the head alone, LoRA) are trained the same
+way and cached across studies. Everything is scored on the selection split (which chooses checkpoints
+and picks) and on the dev set (which chooses nothing).
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import shutil
@@ -20,51 +19,43 @@ from typing import Any
 import optuna
 
 from autolor2c.errors import UserError
-from autolor2c.lor2c import LoR2CConfig
 from autolor2c.tasks import resolve_data_dir
 from autolor2c.train import TRAINER_VERSION, AdapterSpec, builtin_configs, count_adapter_params, model_label, \
     read_config_file, train
 
-from .pareto import front_indices, pick_best, pick_knee
+from . import record
+from .objective import SearchContext, plan_to_spec
 from .space import TrialPlan
-from .study import SearchContext, pareto_front, plan_to_spec
 
-BASELINES = ("lor2c", "sharelor2c", "imlor2c", "lora")  # what a user would set by hand
+SEED_RUNS_ATTR = "seed_runs"  # study user attr: trial number -> the runs of its extra seeds
+HEAD_ONLY = "head-only"       # the head alone: no adapter, the front's true zero
+APART = ("lora",)             # built-ins a lor2c space cannot express: trained apart as baselines
 
 
 def trial_plan(t: optuna.trial.FrozenTrial) -> TrialPlan:
-    if "plan" not in t.user_attrs:
+    if record.PLAN not in t.user_attrs:
         raise UserError(f"trial {t.number} has no recorded plan (not an autolor2c trial)")
-    return TrialPlan.from_dict(t.user_attrs["plan"])
+    return TrialPlan.from_dict(t.user_attrs[record.PLAN])
 
 
-def fixed_structure_spec(t: optuna.trial.FrozenTrial) -> AdapterSpec:
-    """The trial's adapter with its final structure from the start: no merge or injection left to decide."""
-    plan = trial_plan(t)
-    spec = plan_to_spec(plan)
-    st = t.user_attrs.get("final_structure")
-    if spec.method != "lor2c" or not st:
-        return spec
-    cfg: LoR2CConfig = copy.deepcopy(spec.lor2c)
-    ranks = list(st.get("ranks", []))
-    cfg.spans = [list(s) for s in st["spans"]]
-    cfg.injected = sorted(st.get("injected", []))
-    cfg.ranks = ranks if len(set(ranks)) > 1 else None
-    if ranks and cfg.ranks is None:
-        cfg.rank = ranks[0]
-    if cfg.alphas is not None:  # per-bypass alphas only survive unmerged; keep one alpha then
-        cfg.alphas = None
-    cfg.merge_count = cfg.inject_count = 0
-    cfg.validate(plan.num_layers)
-    return AdapterSpec("lor2c", lor2c=cfg)
+def trial_run(t: optuna.trial.FrozenTrial, metric: str) -> dict[str, Any]:
+    """A top-rung trial as seed 0 of its configuration."""
+    top = [r for r in t.user_attrs.get(record.RUNGS, []) if r.get("fraction", 1.0) >= 1.0]
+    r = top[-1] if top else {}
+    return {"seed": 0, "selection": t.values[0], "dev": record.dev_score(t, metric),
+            "dev_scores": t.user_attrs.get(record.DEV_SCORES), "params": int(t.values[1]),
+            "wall_s": float(r.get("wall_s", t.user_attrs.get(record.COST_S, 0.0))),
+            "cpu_s": float(r.get("cpu_s", 0.0)), "n_train": r.get("n_train", t.user_attrs.get("n_train")),
+            "trial": t.number}
 
 
-def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    def ms(key: str) -> tuple[float, float]:
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean and standard deviation over seeds (std is None for one seed: nothing was measured)."""
+    def ms(key: str) -> tuple[float, float | None]:
         xs = [r[key] for r in runs if r.get(key) is not None]
         if not xs:
-            return float("nan"), float("nan")
-        return statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0
+            return float("nan"), None
+        return statistics.fmean(xs), statistics.stdev(xs) if len(xs) > 1 else None
 
     sel, dev = ms("selection"), ms("dev")
     return {"seeds": len(runs), "selection_mean": sel[0], "selection_std": sel[1], "dev_mean": dev[0],
@@ -75,73 +66,56 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def _run(ctx: SearchContext, spec: AdapterSpec, plan_train: dict[str, Any], seed: int, out_dir: Path | None,
          progress: bool) -> dict[str, Any]:
     s = ctx.settings
-    args = s.train_args(plan_train, stage="retrain", seed=seed, progress=progress)
+    args = s.train_args(plan_train, seed=seed, progress=progress)
     r = train(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir, out_dir=out_dir)
     return {"seed": seed, "selection": r.primary_score, "dev": r.dev_score, "dev_scores": r.dev_scores,
             "params": r.trainable_params, "wall_s": r.wall_time_s, "cpu_s": r.cpu_time_s,
             "n_train": r.n_train, "final_structure": r.final_structure}
 
 
-def front_points(study: optuna.Study, pick: str, k: int) -> list[tuple[str, optuna.trial.FrozenTrial]]:
-    """Up to ``k`` front trials to retrain: the pick first, then best/knee/smallest, without repeats."""
-    front = pareto_front(study)
-    if not front:
-        return []
-    pts = [(t.values[0], t.values[1]) for t in front]
-    named = {"best": pick_best(pts), "knee": pick_knee(pts), "smallest": front_indices(pts)[0]}
-    roles = [pick] + [r for r in ("best", "knee", "smallest") if r != pick]
-    out, seen = [], set()
-    for role in roles:
-        i = named[role]
-        if i not in seen:
-            seen.add(i)
-            out.append((role, front[i]))
-    return out[:max(1, k)]
+def seed_runs(study: optuna.Study, t: optuna.trial.FrozenTrial, metric: str) -> list[dict[str, Any]]:
+    """Every run of trial ``t``'s configuration so far: the trial (seed 0), then its extra seeds."""
+    extra = study.user_attrs.get(SEED_RUNS_ATTR, {}).get(str(t.number), [])
+    return [trial_run(t, metric)] + sorted(extra, key=lambda r: r["seed"])
 
 
-def retrain_front(study: optuna.Study, ctx: SearchContext, out: Path, picked: optuna.trial.FrozenTrial | None = None,
-                  progress: bool = True) -> dict[str, Any] | None:
-    """Retrain the pick with ``settings.seeds`` seeds and the other front points with one; keep the pick's
-    seed-0 adapter in ``out/adapter``; write ``out/retrain.json``."""
-    s = ctx.settings
-    if s.seeds <= 0:
-        return None
-    points = front_points(study, s.pick, s.front_retrains)
-    if picked is not None:
-        points = [("picked", picked)] + [(r, t) for r, t in points if t.number != picked.number][:max(0, s.front_retrains - 1)]
-    results = []
-    for n, (role, t) in enumerate(points):
-        spec = fixed_structure_spec(t)
-        plan = trial_plan(t)
-        seeds = s.seeds if n == 0 else 1
-        runs = []
-        for seed in range(seeds):
-            folder = out / "retrain" / f"trial{t.number}-seed{seed}"
-            r = _run(ctx, spec, plan.train, seed, folder, progress)
-            if t.values is not None and r["params"] != int(t.values[1]):
-                raise RuntimeError(f"retrain of trial {t.number} has {r['params']} params, the trial had "
-                                   f"{int(t.values[1])}: the structure was not reproduced")
-            runs.append(r)
-            print(f"  retrain trial {t.number} ({role}) seed {seed}: selection {r['selection']:.4f}, "
-                  f"dev {r['dev']:.4f} ({r['params']:,} params, {r['wall_s']:.0f}s)")
-        results.append({"trial": t.number, "role": role, "trial_score": t.values[0], **_summary(runs)})
-    if not results:
-        return None
-    pick_dir = out / "retrain" / f"trial{results[0]['trial']}-seed0" / "adapter"
-    _replace_dir(pick_dir, out / "adapter")
-    result = {"pick": results[0], "points": results,
-              "wall_s": round(sum(r["wall_s"] for r in results), 3),
-              "cpu_s": round(sum(r["cpu_s"] for r in results), 3)}
-    study.set_user_attr("retrain", {"trial": results[0]["trial"], "seeds": results[0]["seeds"],
-                                    "dev_mean": results[0]["dev_mean"], "dev_std": results[0]["dev_std"],
-                                    "selection_mean": results[0]["selection_mean"], "params": results[0]["params"]})
-    (out / "retrain.json").write_text(json.dumps(result, indent=2, default=str))
-    return result
+def train_seeds(study: optuna.Study, ctx: SearchContext, t: optuna.trial.FrozenTrial, seeds: int,
+                progress: bool = True, role: str = "") -> dict[str, Any]:
+    """Bring trial ``t`` to ``seeds`` runs (the trial is seed 0; only the missing seeds train) and return
+    their summary. Each extra seed keeps its adapter in ``<out>/retrain/trial<N>-seed<K>/``."""
+    if not record.is_feasible(t):
+        raise UserError(f"trial {t.number} did not finish at the top rung within the budget", param="trial",
+                        value=t.number)
+    metric = ctx.task.primary_metric
+    plan = trial_plan(t)
+    spec = plan_to_spec(plan)
+    runs = seed_runs(study, t, metric)
+    for seed in range(len(runs), seeds):
+        folder = ctx.out / "retrain" / f"trial{t.number}-seed{seed}" if ctx.out is not None else None
+        r = _run(ctx, spec, plan.train, seed, folder, progress)
+        if r["params"] != int(t.values[1]):
+            raise RuntimeError(f"seed {seed} of trial {t.number} has {r['params']} params, the trial had "
+                               f"{int(t.values[1])}: the configuration was not reproduced")
+        runs.append(r)
+        all_extra = dict(study.user_attrs.get(SEED_RUNS_ATTR, {}))
+        all_extra[str(t.number)] = [{k: v for k, v in x.items() if k != "final_structure"} for x in runs[1:]]
+        study.set_user_attr(SEED_RUNS_ATTR, all_extra)
+        print(f"  trial {t.number}{f' ({role})' if role else ''} seed {seed}: selection {r['selection']:.4f}, "
+              f"dev {r['dev']:.4f} ({r['params']:,} params, {r['wall_s']:.0f}s)")
+    return {"trial": t.number, "role": role, "trial_score": t.values[0], "builtin": record.builtin_of(t),
+            **summary(runs[:max(1, seeds)])}
+
+
+# --------------------------------------------------------------------------------------------------
+# Baselines trained apart (cached across studies)
+# --------------------------------------------------------------------------------------------------
+def head_only_spec() -> AdapterSpec:
+    return AdapterSpec("head")
 
 
 def _baseline_key(ctx: SearchContext, name: str, spec: AdapterSpec, plan_train: dict[str, Any]) -> str:
     s = ctx.settings
-    args = s.train_args(plan_train, stage="retrain", seed=0)
+    args = s.train_args(plan_train, seed=0)
     data_dir = resolve_data_dir(s.data_dir)
     ident = {"task": ctx.task.name, "model": model_label(s.model), "data": str(data_dir.resolve()) if data_dir else "hub",
              "trainer": TRAINER_VERSION, "config": spec.to_dict(),
@@ -150,32 +124,38 @@ def _baseline_key(ctx: SearchContext, name: str, spec: AdapterSpec, plan_train: 
     return f"{ctx.task.name}-{model_label(s.model)}-{name}-{digest}"
 
 
-def retrain_baselines(ctx: SearchContext, cache_dir: Path, seeds: int = 1, progress: bool = True) -> list[dict[str, Any]]:
-    """The built-in hand-set configurations that fit the budget, retrained as the front is (cached)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    out = []
-    for name in BASELINES:
+def baselines_apart(ctx: SearchContext) -> list[tuple[str, AdapterSpec, dict[str, Any]]]:
+    """(name, spec, training overrides) of the baselines the study does not train as trials: the head alone,
+    and the built-ins of another method than the space's that fit the budget."""
+    out = [(HEAD_ONLY, head_only_spec(), {})]
+    for name in APART:
         if name not in builtin_configs():
             continue
         spec, plan_train = read_config_file(name)
-        peak = count_adapter_params(spec, ctx.shape)["peak"]
-        if peak > ctx.budget:
+        if spec.method == ctx.space.method or count_adapter_params(spec, ctx.shape)["peak"] > ctx.budget:
             continue
-        f = cache_dir / f"{_baseline_key(ctx, name, spec, plan_train)}.json"
-        runs = json.loads(f.read_text())["runs"] if f.is_file() else []
-        for seed in range(len(runs), seeds):
-            r = _run(ctx, spec, plan_train, seed, None, progress)
-            runs.append(r)
-            print(f"  baseline {name} seed {seed}: selection {r['selection']:.4f}, dev {r['dev']:.4f} "
-                  f"({r['params']:,} params, {r['wall_s']:.0f}s)")
-            tmp = f.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"config": name, "runs": runs}, indent=2, default=str))
-            tmp.replace(f)
-        out.append({"config": name, **_summary(runs[:seeds])})
+        out.append((name, spec, plan_train))
     return out
 
 
-def _replace_dir(src: Path, dst: Path) -> None:
+def train_baseline(ctx: SearchContext, cache_dir: Path, name: str, spec: AdapterSpec, plan_train: dict[str, Any],
+                   seeds: int = 1, progress: bool = True) -> dict[str, Any]:
+    """A baseline with ``seeds`` seeds, each run cached in ``cache_dir`` (one-off per task, model and args)."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    f = cache_dir / f"{_baseline_key(ctx, name, spec, plan_train)}.json"
+    runs = json.loads(f.read_text())["runs"] if f.is_file() else []
+    for seed in range(len(runs), seeds):
+        r = _run(ctx, spec, plan_train, seed, None, progress)
+        runs.append(r)
+        print(f"  baseline {name} seed {seed}: selection {r['selection']:.4f}, dev {r['dev']:.4f} "
+              f"({r['params']:,} params, {r['wall_s']:.0f}s)")
+        tmp = f.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"config": name, "runs": runs}, indent=2, default=str))
+        tmp.replace(f)
+    return {"config": name, "source": "trained apart (cached)", **summary(runs[:seeds])}
+
+
+def replace_dir(src: Path, dst: Path) -> None:
     tmp = dst.with_name(f".{dst.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)

@@ -28,7 +28,7 @@ from autolor2c.lor2c.structure import structure_limits
 
 __all__ = [
     "SearchSpace", "TrialPlan", "ParamSpec", "Condition", "load_space", "default_space_path",
-    "list_builtin_spaces", "spans_from_mask", "BUILTIN_DIR", "DEFAULT_SPACE", "TRAIN_KEYS",
+    "list_builtin_spaces", "spans_from_mask", "is_dead", "BUILTIN_DIR", "DEFAULT_SPACE", "TRAIN_KEYS",
 ]
 
 
@@ -55,7 +55,8 @@ TRAIN_KEYS = ("learning_rate", "weight_decay", "warmup_ratio", "batch_size", "ep
 
 _LOR2C_FIELDS = {f.name: f for f in dataclasses.fields(LoR2CConfig)}
 # 'method' is the top-level key; 'layers' + 'span_length' build 'spans' from a layer mask.
-LOR2C_KEYS = tuple(k for k in _LOR2C_FIELDS if k != "method") + ("layers", "bypass_from", "span_length")
+LOR2C_KEYS = tuple(k for k in _LOR2C_FIELDS if k != "method") + ("layers", "bypass_from", "bypass_to", "span_length")
+RANGE_KEYS = ("bypass_from", "bypass_to")  # {type: layer}: the two ends of the bypassed range, in either order
 LORA_KEYS = ("rank", "alpha", "dropout", "target_modules", "layers")
 LORA_DEFAULTS: dict[str, Any] = {"rank": 8, "alpha": 16.0, "dropout": 0.1,
                                  "target_modules": ["query", "value"], "layers": None}
@@ -304,7 +305,7 @@ def _check_lor2c(key: str, v: Any, fixed_spans: Any) -> str | None:
         return _check_layers_value(v)
     if key == "span_length":
         return None if _is_int(v) and v >= 1 else "must be an integer >= 1"
-    if key == "bypass_from":
+    if key in RANGE_KEYS:
         return None if _is_int(v) else "must be {type: layer} or a layer index (negative counts from the top)"
     why = _check_annotation(key, v)
     if why:
@@ -409,8 +410,8 @@ class SearchSpace:
                 raise err(where, "type layer_mask is only for the 'layers' key")
             return ParamSpec(key, kind), when
         if kind == "layer":
-            if key != "bypass_from":
-                raise err(where, "type layer is only for the 'bypass_from' key")
+            if key not in RANGE_KEYS:
+                raise err(where, "type layer is only for the 'bypass_from' and 'bypass_to' keys")
             return ParamSpec(key, kind), when
         if kind == "categorical":
             choices = value.get("choices")
@@ -466,8 +467,10 @@ class SearchSpace:
         if self.method == "lor2c":
             if "spans" in specs and ("layers" in specs or "span_length" in specs or "bypass_from" in specs):
                 raise err("params.spans", "give either spans or layers/bypass_from/span_length, not both")
-            if "layers" in specs and "bypass_from" in specs:
-                raise err("params.bypass_from", "give either layers or bypass_from, not both")
+            if "layers" in specs and ("bypass_from" in specs or "bypass_to" in specs):
+                raise err("params.bypass_from", "give either layers or bypass_from/bypass_to, not both")
+            if "bypass_to" in specs and "bypass_from" not in specs:
+                raise err("params.bypass_to", "needs bypass_from (the other end of the range)")
             spans_spec = specs.get("spans")
             if spans_spec is not None and spans_spec.type != "fixed":
                 raise err("params.spans", "spans can only be a fixed list of [first, last] pairs")
@@ -476,7 +479,7 @@ class SearchSpace:
             where = f"params.{key}"
             if key == "layers" and spec.type not in ("layer_mask", "fixed"):
                 raise err(where, "must be {type: layer_mask} or a fixed list of layer indices")
-            if key == "bypass_from" and spec.type not in ("layer", "fixed"):
+            if key in RANGE_KEYS and spec.type not in ("layer", "fixed"):
                 raise err(where, "must be {type: layer} or a fixed layer index")
             for v in spec.candidates():
                 if key in TRAIN_KEYS:
@@ -537,7 +540,7 @@ class SearchSpace:
 
     def _default(self, key: str) -> Any:
         """The value a key has when it is absent or its condition does not hold."""
-        if key in TRAIN_KEYS or key in ("layers", "bypass_from"):
+        if key in TRAIN_KEYS or key in ("layers",) + RANGE_KEYS:
             return None
         if key == "span_length":
             return 1
@@ -620,14 +623,25 @@ class SearchSpace:
                             f"layers: {', '.join(map(str, extra))}")
         return plan
 
+    def sampled_keys(self, params: Mapping[str, Any], num_layers: int) -> list[str]:
+        """The keys of ``params`` that this space samples for them (the rest are fixed or unused)."""
+        ft = FixedTrial(dict(params))
+        self.suggest(ft, num_layers)
+        return list(ft.params)
+
     def _layer_indices(self, values: dict[str, Any], num_layers: int,
                        clamped: dict[str, dict[str, Any]]) -> list[int]:
-        if values.get("bypass_from") is not None:  # every layer from there to the top
-            first = values["bypass_from"]
-            if not -num_layers <= first < num_layers:
-                raise UserError(f"{self.source}: params.bypass_from: layer {first} is outside this "
-                                f"{num_layers}-layer model (0..{num_layers - 1})")
-            return list(range(first % num_layers, num_layers))
+        if values.get("bypass_from") is not None:  # every layer between the two ends (to the top by default)
+            ends = []
+            for key in RANGE_KEYS:
+                k = values.get(key, num_layers - 1)
+                if k is None:
+                    k = num_layers - 1
+                if not -num_layers <= k < num_layers:
+                    raise UserError(f"{self.source}: params.{key}: layer {k} is outside this "
+                                    f"{num_layers}-layer model (0..{num_layers - 1})")
+                ends.append(k % num_layers)
+            return list(range(min(ends), max(ends) + 1))
         if "layers" not in values:
             return list(range(num_layers))
         raw = values["layers"]
@@ -664,9 +678,15 @@ class SearchSpace:
                 kw[k] = float(kw[k])
         if kw.get("alphas") is not None:
             kw["alphas"] = [float(a) for a in kw["alphas"]]
+        ranged = "bypass_to" in self.params
         if "spans" not in kw and ("layers" in values or "bypass_from" in values or "span_length" in values):
-            on = set(self._layer_indices(values, num_layers, clamped))
-            kw["spans"] = spans_from_mask([k in on for k in range(num_layers)], values.get("span_length", 1))
+            on = self._layer_indices(values, num_layers, clamped)
+            length = values.get("span_length", 1)
+            if ranged:  # spans tile the range and stop at its end
+                on, length = _alive_range(on, length, num_layers, clamped)
+                kw["spans"] = [[a, min(a + length - 1, on[-1])] for a in range(on[0], on[-1] + 1, length)]
+            else:
+                kw["spans"] = spans_from_mask([k in set(on) for k in range(num_layers)], length)
         cfg = LoR2CConfig(**kw)
         # Only what succeeds whatever the spectrum picks (lor2c's merge rule), and a meaningful sfs_k.
         limits = structure_limits(cfg, num_layers)
@@ -674,6 +694,8 @@ class SearchSpace:
             if getattr(cfg, k) > limit:
                 clamped[k] = {"suggested": getattr(cfg, k), "used": limit}
                 setattr(cfg, k, limit)
+        if ranged:
+            _keep_a_bypass_below_the_top(cfg, num_layers, clamped)
         try:
             cfg.validate(num_layers)
         except ConfigError as e:  # only fixed values that do not fit this model get here
@@ -681,6 +703,49 @@ class SearchSpace:
         return TrialPlan("lor2c", cfg, train, num_layers, self.name, clamped)
 
     # ---- helpers ---------------------------------------------------------------------------------
+
+
+# --------------------------------------------------------------------------------------------------
+# No dead structure: a bypass that ends on the top layer only changes the [CLS] vector the head reads, by
+# a low-rank map of an earlier [CLS] vector, which the trained head nearly does alone (measured: every
+# such structure scored what the head alone scores). A ranged space keeps a bypass ending below the top.
+# --------------------------------------------------------------------------------------------------
+def _alive_range(layers: list[int], span_length: int, num_layers: int,
+                 clamped: dict[str, dict[str, Any]]) -> tuple[list[int], int]:
+    top = num_layers - 1
+    if num_layers < 2 or not layers or layers[-1] != top or layers[0] + span_length - 1 < top:
+        return layers, span_length  # some span already ends below the top
+    if layers[0] < top:  # the first span reached the top: shorten spans so it ends just below
+        clamped["span_length"] = {"suggested": span_length, "used": top - layers[0]}
+        return layers, top - layers[0]
+    clamped["bypass_from"] = {"suggested": top, "used": top - 1}  # only the top layer: add the one below
+    return [top - 1, top], 1
+
+
+def is_dead(config: LoR2CConfig, num_layers: int) -> bool:
+    """True when every bypass may end on the top layer after the merges that always succeed, and no layer is
+    injected: a structure that trains nothing the head cannot do alone."""
+    from autolor2c.lor2c.structure import guaranteed_events
+
+    merges, injects = guaranteed_events(config, num_layers)
+    if injects > 0 or config.injected:
+        return False
+    spans = config.resolved_spans(num_layers)
+    if not spans or spans[-1][1] < num_layers - 1:
+        return False  # every bypass ends below the top
+    return len(spans) - merges < 2  # merges may leave one span, ending on the top
+
+
+def _keep_a_bypass_below_the_top(cfg: LoR2CConfig, num_layers: int, clamped: dict[str, dict[str, Any]]) -> None:
+    # with a top-ending span, merges may all land on it: leave at least two spans (or inject)
+    spans = cfg.resolved_spans(num_layers)
+    if num_layers < 2 or not spans or spans[-1][1] != num_layers - 1 or cfg.inject_count > 0:
+        return
+    limit = max(0, len(spans) - 2)
+    if cfg.merge_count > limit:
+        prev = clamped.get("merge_count", {}).get("suggested", cfg.merge_count)
+        clamped["merge_count"] = {"suggested": prev, "used": limit}
+        cfg.merge_count = limit
 
 
 # --------------------------------------------------------------------------------------------------

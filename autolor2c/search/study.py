@@ -1,5 +1,5 @@
-"""The search: a two-objective Optuna study (task score up, trainable adapter parameters down) under a
-parameter budget, with multi-fidelity rungs, resume, failure records, and the Pareto pick.
+"""The study: create or resume it, its sampler, ASHA's promotions, the built-ins tried first, warm start,
+orphan recovery, progress, and the front and pick read off it.
 
 The search sees a model only through a ``ModelShape`` and exact parameter counts.
 """
@@ -9,12 +9,9 @@ from __future__ import annotations
 import os
 import socket
 import time
-import traceback
-from dataclasses import dataclass, field
+import warnings
 from pathlib import Path
 from typing import Any, Callable
-
-import warnings
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
@@ -24,120 +21,25 @@ from optuna.trial import TrialState
 warnings.filterwarnings("ignore", category=ExperimentalWarning)
 
 from autolor2c.errors import UserError
-from autolor2c.tasks import TaskSpec, get_task, load_task_data, resolve_data_dir, trivial_score
-from autolor2c.train import (TRAINER_VERSION, AdapterSpec, LoRASpec, TrainArgs, TrainResult, count_adapter_params,
-                             load_backbone, model_label, model_shape, train, training_args)
-from autolor2c.lor2c import ModelShape
+from autolor2c.tasks import get_task, load_task_data, resolve_data_dir, trivial_score
+from autolor2c.train import (AdapterSpec, LoRASpec, TrainArgs, builtin_configs, count_adapter_params,
+                             load_backbone, model_label, model_shape, planned_steps, read_config_file)
 
+from . import record
 from .budget import format_params, parse_budget
-from .fidelity import RUNGS_ATTR, Fidelity, next_promotion
+from .fidelity import RUNGS_ATTR, Fidelity, next_promotion  # noqa: F401
+from .objective import Objective, SearchContext, failure_recording, plan_to_spec  # noqa: F401
 from .optuna_internals import WORKER_ATTR, fail_trial, frozen_trial, queued_params, set_worker, worker_of  # noqa: F401
+from .pareto import front_indices, hypervolume, pick_best, pick_knee, pick_smallest_tied
 from .sampler import PROMOTED_FROM_ATTR, RungAwareSampler, configuration_chains
-from .pareto import front_indices, hypervolume, pick_best, pick_knee
-from .space import SearchSpace, TrialPlan, default_space_path, load_space
-from .storage_url import storage_kind
+from .settings import DEFAULT_STORAGE, PICKS, SAMPLERS, SearchSettings, rungs_needed  # noqa: F401
+from .space import SearchSpace, TrialPlan, default_space_path, load_space  # noqa: F401
+from .storage import resolve_storage  # noqa: F401
 
-DEFAULT_STORAGE = "sqlite:///studies/autolor2c.db"
-SAMPLERS = ("parego", "tpe", "gp", "nsga2", "random")
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
-
-
-@dataclass
-class SearchSettings:
-    task: str = "sst2"
-    budget: str = "0.1M"
-    model: str | None = None
-    data_dir: str | None = None
-    space: str | None = None
-    storage: str | None = None
-    study_name: str | None = None
-    # TPE on a ParEGO view that sees pruned trials' rung scores (sampler.py): Optuna's own samplers
-    # learn nothing from pruned trials in a two-objective study.
-    sampler: str = "parego"
-    seed: int = 0
-    trials: int | None = 20                 # configurations trained (promotions and over-budget ones not counted)
-    timeout: float | None = None
-    # None means the library's default (autolor2c.train.TrainArgs), here and in every training setting.
-    epochs: float | None = None
-    max_train_samples: int | None = 4000   # a trial's full-fidelity training set (CPU-sized default)
-    max_eval_samples: int | None = None
-    max_length: int | None = None
-    batch_size: int | None = None
-    min_steps: int | None = None            # optimiser steps of a full-fidelity trial and a retrain, at least
-    backbone_dropout: float | None = 0.0    # the frozen model's own dropout in trials and retrains (None: keep)
-    selection_fraction: float = 0.1         # training rows held out to score trials on (never the dev set)
-    seeds: int = 3                          # retrain seeds of the pick (0 skips retraining)
-    front_retrains: int = 3                 # front points retrained: the pick, then knee and smallest (1 seed each)
-    baselines: bool = True                  # retrain the built-in configurations that fit the budget, for comparison
-    retrain_epochs: float | None = None     # None: same as trials
-    retrain_samples: int | None = None      # None: the full training set
-    pick: str = "best"
-    out: str | None = None
-    fidelity: Fidelity = field(default_factory=Fidelity.geometric)
-    warm_start: str | None = None
-    worker: int = 0
-    progress: bool = True
-    max_consecutive_failures: int = 5
-
-    def identity(self) -> dict[str, Any]:
-        """What must match for a resumed study to be the same search."""
-        return {"task": self.task, "model": model_label(self.model), "budget": self.budget,
-                "space": Path(self.space_path()).name, "epochs": self.epochs,
-                "max_train_samples": self.max_train_samples, "max_length": self.max_length, "min_steps": self.min_steps,
-                "fidelity": self.fidelity.to_dict(), "trainer": TRAINER_VERSION,
-                "backbone_dropout": self.backbone_dropout, "selection_fraction": self.selection_fraction}
-
-    def train_args(self, plan_train: dict[str, Any] | None = None, *, stage: str, n_full: int | None = None,
-                   fraction: float = 1.0, seed: int | None = None, progress: bool = False) -> TrainArgs:
-        """Training arguments of a trial's rung (``stage='trial'``) or of a retrain (``'retrain'``)."""
-        common = dict(batch_size=self.batch_size, max_length=self.max_length, max_eval_samples=self.max_eval_samples,
-                      min_steps=self.min_steps,
-                      backbone_dropout=self.backbone_dropout, selection_fraction=self.selection_fraction,
-                      seed=self.seed if seed is None else seed, progress=progress)
-        if stage == "trial":
-            return training_args(plan_train, fraction=fraction, epochs=self.epochs, max_train_samples=n_full,
-                                 score_dev=False, **common)
-        if stage == "retrain":
-            return training_args(plan_train, epochs=self.retrain_epochs or self.epochs,
-                                 max_train_samples=self.retrain_samples, **common)
-        raise ValueError(f"stage must be 'trial' or 'retrain', got {stage!r}")
-
-    def space_path(self) -> str:
-        return str(self.space) if self.space else str(default_space_path())
-
-
-# --------------------------------------------------------------------------------------------------
-# Storage, samplers, study
-# --------------------------------------------------------------------------------------------------
-def resolve_storage(url: str | None, heartbeat: bool = True):
-    """An Optuna storage for a URL: RDB (sqlite/postgresql/mysql) with heartbeats, a journal file
-    (``journal:PATH`` or a ``.log`` path), or Optuna's in-memory storage (``memory``)."""
-    url = url or os.environ.get("AUTOLOR2C_STORAGE") or DEFAULT_STORAGE
-    scheme = storage_kind(url)
-    if scheme == "memory":
-        return optuna.storages.InMemoryStorage()
-    if scheme == "journal":
-        path = url.split(":", 1)[1] if url.startswith("journal:") else url
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        return JournalStorage(JournalFileBackend(path))
-    if scheme == "sqlite":
-        parent = Path(url.split(":///", 1)[1]).parent
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise UserError(f"cannot create {parent} ({e.strerror})", param="storage", value=url) from None
-    kwargs: dict[str, Any] = {}
-    if heartbeat:
-        kwargs = dict(heartbeat_interval=10, grace_period=40,
-                      heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else {},
-                                          **kwargs)
-    except Exception as e:  # sqlalchemy/driver errors: bad host, auth, missing driver
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"cannot open it: {msg[:200]}", param="storage", value=url) from None
+# What a user would set by hand, tried first when the space can express them (the rest are baselines).
+BUILTINS = ("lor2c", "sharelor2c", "imlor2c", "lora")
+_failure_recording = failure_recording  # the Ray backend's name for it
 
 
 def make_sampler(name: str, seed: int, n_startup: int = 8, *, budget: float = 1.0,
@@ -168,8 +70,7 @@ def sampler_seed(settings: SearchSettings, n_trials_so_far: int = 0) -> int:
 
 
 def open_study(settings: SearchSettings, storage, name: str, primary_metric: str, create: bool = True,
-               budget: float = 1.0) -> optuna.Study:
-    top_rung = len(settings.fidelity.fractions) - 1
+               budget: float = 1.0, top_rung: int = 0) -> optuna.Study:
     try:
         study = optuna.load_study(study_name=name, storage=storage)
         existed = True
@@ -196,90 +97,6 @@ def open_study(settings: SearchSettings, storage, name: str, primary_metric: str
     return study
 
 
-# --------------------------------------------------------------------------------------------------
-# One trial
-# --------------------------------------------------------------------------------------------------
-def plan_to_spec(plan: TrialPlan) -> AdapterSpec:
-    if plan.method == "lor2c":
-        return AdapterSpec("lor2c", lor2c=plan.adapter)
-    return AdapterSpec("lora", lora=LoRASpec.from_dict(dict(plan.adapter)))
-
-
-def _compact_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    keep = ("op", "step", "spans", "into", "layer", "span", "score")
-    return [{k: e[k] for k in keep if k in e} for e in history]
-
-
-@dataclass
-class SearchContext:
-    settings: SearchSettings
-    task: TaskSpec
-    space: SearchSpace
-    shape: ModelShape
-    budget: int
-    n_train_full: int
-    trivial: float = 0.0       # the input-blind score on the selection split: hypervolume's reference
-    trivial_dev: float = 0.0   # the same on the dev set
-
-
-class Objective:
-    """Trains one sampled configuration at one fidelity rung; never trains one over budget.
-
-    A new configuration starts at rung 0; a queued promotion (``promoted_from``) continues a configuration
-    at ``start_rung``. Below the top rung the trial ends PRUNED (paused, see fidelity.py); at the top rung
-    its (score, params) are the study's objective values. An over-budget configuration ends PRUNED at
-    once, untrained, with its exact count and the budget constraint: no score is made up for it.
-    """
-
-    def __init__(self, ctx: SearchContext, trainer: Callable[..., TrainResult] = train):
-        self.ctx = ctx
-        self.trainer = trainer
-        self.trained: list[int] = []  # trial numbers actually trained (tests assert on this)
-
-    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
-        ctx, s = self.ctx, self.ctx.settings
-        set_worker(trial, f"{socket.gethostname()}:{os.getpid()}")
-        plan = ctx.space.suggest(trial, ctx.shape.num_layers)
-        spec = plan_to_spec(plan)
-        counts = count_adapter_params(spec, ctx.shape)
-        trial.set_user_attr("plan", plan.to_dict())
-        trial.set_user_attr("planned_params", counts)
-        violation = counts["peak"] - ctx.budget
-        trial.set_constraint("budget", float(violation))
-        if violation > 0:
-            trial.set_user_attr("feasible", False)
-            trial.set_user_attr("trained", False)
-            raise optuna.TrialPruned(f"over budget by {violation} params: not trained")
-        trial.set_user_attr("feasible", True)
-        trial.set_user_attr("trained", True)
-        self.trained.append(trial.number)
-        rungs: list[dict[str, Any]] = []
-        source = trial.user_attrs.get(PROMOTED_FROM_ATTR)
-        rung = int(trial.user_attrs.get("start_rung", 0))
-        if source is not None:  # the configuration's earlier rungs, for reading this trial alone
-            src = frozen_trial(trial.study, int(source))
-            rungs = [dict(r, from_trial=r.get("from_trial", src.number)) for r in src.user_attrs.get(RUNGS_ATTR, [])
-                     if r["rung"] < rung]
-        frac = s.fidelity.fractions[rung]
-        args = s.train_args(plan.train, stage="trial", n_full=ctx.n_train_full, fraction=frac)
-        result = self.trainer(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir)
-        rungs.append({"rung": rung, "fraction": frac, "n_train": result.n_train, "steps": result.steps,
-                      "score": result.primary_score, "params": result.trainable_params,
-                      "wall_s": result.wall_time_s, "cpu_s": result.cpu_time_s, "gpu_s": result.gpu_time_s})
-        trial.set_user_attr(RUNGS_ATTR, rungs)
-        trial.set_user_attr("cost_s", round(result.wall_time_s, 3))
-        trial.set_user_attr("cpu_s", round(result.cpu_time_s, 3))
-        trial.set_user_attr("gpu_s", round(result.gpu_time_s, 3))
-        trial.set_user_attr("final_structure", result.final_structure)
-        trial.set_user_attr("history", _compact_history(result.history))
-        trial.set_user_attr("scores", result.scores)
-        trial.set_user_attr("n_train", result.n_train)
-        if rung < len(s.fidelity.fractions) - 1:
-            trial.set_user_attr("stopped_at_rung", rung)
-            raise optuna.TrialPruned(f"paused at rung {rung} (fraction {frac:.3g}) until promoted")
-        return float(result.primary_score), float(result.trainable_params)
-
-
 def trained_configurations(study: optuna.Study) -> int:
     """Configurations trained so far (a promotion continues one; an over-budget one is not trained)."""
     trials = study.get_trials(deepcopy=False, states=DONE_STATES)
@@ -304,9 +121,7 @@ def queue_promotion(study: optuna.Study, fidelity: Fidelity) -> int | None:
 # --------------------------------------------------------------------------------------------------
 # Study-level helpers
 # --------------------------------------------------------------------------------------------------
-def is_feasible(t: optuna.trial.FrozenTrial) -> bool:
-    return t.state == TrialState.COMPLETE and t.user_attrs.get("feasible", True) and \
-        all(v <= 0 for v in t.constraints.values())
+is_feasible = record.is_feasible
 
 
 def feasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -327,12 +142,14 @@ def hypervolume_history(study: optuna.Study, budget: int, score_floor: float = 0
     """Hypervolume after each finished trial (in order of completion)."""
     done = [t for t in study.get_trials(deepcopy=False) if t.state in DONE_STATES or t.state == TrialState.FAIL]
     done.sort(key=lambda t: (t.datetime_complete or t.datetime_start or 0, t.number))
-    pts, out, elapsed = [], [], 0.0
+    pts, out, elapsed, configs = [], [], 0.0, 0
     for n, t in enumerate(done, 1):
         elapsed += float(t.user_attrs.get("cost_s", 0.0))
+        if record.promoted_from(t) is None and record.is_trained(t):
+            configs += 1  # what --trials counts: a promotion continues a configuration
         if is_feasible(t):
             pts.append((t.values[0], t.values[1]))
-        out.append({"trial": t.number, "n": n, "cost_s": round(elapsed, 3),
+        out.append({"trial": t.number, "n": n, "configurations": configs, "cost_s": round(elapsed, 3),
                     "hypervolume": hypervolume(pts, budget, score_floor)})
     return out
 
@@ -357,7 +174,37 @@ def pick_trial(study: optuna.Study, pick: str = "best", trial: int | None = None
         return front[pick_best(pts)]
     if pick == "knee":
         return front[pick_knee(pts)]
-    raise UserError("best or knee", param="pick", value=pick)
+    if pick == "smallest-tied":
+        best = pick_best(pts)
+        noise = seed_noise(study)
+        if noise is None or noise.get("trial") != front[best].number:
+            return front[best]  # no measured noise yet: nothing is known to tie with the best
+        return front[pick_smallest_tied(pts, best, noise["mean"], noise["threshold"])]
+    raise UserError(f"choose one of {', '.join(PICKS)}", param="pick", value=pick)
+
+
+SEED_NOISE_ATTR = "seed_noise"
+
+
+def seed_noise(study: optuna.Study) -> dict[str, Any] | None:
+    """The seed noise measured on the best trial's configuration (``record_seed_noise``), or None."""
+    return study.user_attrs.get(SEED_NOISE_ATTR)
+
+
+def record_seed_noise(study: optuna.Study, trial: int, scores: list[float]) -> dict[str, Any] | None:
+    """Record the best configuration's selection scores over seeds: their mean, standard deviation and the
+    tie threshold the ``smallest-tied`` pick uses. Needs two seeds or more."""
+    import statistics
+
+    from .pareto import tie_threshold
+
+    if len(scores) < 2:
+        return None
+    std = statistics.stdev(scores)
+    noise = {"trial": trial, "seeds": len(scores), "mean": statistics.fmean(scores), "std": std,
+             "threshold": tie_threshold(std, len(scores))}
+    study.set_user_attr(SEED_NOISE_ATTR, noise)
+    return noise
 
 
 def cost_totals(study: optuna.Study) -> dict[str, float]:
@@ -448,17 +295,14 @@ def warm_start(study: optuna.Study, source: str, storage_url: str | None, space:
 # --------------------------------------------------------------------------------------------------
 # Setting up and running
 # --------------------------------------------------------------------------------------------------
-def build_context(settings: SearchSettings) -> SearchContext:
+def build_context(settings: SearchSettings, study_name: str | None = None) -> SearchContext:
+    """Load what every trial needs once: the task, the space, the backbone's shape and budget, the data's
+    sizes, the rungs (from the top rung's steps) and the study's artifacts folder."""
+    settings.validate()
     task = get_task(settings.task)
-    if not settings.budget.strip().endswith("%"):
-        parse_budget(settings.budget)  # fail fast, before loading anything
     space = load_space(settings.space_path())
     base = load_backbone(settings.model, task.num_labels, task.is_regression)
-    if space.method == "lora":
-        spec_for_shape = AdapterSpec("lora", lora=LoRASpec())
-    else:
-        spec_for_shape = None
-    shape = model_shape(base, spec_for_shape)
+    shape = model_shape(base, AdapterSpec("lora", lora=LoRASpec()) if space.method == "lora" else None)
     budget = parse_budget(settings.budget, shape.backbone_params)
     splits = load_task_data(task, data_dir=resolve_data_dir(settings.data_dir), max_train_samples=None,
                             max_eval_samples=settings.max_eval_samples, selection_fraction=settings.selection_fraction,
@@ -469,7 +313,70 @@ def build_context(settings: SearchSettings) -> SearchContext:
     scored_on = splits["selection"] if "selection" in splits else splits["validation"]
     trivial = trivial_score(task, splits["train"]["label"], scored_on["label"])
     trivial_dev = trivial_score(task, splits["train"]["label"], splits["validation"]["label"])
-    return SearchContext(settings, task, space, shape, budget, n_full, trivial, trivial_dev)
+    full_steps = planned_steps(settings.train_args({}), n_full)
+    fidelity, note = settings.resolve_fidelity(full_steps)
+    name = study_name or settings.study_name or default_study_name(settings)
+    return SearchContext(settings, task, space, shape, budget, n_full, trivial, trivial_dev, fidelity=fidelity,
+                         full_steps=full_steps, fidelity_note=note, out=settings.out_dir(name).resolve())
+
+
+def builtin_params(space: SearchSpace, num_layers: int, name: str) -> dict[str, Any] | None:
+    """The space parameters that make built-in configuration ``name`` exactly (its adapter and learning rate),
+    or None when the space cannot express it."""
+    spec, plan_train = read_config_file(name)
+    if spec.method != space.method or spec.method != "lor2c":
+        return None
+    cfg = spec.lor2c
+    spans = cfg.resolved_spans(num_layers)
+    lr = plan_train.get("learning_rate", TrainArgs.learning_rate)
+    lengths = {b - a + 1 for a, b in spans}
+    if len(lengths) != 1 or any(spans[k + 1][0] != spans[k][1] + 1 for k in range(len(spans) - 1)):
+        return None
+    cand = {f: getattr(cfg, f) for f in ("rank", "alpha", "dropout", "share_a", "merge_count", "merge_criterion",
+                                          "sfs_k", "max_merge_span", "inject_count", "inject_alpha")}
+    cand.update(bypass_from=spans[0][0], bypass_to=spans[-1][1], span_length=lengths.pop(), learning_rate=lr)
+    try:
+        plan = space.fixed_plan(cand, num_layers, strict=False)
+    except (UserError, ValueError):
+        return None
+    want, got = _structure_dict(cfg, num_layers), _structure_dict(plan.adapter, num_layers)
+    if got != want or plan.train.get("learning_rate", TrainArgs.learning_rate) != lr or plan.clamped:
+        return None
+    used = set(space.sampled_keys(cand, num_layers))
+    return {k: v for k, v in cand.items() if k in used}
+
+
+def _structure_dict(cfg, num_layers: int) -> dict[str, Any]:
+    """A LoR2C config as what it trains: fields that only matter for merges or injections are left out
+    when there are none."""
+    d = dict(cfg.to_dict(), spans=cfg.resolved_spans(num_layers))
+    if not d["merge_count"]:
+        for k in ("merge_criterion", "sfs_k", "max_merge_span"):
+            d.pop(k)
+    if not d["inject_count"] and not d["injected"]:
+        for k in ("inject_rank", "inject_alpha", "inject_targets"):
+            d.pop(k)
+    return d
+
+
+def enqueue_builtins(study: optuna.Study, ctx: SearchContext) -> list[str]:
+    """Queue the built-ins the space can express and the budget fits as the study's first trials, at the top
+    rung (each trial is then that built-in's baseline run). Only on a study with no trials yet."""
+    if study.get_trials(deepcopy=False):
+        return []
+    queued = []
+    for name in BUILTINS:
+        if name not in builtin_configs():
+            continue
+        params = builtin_params(ctx.space, ctx.shape.num_layers, name)
+        if params is None:
+            continue
+        spec, _ = read_config_file(name)
+        if count_adapter_params(spec, ctx.shape)["peak"] > ctx.budget:
+            continue
+        study.enqueue_trial(params, user_attrs={record.BUILTIN: name, record.START_RUNG: ctx.fidelity.top})
+        queued.append(name)
+    return queued
 
 
 class _Progress:
@@ -498,7 +405,7 @@ class _Progress:
 
     def finished(self) -> bool:
         """Queue a promotion if one is due; True when nothing is left to do."""
-        if queue_promotion(self.study, self.ctx.settings.fidelity) is not None:
+        if queue_promotion(self.study, self.ctx.fidelity) is not None:
             return False
         waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         return not waiting and self.target is not None and trained_configurations(self.study) >= self.target
@@ -522,29 +429,17 @@ class _Progress:
             self.bar.close()
 
 
-def _failure_recording(objective: Objective) -> Callable[[optuna.Trial], tuple[float, float]]:
-    def wrapped(trial: optuna.Trial):
-        try:
-            return objective(trial)
-        except optuna.TrialPruned:
-            raise
-        except Exception as e:  # recorded on the trial; study.optimize(catch=...) marks it FAIL and goes on
-            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:500]
-            trial.set_user_attr("fail_reason", reason)
-            trial.set_user_attr("fail_traceback", traceback.format_exc()[-2000:])
-            raise
-    return wrapped
-
-
 def prepare_study(settings: SearchSettings, ctx: SearchContext, storage, name: str) -> optuna.Study:
     """Create or open the study and record what ``retrain``, ``export`` and ``show`` need to rebuild the search
     (the one set-up both backends use; they only run trials)."""
-    study = open_study(settings, storage, name, ctx.task.primary_metric, budget=ctx.budget)
+    study = open_study(settings, storage, name, ctx.task.primary_metric, budget=ctx.budget, top_rung=ctx.fidelity.top)
     data_dir = resolve_data_dir(settings.data_dir)
     for key, value in {"budget_params": ctx.budget, "trivial_score": {"selection": ctx.trivial, "dev": ctx.trivial_dev},
                        "space": ctx.space.name, "backbone_params": ctx.shape.backbone_params,
                        "model_arg": settings.model, "data_dir": str(data_dir.resolve()) if data_dir else None,
-                       "space_path": str(Path(settings.space_path()).resolve())}.items():
+                       "space_path": str(Path(settings.space_path()).resolve()),
+                       "artifacts_dir": str(ctx.out), "full_steps": ctx.full_steps,
+                       "rungs": list(ctx.fidelity.fractions)}.items():
         study.set_user_attr(key, value)
     return study
 
@@ -557,14 +452,20 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
     ``ctx``: a context already built for these settings (the benchmark replays reuse one model and dataset).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = settings.study_name or default_study_name(settings)
     if ctx is None:
-        ctx = build_context(settings)
+        ctx = build_context(settings, name)
     elif ctx.settings is not settings:
         raise ValueError("ctx was built for other settings")
     storage = resolve_storage(settings.storage)
-    name = settings.study_name or default_study_name(settings)
     study = prepare_study(settings, ctx, storage, name)
     retried = fail_orphaned_trials(study)
+    if settings.builtins_first:
+        queued = enqueue_builtins(study, ctx)
+        if queued:
+            print(f"trying the built-in configuration(s) {', '.join(queued)} first, at the top rung")
+    if ctx.fidelity_note:
+        print(ctx.fidelity_note)
     if on_study_ready is not None:
         on_study_ready(study)
     if settings.warm_start:
@@ -575,8 +476,9 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
     target = settings.trials
     print(f"study {name!r} in {settings.storage or DEFAULT_STORAGE}: {done} configuration(s) trained"
           f"{f', {len(retried)} interrupted trial(s) re-queued' if retried else ''}; budget "
-          f"{format_params(ctx.budget)} params; space {ctx.space.name}; fidelity rungs "
-          f"{', '.join(f'{f:.3g}' for f in settings.fidelity.fractions)} of {ctx.n_train_full} examples; "
+          f"{format_params(ctx.budget)} params; space {ctx.space.name}; rungs "
+          f"{', '.join(f'{f:.3g}' for f in ctx.fidelity.fractions)} of the full run ({ctx.full_steps} steps on "
+          f"{ctx.n_train_full} examples); "
           f"scored on {'a selection split of the training data' if settings.selection_fraction else 'the dev set'}")
     progress = _Progress(study, ctx, target, settings.progress)
     started = time.time()

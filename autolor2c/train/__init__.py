@@ -14,12 +14,12 @@ from .adapters import (
     save_adapter,
 )
 from .backbone import DEFAULT_MODEL, load_backbone, load_tokenizer, model_label, resolve_model
-from .loop import (TRAINER_VERSION, Batches, TrainArgs, TrainingError, TrainResult, evaluate, predict_logits,
+from .loop import (TRAINER_VERSION, Batches, TrainArgs, TrainingError, TrainResult, evaluate, planned_steps, predict_logits,
                    structure_schedule, train, training_args)
 
 __all__ = [
     "AdapterSpec", "Batches", "DEFAULT_MODEL", "LoRASpec", "TRAINER_VERSION", "TrainArgs", "TrainResult", "TrainingError", "adapter_param_count",
     "attach", "builtin_configs", "count_adapter_params", "evaluate", "load_adapter", "load_backbone",
-    "load_tokenizer", "model_label", "model_shape", "predict_logits", "read_config_file", "read_meta",
+    "load_tokenizer", "model_label", "model_shape", "planned_steps", "predict_logits", "read_config_file", "read_meta",
     "resolve_model", "save_adapter", "structure_schedule", "train", "training_args",
 ]

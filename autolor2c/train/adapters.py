@@ -33,7 +33,7 @@ from autolor2c.lor2c.model import HEAD_NAMES, LEGACY_CONFIG_NAME, adapter_files,
 
 from .backbone import portable_model_name
 
-METHODS = ("lor2c", "lora")
+METHODS = ("lor2c", "lora", "head")  # head: no adapter, only the task head trains (a baseline)
 META_NAME = "autolor2c.json"  # task, labels and training facts beside either kind of adapter
 
 
@@ -83,10 +83,10 @@ class AdapterSpec:
 
     @property
     def config(self):
-        return self.lor2c if self.method == "lor2c" else self.lora
+        return {"lor2c": self.lor2c, "lora": self.lora}.get(self.method)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "adapter": self.config.to_dict()}
+        return {"method": self.method, "adapter": self.config.to_dict() if self.config is not None else {}}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "AdapterSpec":
@@ -96,6 +96,8 @@ class AdapterSpec:
             return cls("lor2c", lor2c=LoR2CConfig.from_dict(dict(body)))
         if method == "lora":
             return cls("lora", lora=LoRASpec.from_dict(dict(body)))
+        if method == "head":
+            return cls("head")
         raise ConfigError(f"method={method!r}: must be one of {', '.join(METHODS)}")
 
 
@@ -147,6 +149,8 @@ def model_shape(model: nn.Module, spec: AdapterSpec | None = None) -> ModelShape
 def count_adapter_params(spec: AdapterSpec, shape: ModelShape) -> dict[str, int]:
     """Exact trainable adapter parameters: ``initial``, ``final`` (after the planned merges/injections)
     and ``peak`` (the most at any time in training). The head is ``shape.head_params``."""
+    if spec.method == "head":
+        return {"initial": 0, "final": 0, "peak": 0}
     try:
         if spec.method == "lor2c":
             return planned_params(spec.lor2c, shape)
@@ -163,6 +167,11 @@ def attach(model: nn.Module, spec: AdapterSpec) -> nn.Module:
     """Freeze the backbone and attach the adapter (the head stays trainable)."""
     if spec.method == "lor2c":
         return LoR2CModel(model, spec.lor2c)
+    if spec.method == "head":
+        model.requires_grad_(False)
+        for name in find_head(model):
+            model.get_submodule(name).requires_grad_(True)
+        return model
     from peft import LoraConfig, TaskType, get_peft_model
 
     lora = spec.lora
@@ -188,6 +197,8 @@ def adapter_structure(model: nn.Module, spec: AdapterSpec) -> dict[str, Any]:
     if isinstance(model, LoR2CModel):
         return {"method": "lor2c", "spans": model.spans, "ranks": [b.rank for b in model.bypasses],
                 "injected": list(model.lor2c_config.injected), "share_a": model.lor2c_config.share_a}
+    if spec.method == "head":
+        return {"method": "head"}
     return {"method": "lora", "rank": spec.lora.rank, "layers": spec.lora.layers,
             "target_modules": list(spec.lora.target_modules)}
 

@@ -32,12 +32,9 @@ from .backbone import load_backbone, load_tokenizer, model_label
 
 
 # Bump when a default changes what the same configuration trains to (2: trained pooler head, backbone
-# dropout off; 3: a minimum number of steps, selection split), so a study begun under the old defaults
-# is not silently continued under the new ones.
-TRAINER_VERSION = 3
-
-
-MAX_EVALS = 3
+# dropout off; 3: a minimum number of steps, selection split; 4: a trial's top rung is the full run, low
+# rungs evaluate once), so a study begun under the old defaults is not silently continued under the new ones.
+TRAINER_VERSION = 4
 
 
 class TrainingError(RuntimeError):
@@ -66,6 +63,9 @@ class TrainArgs:
     selection_cap: int | None = 2000
     score_dev: bool = True                # with a selection split: also score the dev set at the end
     eval_every: int | None = None         # steps between evaluations; None = each epoch end
+    # Each epoch end, but at most this many evenly spaced ones when min_steps repeats a small set; a
+    # search's low rung evaluates once, at its end (the fixed cost of a trial is mostly evaluation).
+    max_evals: int = 3
     structure_fraction: float = 0.25      # merges/injections happen in this first part of training
     group_by_length: bool = True          # batches of similar length: less padding, same data
     backbone_dropout: float | None = 0.0  # the frozen model's own dropout; None keeps the model's rates
@@ -93,6 +93,7 @@ class TrainArgs:
                   ("selection_fraction", 0 <= self.selection_fraction < 1),
                   ("selection_cap", self.selection_cap is None or self.selection_cap >= 1),
                   ("eval_every", self.eval_every is None or self.eval_every >= 1),
+                  ("max_evals", isinstance(self.max_evals, int) and self.max_evals >= 1),
                   ("structure_fraction", 0 < self.structure_fraction <= 1),
                   ("backbone_dropout", self.backbone_dropout is None or 0 <= self.backbone_dropout < 1)]
         for name, ok in checks:
@@ -160,6 +161,12 @@ def training_args(plan_train: Mapping[str, Any] | None = None, *, fraction: floa
         args.max_train_samples = max(args.batch_size, int(round(args.max_train_samples * fraction)))
         args.min_steps = int(math.ceil(args.min_steps * fraction))
     return args.validate()
+
+
+def planned_steps(args: TrainArgs, n_train: int) -> int:
+    """Optimiser steps of a run on ``n_train`` rows: its epochs, at least ``min_steps``, at most ``max_steps``."""
+    total = max(1, math.ceil(math.ceil(n_train / args.batch_size) * args.epochs), args.min_steps)
+    return min(total, args.max_steps) if args.max_steps else total
 
 
 def structure_schedule(total_steps: int, merges: int, injects: int, fraction: float = 0.25) -> dict[int, list[str]]:
@@ -302,7 +309,7 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
     """Train ``spec`` on ``task``; returns the result (and with ``out_dir``, writes its ``metrics.json`` and
     ``adapter/`` there).
 
-    ``on_eval(step, scores)`` is called after each evaluation (the search uses it for its rungs).
+    ``on_eval(step, scores)`` is called after each evaluation (a caller's hook, e.g. for a live curve).
     """
     args = (args or TrainArgs()).validate()
     task = get_task(task) if isinstance(task, str) else task
@@ -333,15 +340,12 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
     model.train()
 
     steps_per_epoch = math.ceil(len(train_rows) / args.batch_size)
-    total_steps = max(1, math.ceil(steps_per_epoch * args.epochs), args.min_steps)
-    if args.max_steps:
-        total_steps = min(total_steps, args.max_steps)
+    total_steps = planned_steps(args, len(train_rows))
     warmup = int(total_steps * args.warmup_ratio)
     lor2c = spec.lor2c if spec.method == "lor2c" else None
     # Only the operations that succeed whatever the spectrum picks: the planned final count is then exact.
     schedule = structure_schedule(total_steps, *guaranteed_events(lor2c, shape.num_layers), args.structure_fraction) if lor2c else {}
-    # Each epoch end, but at most MAX_EVALS evenly spaced ones when min_steps repeats a small set many times.
-    n_evals = min(math.ceil(total_steps / steps_per_epoch), MAX_EVALS)
+    n_evals = min(math.ceil(total_steps / steps_per_epoch), args.max_evals)
     eval_points = set(range(args.eval_every, total_steps + 1, args.eval_every)) if args.eval_every else {
         math.ceil(total_steps * (e + 1) / n_evals) for e in range(n_evals)}
     eval_points.add(total_steps)

@@ -1,0 +1,134 @@
+"""One Optuna trial: suggest a configuration, refuse it untrained if it is over budget, train it at its rung,
+and record the result. A trial at the top rung trains the run ``autolor2c train`` makes and keeps its model.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+
+from autolor2c.lor2c import ModelShape
+from autolor2c.tasks import TaskSpec
+from autolor2c.train import AdapterSpec, LoRASpec, TrainResult, count_adapter_params, train
+
+from . import record
+from .fidelity import Fidelity
+from .optuna_internals import frozen_trial, set_worker
+from .settings import SearchSettings
+from .space import SearchSpace, TrialPlan
+
+
+def plan_to_spec(plan: TrialPlan) -> AdapterSpec:
+    if plan.method == "lor2c":
+        return AdapterSpec("lor2c", lor2c=plan.adapter)
+    return AdapterSpec("lora", lora=LoRASpec.from_dict(dict(plan.adapter)))
+
+
+def _compact_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keep = ("op", "step", "spans", "into", "layer", "span", "score")
+    return [{k: e[k] for k in keep if k in e} for e in history]
+
+
+@dataclass
+class SearchContext:
+    settings: SearchSettings
+    task: TaskSpec
+    space: SearchSpace
+    shape: ModelShape
+    budget: int
+    n_train_full: int          # training rows of the top rung
+    trivial: float = 0.0       # the input-blind score on the selection split
+    trivial_dev: float = 0.0   # the same on the dev set
+    fidelity: Fidelity = Fidelity.off()
+    full_steps: int = 0        # optimiser steps of the top rung
+    fidelity_note: str | None = None
+    out: Path | None = None    # the study's artifacts folder (top-rung trials save their model under it)
+
+
+class Objective:
+    """Trains one sampled configuration at one fidelity rung; never trains one over budget.
+
+    A new configuration starts at rung 0 (a built-in enqueued first starts at the top); a queued promotion
+    continues a configuration at its ``start_rung``. Below the top rung the trial ends PRUNED (paused, see
+    fidelity.py); at the top rung its (score, params) are the study's objective values, its dev scores are
+    recorded, and its adapter is saved. An over-budget configuration ends PRUNED at once, untrained, with
+    its exact count and the budget constraint: no score is made up for it.
+    """
+
+    def __init__(self, ctx: SearchContext, trainer: Callable[..., TrainResult] = train):
+        self.ctx = ctx
+        self.trainer = trainer
+        self.trained: list[int] = []  # trial numbers actually trained (tests assert on this)
+
+    def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
+        ctx, s = self.ctx, self.ctx.settings
+        set_worker(trial, f"{socket.gethostname()}:{os.getpid()}")
+        plan = ctx.space.suggest(trial, ctx.shape.num_layers)
+        spec = plan_to_spec(plan)
+        counts = count_adapter_params(spec, ctx.shape)
+        trial.set_user_attr(record.PLAN, plan.to_dict())
+        trial.set_user_attr(record.PLANNED_PARAMS, counts)
+        violation = counts["peak"] - ctx.budget
+        trial.set_constraint("budget", float(violation))
+        if violation > 0:
+            trial.set_user_attr(record.FEASIBLE, False)
+            trial.set_user_attr(record.TRAINED, False)
+            raise optuna.TrialPruned(f"over budget by {violation} params: not trained")
+        trial.set_user_attr(record.FEASIBLE, True)
+        trial.set_user_attr(record.TRAINED, True)
+        self.trained.append(trial.number)
+        rungs: list[dict[str, Any]] = []
+        source = record.promoted_from(trial)
+        rung = min(record.start_rung(trial), ctx.fidelity.top)
+        if source is not None:  # the configuration's earlier rungs, for reading this trial alone
+            src = frozen_trial(trial.study, source)
+            rungs = [dict(r, from_trial=r.get("from_trial", src.number)) for r in src.user_attrs.get(record.RUNGS, [])
+                     if r["rung"] < rung]
+        frac = ctx.fidelity.fractions[rung]
+        top = rung == ctx.fidelity.top
+        args = s.train_args(plan.train, n_full=ctx.n_train_full, fraction=frac)
+        kwargs: dict[str, Any] = dict(model_name=s.model, data_dir=s.data_dir)
+        folder = record.trial_folder(ctx.out, trial.number) if top and ctx.out is not None else None
+        if folder is not None:
+            kwargs["out_dir"] = folder
+        result = self.trainer(ctx.task, spec, args, **kwargs)
+        rungs.append({"rung": rung, "fraction": frac, "n_train": result.n_train, "steps": result.steps,
+                      "score": result.primary_score, "params": result.trainable_params,
+                      "wall_s": result.wall_time_s, "cpu_s": result.cpu_time_s, "gpu_s": result.gpu_time_s})
+        trial.set_user_attr(record.RUNGS, rungs)
+        trial.set_user_attr(record.COST_S, round(result.wall_time_s, 3))
+        trial.set_user_attr("cpu_s", round(result.cpu_time_s, 3))
+        trial.set_user_attr("gpu_s", round(result.gpu_time_s, 3))
+        trial.set_user_attr("final_structure", result.final_structure)
+        trial.set_user_attr("history", _compact_history(result.history))
+        trial.set_user_attr("scores", result.scores)
+        trial.set_user_attr("n_train", result.n_train)
+        if not top:
+            trial.set_user_attr("stopped_at_rung", rung)
+            raise optuna.TrialPruned(f"paused at rung {rung} (fraction {frac:.3g}) until promoted")
+        trial.set_user_attr(record.DEV_SCORES, result.dev_scores)
+        trial.set_user_attr("train_args", {k: v for k, v in result.train_args.items() if k != "progress"})
+        if folder is not None and (folder / "adapter").is_dir():
+            trial.set_user_attr(record.ADAPTER_DIR, str((folder / "adapter").resolve()))
+        return float(result.primary_score), float(result.trainable_params)
+
+
+def failure_recording(objective: Objective) -> Callable[[optuna.Trial], tuple[float, float]]:
+    """The objective, recording why a trial failed on the trial before Optuna marks it FAIL and goes on."""
+    def wrapped(trial: optuna.Trial):
+        try:
+            return objective(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:  # study.optimize(catch=...) marks it FAIL and goes on
+            reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:500]
+            trial.set_user_attr(record.FAIL_REASON, reason)
+            trial.set_user_attr("fail_traceback", traceback.format_exc()[-2000:])
+            raise
+    return wrapped

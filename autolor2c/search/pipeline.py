@@ -1,0 +1,154 @@
+"""The headline command as one function: ``search(settings)`` runs the study, measures the seed noise on the
+best configuration, picks, trains the pick's seeds, trains the baselines the study cannot hold, writes the
+report and charts and uploads them. The CLI, the benchmarks and a notebook all call this.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+
+from autolor2c.errors import UserError
+
+from . import record
+from .pareto import pick_best
+from .settings import SearchSettings
+
+
+class NothingTrained(RuntimeError):
+    """The search ended with no configuration trained to the top rung: there is nothing to pick."""
+
+
+@dataclass
+class SearchOutcome:
+    study: optuna.Study
+    out: Path
+    picked: optuna.trial.FrozenTrial | None
+    pick: dict[str, Any] | None = None             # the pick's runs over seeds (summary)
+    best: dict[str, Any] | None = None             # the best trial's runs over seeds (the noise is measured on it)
+    noise: dict[str, Any] | None = None
+    baselines: list[dict[str, Any]] = field(default_factory=list)
+    paths: dict[str, Path] = field(default_factory=dict)
+    wall_s: dict[str, float] = field(default_factory=dict)   # search, seeds, baselines
+
+
+def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study], None] | None = None,
+           after_trials: Callable[[optuna.Study], None] | None = None, run_trials: Callable | None = None,
+           baseline_seeds: int = 1) -> SearchOutcome:
+    """Run the whole search for ``settings`` and return what it made.
+
+    ``run_trials(settings) -> (study, ctx)`` replaces the Optuna backend (the CLI passes the Ray one);
+    ``after_trials(study)`` runs once the trials are done (the CLI waits for its worker processes there);
+    ``baseline_seeds`` seeds for every baseline (the product's default 1; the benchmarks use 3).
+    Raises ``NothingTrained`` when no configuration reached the top rung.
+    """
+    from .report import print_front, write_artifacts
+    from .retrain import baselines_apart, replace_dir, train_baseline, train_seeds
+    from .study import pareto_front, pick_trial, record_seed_noise, run_search
+    from .artifacts import upload_study_artifacts
+
+    settings.validate()
+    t0 = time.time()
+    if run_trials is None:
+        study, ctx, _, _ = run_search(settings, on_study_ready=on_study_ready)
+    else:
+        study, ctx = run_trials(settings)
+    if after_trials is not None:
+        after_trials(study)
+    wall = {"search": time.time() - t0}
+    out = ctx.out
+    study.set_user_attr("artifacts_dir", str(out))
+    front = pareto_front(study)
+    if not front:
+        why = _why_nothing(study, ctx)
+        write_artifacts(study, ctx, out, None, wall["search"])
+        upload_study_artifacts(study, out, settings.storage)
+        raise NothingTrained(why)
+    print_front(study, ctx.task.primary_metric)
+    metric = ctx.task.primary_metric
+
+    # The seed noise, on the best configuration: it decides what is tied with it.
+    t1 = time.time()
+    pts = [(t.values[0], t.values[1]) for t in front]
+    best_trial = front[pick_best(pts)]
+    best = pick = None
+    noise = None
+    if settings.seeds > 1:
+        print(f"measuring the seed noise: trial {best_trial.number} (best {metric}) with {settings.seeds} seeds")
+        best = train_seeds(study, ctx, best_trial, settings.seeds, settings.progress, role="best")
+        noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]])
+    picked = pick_trial(study, settings.pick)
+    if picked.number == best_trial.number:
+        pick = best
+    elif settings.seeds > 1:
+        pick = train_seeds(study, ctx, picked, settings.seeds, settings.progress, role="pick")
+    wall["seeds"] = time.time() - t1
+    print(f"picked trial {picked.number} ({settings.pick}): {metric} {picked.values[0]:.4f}, "
+          f"{int(picked.values[1]):,} params" + (f"; over {pick['seeds']} seeds dev {pick['dev_mean']:.4f}" if pick else ""))
+    own = record.adapter_dir(picked)
+    if own is not None:  # the pick's adapter is its trial's own model (seed 0): nothing trained again
+        replace_dir(own, out / "adapter")
+
+    t2 = time.time()
+    baselines: list[dict[str, Any]] = []
+    if settings.baselines:
+        baselines += builtin_baselines(study, ctx, baseline_seeds, settings.progress)
+        cache = out.parent / "baselines"
+        for name, spec, plan_train in baselines_apart(ctx):
+            baselines.append(train_baseline(ctx, cache, name, spec, plan_train, baseline_seeds, settings.progress))
+        study.set_user_attr("baselines", [{k: v for k, v in b.items() if k != "runs"} for b in baselines])
+    wall["baselines"] = time.time() - t2
+    if pick is not None:
+        study.set_user_attr("retrain", {k: v for k, v in pick.items() if k != "runs"})
+    paths = write_artifacts(study, ctx, out, picked, wall["search"], pick=pick, best=best, noise=noise,
+                            baselines=baselines)
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    uploaded = upload_study_artifacts(study, out, settings.storage)
+    print(f"uploaded {len(uploaded)} files to the study's artifact store (optuna-dashboard lists them: "
+          f"autolor2c dashboard)")
+    return SearchOutcome(study, out, picked, pick, best, noise, baselines, paths, wall)
+
+
+def builtin_baselines(study: optuna.Study, ctx, seeds: int, progress: bool) -> list[dict[str, Any]]:
+    """The built-ins the study tried as its first trials, as baselines (their trial is seed 0)."""
+    from .retrain import train_seeds
+
+    out = []
+    for name, t in record.builtin_trials(study.get_trials(deepcopy=False)).items():
+        out.append({"config": name, "source": f"trial {t.number}",
+                    **train_seeds(study, ctx, t, seeds, progress, role=f"built-in {name}")})
+    return out
+
+
+def _why_nothing(study: optuna.Study, ctx) -> str:
+    trials = study.get_trials(deepcopy=False)
+    trained = [t for t in trials if record.is_trained(t)]
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    if not trials:
+        return "no trial ran (the timeout ended the search first?)"
+    if not trained and not failed:
+        return (f"no configuration of the space fits the budget {ctx.settings.budget}: raise --budget "
+                "or narrow the space")
+    if failed and len(failed) == len([t for t in trials if t.state.name in ("FAIL", "COMPLETE")]) \
+            and not any(t.state.name == "COMPLETE" for t in trials):
+        reason = failed[-1].user_attrs.get(record.FAIL_REASON, "see the log")
+        return f"every trained trial failed (last: {reason})"
+    return (f"no configuration reached the top rung ({len(trained)} trained at lower rungs): give --trials at "
+            f"least {max(3, int(ctx.fidelity.eta ** ctx.fidelity.top))} or use --no-multi-fidelity")
+
+
+def require_trials(settings: SearchSettings) -> None:
+    """Refuse, before anything trains, a trial count too small for multi-fidelity to promote anything
+    when no built-in starts at the top rung."""
+    if settings.trials is None or settings.builtins_first or settings.fidelity is None:
+        return
+    from .settings import rungs_needed
+
+    need = rungs_needed(settings.fidelity)
+    if settings.fidelity.enabled and settings.trials < need:
+        raise UserError(f"multi-fidelity needs at least {need} configurations to promote one to the top rung; "
+                        "give more --trials or --no-multi-fidelity", param="trials", value=settings.trials)

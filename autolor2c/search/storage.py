@@ -1,0 +1,48 @@
+"""Opening an Optuna storage from a URL: RDB (sqlite/postgresql/mysql) with heartbeats, a journal file, or memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from autolor2c.errors import UserError
+
+from .settings import DEFAULT_STORAGE
+from .storage_url import storage_kind
+
+
+def resolve_storage(url: str | None, heartbeat: bool = True):
+    """An Optuna storage for a URL: RDB (sqlite/postgresql/mysql) with heartbeats, a journal file
+    (``journal:PATH`` or a ``.log`` path), or Optuna's in-memory storage (``memory``)."""
+    import os
+
+    url = url or os.environ.get("AUTOLOR2C_STORAGE") or DEFAULT_STORAGE
+    scheme = storage_kind(url)
+    if scheme == "memory":
+        return optuna.storages.InMemoryStorage()
+    if scheme == "journal":
+        path = url.split(":", 1)[1] if url.startswith("journal:") else url
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(path))
+    if scheme == "sqlite":
+        parent = Path(url.split(":///", 1)[1]).parent
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create {parent} ({e.strerror})", param="storage", value=url) from None
+    kwargs: dict[str, Any] = {}
+    if heartbeat:
+        kwargs = dict(heartbeat_interval=10, grace_period=40,
+                      heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2))
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True} if scheme != "sqlite" else {},
+                                          **kwargs)
+    except Exception as e:  # sqlalchemy/driver errors: bad host, auth, missing driver
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"cannot open it: {msg[:200]}", param="storage", value=url) from None
+
+
