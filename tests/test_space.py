@@ -17,6 +17,7 @@ from autolor2c.lor2c.config import LoR2CConfig
 from autolor2c.lor2c.structure import guaranteed_events
 from autolor2c.search.space import (
     BUILTIN_DIR,
+    is_dead,
     SearchSpace,
     TrialPlan,
     default_space_path,
@@ -78,17 +79,20 @@ def test_builtin_suggests_valid_plans(name, num_layers):
             cfg.validate(num_layers)
             spans = cfg.resolved_spans(num_layers)
             _check_spans(spans, num_layers)
-            # bypasses tile every layer from bypass_from to the top, in spans of span_length
-            first = params["bypass_from"]
-            assert spans[0][0] == first and spans[-1][1] == num_layers - 1
+            # bypasses tile the range between bypass_from and bypass_to, in spans of span_length (cut at its end)
+            lo, hi = sorted((params["bypass_from"], params["bypass_to"]))
+            assert spans[0][0] in (lo, hi - 1) and spans[-1][1] == hi
             assert all(b[0] == a[1] + 1 for a, b in zip(spans, spans[1:]))
-            assert all(j - i + 1 == params["span_length"] for i, j in spans[:-1])
-            assert 2 <= cfg.rank <= 256 and isinstance(cfg.alpha, float) and cfg.dropout == 0.05
-            assert "learning_rate" not in plan.train
+            used_length = plan.clamped.get("span_length", {}).get("used", params["span_length"])
+            assert all(j - i + 1 == (1 if "bypass_from" in plan.clamped else used_length) for i, j in spans[:-1])
+            assert 2 <= cfg.rank <= 256 and isinstance(cfg.alpha, float) and cfg.dropout == 0.1
+            assert 5e-4 <= plan.train["learning_rate"] <= 8e-3
             assert cfg.merge_count <= len(spans) - 1
             assert cfg.inject_count <= sum(1 for i, j in spans if i == j)
+            if num_layers > 1:  # no dead structure: some bypass ends below the top whatever merges pick
+                assert not is_dead(cfg, num_layers)
             for key, c in plan.clamped.items():
-                assert params[key] == c["suggested"] > c["used"] == getattr(cfg, key)
+                assert params[key] == c["suggested"] > c["used"]
             if name == "lor2c_only":
                 assert cfg.merge_count == 0 and cfg.inject_count == 0
                 assert not {"merge_count", "inject_count"} & set(params)
@@ -399,11 +403,55 @@ def test_default_space_gives_distinct_structures_and_reaches_past_the_budget():
         plan = space.suggest(trial, 6)
         p = trial.params
         cfg = plan.adapter
-        key = (p["bypass_from"], min(p["span_length"], 6 - p["bypass_from"]))
+        lo, hi = sorted((p["bypass_from"], p["bypass_to"]))
+        lo = plan.clamped.get("bypass_from", {}).get("used", lo)
+        length = plan.clamped.get("span_length", {}).get("used", p["span_length"]) if "bypass_from" not in plan.clamped else 1
+        key = (lo, hi, min(length, hi - lo + 1))  # the range and the effective span length, after the alive clamp
         structure = tuple(map(tuple, cfg.resolved_spans(6)))
+        assert structure == tuple((a, min(a + key[2] - 1, hi)) for a in range(lo, hi + 1, key[2]))
         assert seen.setdefault(key, structure) == structure
         over += planned_params(cfg, shape)["peak"] > 100_000
         study.tell(trial, 0.0)
-    # (bypass_from, effective span length) -> structure is one-to-one
+    # (range, effective span length) -> structure is one-to-one
     assert len(set(seen.values())) == len(seen)
     assert 0.15 < over / 400 < 0.5
+
+
+@pytest.mark.parametrize("num_layers", [6, 12])
+def test_default_space_has_no_dead_structure(num_layers):
+    """A structure whose bypasses may all end on the top layer (after the merges that always succeed) with no
+    injected layer trains only what the head does alone: the default space never samples one."""
+    space = load_space("lor2c_full")
+    study = optuna.create_study(sampler=RandomSampler(seed=num_layers))
+    top_only = 0
+    for _ in range(300):
+        trial = study.ask()
+        cfg = space.suggest(trial, num_layers).adapter
+        p = trial.params
+        assert not is_dead(cfg, num_layers), (p, cfg.resolved_spans(num_layers), cfg.merge_count)
+        top_only += max(p["bypass_from"], p["bypass_to"]) == num_layers - 1 and \
+            min(p["bypass_from"], p["bypass_to"]) + p["span_length"] > num_layers - 1
+        study.tell(trial, 0.0)
+    assert top_only > 0  # the prior does fall there: the clamp, not luck, keeps it alive
+    # the rule itself: a single top-ending bypass is dead, one below the top or an injection is not
+    assert is_dead(LoR2CConfig(spans=[[2, num_layers - 1]]), num_layers)
+    assert not is_dead(LoR2CConfig(spans=[[2, num_layers - 2]]), num_layers)
+    assert is_dead(LoR2CConfig(spans=[[3, 3], [4, num_layers - 1]], merge_count=1, max_merge_span=99), num_layers)
+    assert not is_dead(LoR2CConfig(spans=[[num_layers - 1, num_layers - 1]], inject_count=1), num_layers)
+
+
+@pytest.mark.parametrize("num_layers", [6, 12])
+def test_default_space_expresses_the_lor2c_builtins(num_layers):
+    from autolor2c.search.study import builtin_params
+    from autolor2c.train import read_config_file
+
+    space = load_space("lor2c_full")
+    for name in ("lor2c", "sharelor2c", "imlor2c"):
+        params = builtin_params(space, num_layers, name)
+        assert params is not None, name
+        cfg = space.fixed_plan(params, num_layers).adapter
+        want = read_config_file(name)[0].lor2c
+        assert cfg.resolved_spans(num_layers) == want.resolved_spans(num_layers)
+        assert (cfg.rank, cfg.alpha, cfg.share_a, cfg.merge_count, cfg.inject_count) == \
+            (want.rank, want.alpha, want.share_a, want.merge_count, want.inject_count)
+    assert builtin_params(space, num_layers, "lora") is None  # another method: a baseline trained apart

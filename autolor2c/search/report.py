@@ -193,9 +193,9 @@ def verdict(pick: dict[str, Any] | None, baselines: list[dict[str, Any]], metric
     top = best_baseline(baselines)
     if pick is None or top is None:
         return None, "No verdict: the pick or the baselines were not trained (--seeds 0 / --no-baselines)."
-    if pick.get("builtin") == top["config"]:
-        return False, (f"The pick is the built-in `{top['config']}` itself (the best baseline on the selection split): "
-                       "the search found nothing that dominates it.")
+    if pick.get("builtin"):
+        return False, (f"The pick is the built-in `{pick['builtin']}` itself, which a user sets by hand: the search "
+                       f"found nothing that dominates the best baseline `{top['config']}`.")
     diff = pick["dev_mean"] - top["dev_mean"]
     thr = tie_threshold(dev_std, max(1, pick["seeds"])) if dev_std is not None else 0.0
     ratio = pick["params"] / top["params"] if top["params"] else float("inf")
