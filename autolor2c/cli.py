@@ -373,25 +373,58 @@ def cmd_retrain(a: argparse.Namespace) -> int:
 
 
 def cmd_export(a: argparse.Namespace) -> int:
+    import yaml
+
     from autolor2c import export
     from autolor2c.search.report import best_config_dict
-    from autolor2c.search.study import pick_trial
+    from autolor2c.search.study import pareto_front, pick_trial
     from autolor2c.train import load_adapter, load_backbone, read_meta
-    from autolor2c.train.backbone import resolve_model
+    from autolor2c.train.backbone import portable_model_name
 
     study = _load_study_for(a)
     out = Path(a.out)
-    if a.format in ("yaml", "json"):
-        cfg = best_config_dict(pick_trial(study, a.pick, a.trial), study.study_name)
-        print(f"wrote {export.export_config(cfg, out, a.format)}")
-        return 0
-    # lor2c / lora export the retrained adapter, which belongs to one trial
-    retrained = study.user_attrs.get("retrain", {}).get("trial")
-    if a.trial is not None and a.trial != retrained:
-        raise UserError(f"bad --trial {a.trial}: the retrained adapter is trial {retrained}; "
-                        f"run autolor2c retrain --trial {a.trial} first")
     src = Path(a.source) if a.source else Path(study.user_attrs.get("artifacts_dir") or Path("studies") / study.study_name)
-    adapter = src / "adapter"
+    # the study's own pick: the trial its adapter/ and best_config.yaml hold
+    best_file = src / "best_config.yaml"
+    own_pick = ((yaml.safe_load(best_file.read_text()) or {}).get("source") or {}).get("trial") if best_file.is_file() else None
+    if own_pick is None:
+        own_pick = study.user_attrs.get("retrain", {}).get("trial")
+    # one selection for every format: --trial, else --pick, else the study's pick
+    if a.trial is not None or (a.pick is None and own_pick is None):
+        t = pick_trial(study, a.pick or "best", a.trial)
+    elif a.pick == "smallest":
+        front = pareto_front(study)
+        if not front:
+            raise UserError(f"study {study.study_name!r} has no finished feasible trial yet")
+        t = min(front, key=lambda x: (x.values[1], -x.values[0]))
+    elif a.pick is not None:
+        t = pick_trial(study, a.pick)
+    else:
+        t = pick_trial(study, trial=int(own_pick))
+    label = f"trial {t.number}" + (f" ({a.pick})" if a.pick else "")
+    if a.format in ("yaml", "json"):
+        cfg = best_config_dict(t, study.study_name)
+        # the training arguments the trial was trained with (the plan's own keys are among them)
+        args = t.user_attrs.get("train_args")
+        if args is None:
+            try:
+                args = (export.run_record(export.find_trial_adapter(src, t.number, None, own_pick)) or {}).get("train_args")
+            except UserError:
+                args = None
+        if args:
+            cfg["train"] = {**export.trained_settings(args), **cfg.get("train", {})}
+        print(f"wrote {export.export_config(cfg, out, a.format)} ({label})")
+        return 0
+    structure = t.user_attrs.get("final_structure")
+    if a.format == "lora" and structure and export.lora_part(structure) is None:
+        with_lora = [x.number for x in pareto_front(study) if export.lora_part(x.user_attrs.get("final_structure"))]
+        spans = structure.get("spans") or []
+        raise UserError(f"trial {t.number} has no LoRA part to export: its {len(spans)} bypass(es) {spans} cross layers, "
+                        f"which a LoRA folder cannot express (no injected layers); "
+                        + (f"front points with a LoRA part: trial(s) {', '.join(map(str, with_lora))} (--trial N)"
+                           if with_lora else "no front point has one")
+                        + "; --format lor2c exports any trial")
+    adapter = export.find_trial_adapter(src, t.number, t.user_attrs.get("adapter_dir"), own_pick)
     if a.format in ("lor2c", "peft"):
         if a.format == "peft":
             print("autolor2c: --format peft is deprecated, use --format lor2c: it writes LoR2C's own folder "
@@ -399,15 +432,17 @@ def cmd_export(a: argparse.Namespace) -> int:
                   file=sys.stderr)
         retrain_file = src / "retrain.json"
         retrain = json.loads(retrain_file.read_text()) if retrain_file.is_file() else None
-        folder = export.export_folder(adapter, out, retrain, title=f"LoR2C adapter from study {study.study_name}")
-        print(f"wrote {folder}: lor2c_config.json, lor2c_model.safetensors, autolor2c.json, README.md (model card)")
+        folder = export.export_folder(adapter, out, export.trial_runs(retrain, t.number),
+                                      title=f"LoR2C adapter from study {study.study_name}, trial {t.number}")
+        print(f"wrote {folder} ({label}, {int(t.values[1]):,} params, from {adapter}): lor2c_config.json, "
+              f"lor2c_model.safetensors, autolor2c.json, README.md (model card)")
         return 0
     meta = read_meta(adapter)
     regression = _task_from_meta(meta).is_regression
     wrapped = load_adapter(load_backbone(meta.get("model"), meta["num_labels"], regression), adapter)
     fresh = load_backbone(meta.get("model"), meta["num_labels"], regression)
-    folder, caveat = export.export_lora(wrapped, fresh, out, resolve_model(meta.get("model")))
-    print(f"wrote {folder}: stock PEFT LoRA; it {caveat}")
+    folder, caveat = export.export_lora(wrapped, fresh, out, portable_model_name(meta.get("model")))
+    print(f"wrote {folder} ({label}): stock PEFT LoRA; it {caveat}")
     return 0
 
 
@@ -641,9 +676,13 @@ def _add_search_commands(sub) -> None:
                    help="lor2c: the adapter folder with a model card; yaml/json: the config `autolor2c train` "
                         "reads; lora: stock PEFT LoRA of the injected layers only; peft: old name of lor2c")
     e.add_argument("--out", required=True, help="output folder")
-    e.add_argument("--trial", type=_int_at_least(0), default=None, help="trial number (default: the --pick)")
-    e.add_argument("--pick", choices=PICK_CHOICES, default="best", help="best score, or the knee of the front")
-    e.add_argument("--source", default=None, help="artifacts folder holding adapter/ (default: the study's)")
+    e.add_argument("--trial", type=_int_at_least(0), default=None,
+                   help="trial number, any format (default: the --pick)")
+    e.add_argument("--pick", choices=tuple(dict.fromkeys((*PICK_CHOICES, "smallest"))), default=None,
+                   help="a front point, any format: best score, the knee, or the smallest (default: the study's own "
+                        "pick, the trial of its adapter/ and best_config.yaml)")
+    e.add_argument("--source", default=None,
+                   help="artifacts folder holding trials/, retrain/ and adapter/ (default: the study's)")
     e.set_defaults(func=cmd_export, check=_check_common_values)
 
     d = sub.add_parser("dashboard", help="start optuna-dashboard for the study storage (127.0.0.1)")
