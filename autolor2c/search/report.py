@@ -26,10 +26,13 @@ from .study import (
 
 
 def best_config_dict(t: optuna.trial.FrozenTrial, study_name: str) -> dict[str, Any]:
-    """The config file that ``autolor2c train --config`` reads back."""
+    """The config file that ``autolor2c train --config`` reads back: the configuration and the training
+    arguments its top-rung trial trained with, so that command trains the trial's model again."""
     plan = trial_plan(t)
     spec = plan_to_spec(plan)
-    return {"method": spec.method, "adapter": spec.config.to_dict(), "train": dict(plan.train),
+    recorded = t.user_attrs.get("train_args")
+    train = {k: v for k, v in recorded.items() if k not in ("progress", "device")} if recorded else dict(plan.train)
+    return {"method": spec.method, "adapter": spec.config.to_dict(), "train": train,
             "source": {"study": study_name, "trial": t.number,
                        "values": list(t.values), "final_structure": t.user_attrs.get("final_structure")}}
 
