@@ -6,6 +6,7 @@ Every loader returns a DatasetDict with splits "train" and "validation" whose co
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -23,7 +24,7 @@ import datasets
 from datasets import Dataset, DatasetDict, Features, Value
 
 from autolor2c.errors import UserError
-from autolor2c.locations import data_folder
+from autolor2c.locations import data_folder, hub_offline_reason, offline_advice
 from autolor2c.tasks.registry import TaskSpec, _normalise, get_task
 from autolor2c.tasks.tables import canonical_label, infer_label_names, read_table
 
@@ -206,15 +207,41 @@ def _read_cached(task: TaskSpec, path: Path, read) -> Dataset:
 _HUB_RENAMES = {"mnli": {"premise": "sentence1", "hypothesis": "sentence2"}}
 
 
-def _load_from_hub(task: TaskSpec) -> DatasetDict:
+@contextlib.contextmanager
+def _hub_offline():
+    """``datasets`` and ``huggingface_hub`` in offline mode (they read the variables once, at import), and
+    the cache's expected "Using the latest cached version" warning kept quiet."""
+    from huggingface_hub import constants as hub_constants
+
+    saved = (datasets.config.HF_HUB_OFFLINE, datasets.config.HF_DATASETS_OFFLINE, hub_constants.HF_HUB_OFFLINE)
+    verbosity = datasets.logging.get_verbosity()
+    datasets.config.HF_HUB_OFFLINE = datasets.config.HF_DATASETS_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
+    datasets.logging.set_verbosity_error()
     try:
-        raw = datasets.load_dataset(HUB_DATASET, task.name)
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, datasets.config.HF_DATASETS_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
+        datasets.logging.set_verbosity(verbosity)
+
+
+def _load_from_hub(task: TaskSpec) -> DatasetDict:
+    offline = hub_offline_reason()
+    try:
+        if offline is None:
+            raw = datasets.load_dataset(HUB_DATASET, task.name)
+        else:  # only the local cache, at once: the hub's client would retry for about 20 s
+            with _hub_offline():
+                raw = datasets.load_dataset(HUB_DATASET, task.name)
     except Exception as e:  # network, hub or cache errors all get the same advice
         reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        if offline is None:
+            where, advice = "", ""
+        else:
+            where, advice = f" (offline: {offline}) or its local cache", f", {offline_advice()}"
         raise UserError(
-            f"could not load GLUE task '{task.name}' from the Hugging Face hub "
+            f"could not load GLUE task '{task.name}' from the Hugging Face hub{where} "
             f"({type(e).__name__}: {reason[:200]}); give {{param}}, the folder of the GLUE files, "
-            f"or set {DATA_DIR_ENV}", param="data_dir") from e
+            f"or set {DATA_DIR_ENV}{advice}", param="data_dir") from e
     out = DatasetDict()
     for split, source in (("train", "train"), ("validation", task.validation_split)):
         if source not in raw:

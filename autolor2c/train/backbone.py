@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
+import warnings
 from pathlib import Path
 
 import torch
 
 from autolor2c.errors import UserError
-from autolor2c.locations import local_model_folder
+from autolor2c.locations import hub_offline_reason, local_model_folder, offline_advice
 
 DEFAULT_MODEL = "embedded:all-MiniLM-L6-v2"
 
@@ -45,15 +46,49 @@ def model_label(name: str | None) -> str:
     return Path(name.rstrip("/")).name
 
 
+# Library warnings a run raises on the user's behalf that tell the user nothing they can act on. They are
+# ignored by message, so any other warning still shows.
+EXPECTED_WARNINGS = (
+    # PEFT's get_peft_model (the LoRA baseline, --space lora, export --format lora) reads the property
+    # transformers 5 deprecated; autolor2c never turns checkpointing on.
+    (FutureWarning, r"`is_gradient_checkpointing` is deprecated"),
+)
+
+
+def quiet_expected_warnings() -> None:
+    """Ignore EXPECTED_WARNINGS in this process (idempotent; called wherever a backbone loads, so a
+    ``warnings.catch_warnings`` block that reset the filters since then gets them again)."""
+    for category, message in EXPECTED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
+def _hub_access(path: str) -> tuple[dict, str | None]:
+    """``from_pretrained`` keywords for ``path`` (from ``resolve_model``), and why the hub is out of reach
+    when ``path`` is a hub id and it is: then only the local cache is read, at once (the hub's client
+    would retry for about 20 s)."""
+    if local_model_folder(path) is not None:  # the embedded model or a folder
+        return {}, None
+    offline = hub_offline_reason()
+    return ({"local_files_only": True} if offline else {}), offline
+
+
+def _load_error(what: str, e: Exception, offline: str | None) -> str:
+    if offline:
+        return (f"cannot load {what}: the Hugging Face hub is offline ({offline}) and the model is not in "
+                f"its local cache; give a model folder, {offline_advice()}")
+    return f"cannot load {what} ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+
+
 @functools.lru_cache(maxsize=4)
 def load_tokenizer(name: str | None):
     from transformers import AutoTokenizer
 
     path = resolve_model(name)
+    hub, offline = _hub_access(path)
     try:
-        return AutoTokenizer.from_pretrained(path)
+        return AutoTokenizer.from_pretrained(path, **hub)
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot load its tokenizer ({str(e).splitlines()[0]})", param="model",
+        raise UserError(_load_error("its tokenizer", e, offline), param="model",
                         value=name or DEFAULT_MODEL) from None
 
 
@@ -64,15 +99,18 @@ def _pretrained_state(path: str, num_labels: int, problem_type: str | None):
 
     from transformers.utils import logging as hf_logging
 
+    hub, offline = _hub_access(path)
+    if hub:  # transformers 5 looks for a PEFT adapter in the repository without local_files_only
+        hub["adapter_kwargs"] = dict(hub)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=num_labels, problem_type=problem_type, dtype=torch.float32)
+            path, num_labels=num_labels, problem_type=problem_type, dtype=torch.float32, **hub)
     except (OSError, ValueError) as e:
-        raise UserError(f"cannot load it ({str(e).splitlines()[0]})", param="model", value=path) from None
+        raise UserError(_load_error("it", e, offline), param="model", value=path) from None
     finally:
         hf_logging.set_verbosity(verbosity)
         if bars:
@@ -86,6 +124,7 @@ def load_backbone(name: str | None, num_labels: int, is_regression: bool = False
     None) replaces every dropout rate of the pretrained model (``set_backbone_dropout``)."""
     import copy
 
+    quiet_expected_warnings()
     path = resolve_model(name)
     problem = "regression" if is_regression else "single_label_classification"
     template = _pretrained_state(path, num_labels, problem)
