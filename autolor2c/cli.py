@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import json
 import os
 import sys
@@ -193,11 +194,16 @@ def cmd_predict(a: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------
 def _settings_from_args(a: argparse.Namespace):
     from autolor2c.search.fidelity import Fidelity
-    from autolor2c.search.study import SearchSettings
+    from autolor2c.search.settings import SearchSettings
 
     if a.trials is None and a.timeout is None:
-        a.trials = 20
-    fidelity = Fidelity.off() if a.no_multi_fidelity else Fidelity.parse(a.fidelity_rungs, a.reduction_factor)
+        a.trials = SearchSettings.trials
+    if a.no_multi_fidelity:
+        fidelity = Fidelity.off()
+    elif a.fidelity_rungs:
+        fidelity = Fidelity.parse(a.fidelity_rungs, a.reduction_factor)
+    else:
+        fidelity = None  # rungs from --min-rung-steps, the full run and --reduction-factor
     if a.space is not None and not Path(a.space).is_file():
         from autolor2c.search.space import list_builtin_spaces
 
@@ -207,13 +213,11 @@ def _settings_from_args(a: argparse.Namespace):
     return SearchSettings(
         task=a.task, budget=a.budget, model=a.model, data_dir=a.data_dir, space=a.space, storage=a.storage,
         study_name=a.study_name, sampler=a.sampler, seed=a.seed, trials=a.trials, timeout=a.timeout,
-        epochs=a.epochs, max_train_samples=None if a.max_train_samples == 0 else a.max_train_samples,
-        max_eval_samples=a.max_eval_samples, max_length=a.max_length, seeds=a.seeds, pick=a.pick,
-        selection_fraction=a.selection_fraction, front_retrains=a.front_retrains, baselines=not a.no_baselines,
-        min_steps=a.min_steps,
-        out=a.out, fidelity=fidelity, warm_start=a.warm_start, worker=a.worker,
-        retrain_epochs=a.retrain_epochs, retrain_samples=a.retrain_samples, backbone_dropout=a.backbone_dropout,
-        progress=not a.no_progress)
+        builtins_first=not a.no_builtins_first, epochs=a.epochs, max_train_samples=a.max_train_samples,
+        max_eval_samples=a.max_eval_samples, max_length=a.max_length, batch_size=a.batch_size, seeds=a.seeds,
+        pick=a.pick, selection_fraction=a.selection_fraction, baselines=not a.no_baselines, min_steps=a.min_steps,
+        out=a.out, fidelity=fidelity, min_rung_steps=a.min_rung_steps, reduction_factor=a.reduction_factor,
+        warm_start=a.warm_start, worker=a.worker, backbone_dropout=a.backbone_dropout, progress=not a.no_progress)
 
 
 def _spawn_workers(a: argparse.Namespace) -> list:
@@ -234,66 +238,40 @@ def _spawn_workers(a: argparse.Namespace) -> list:
 
 
 _ARGV: list[str] = []
+# Search defaults shown in flags come from their one home, SearchSettings (plain Python: cheap to import).
+class _SettingsDefaults(dict):
+    def __missing__(self, name: str):
+        from autolor2c.search.settings import settings_fields
+
+        self[name] = settings_fields()[name].default
+        return self[name]
 
 
-def _study_dir(settings, study_name: str) -> Path:
-    return Path(settings.out) if settings.out else Path("studies") / study_name
+_DEFAULTS = _SettingsDefaults()
 
 
 def cmd_search(a: argparse.Namespace) -> int:
-    from autolor2c.search.artifacts import artifact_dir, upload_study_artifacts
-    from autolor2c.search.report import print_front, write_artifacts
-    from autolor2c.search.retrain import retrain_baselines, retrain_front
-    from autolor2c.search.study import pareto_front, pick_trial, run_search
+    from autolor2c.search.pipeline import NothingTrained, search
 
     settings = _settings_from_args(a)
+    children: list = []
+    kwargs: dict[str, Any] = {}
     if a.backend == "ray":
-        import time
-
         from autolor2c.search.ray_backend import run_search_ray
 
-        started = time.time()
-        study, ctx = run_search_ray(settings, ray_address=a.ray_address, cpus_per_trial=a.cpus_per_trial,
-                                    gpus_per_trial=a.gpus_per_trial, max_concurrent=a.max_concurrent,
-                                    num_cpus=a.ray_num_cpus)
-        wall = time.time() - started
+        kwargs["run_trials"] = lambda st: run_search_ray(
+            st, ray_address=a.ray_address, cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial,
+            max_concurrent=a.max_concurrent, num_cpus=a.ray_num_cpus)
     else:
         if a.ray_address or a.max_concurrent != 2:
             raise UserError("--ray-address/--max-concurrent need --backend ray")
-        children: list = []
-        study, ctx, _, wall = run_search(settings, on_study_ready=lambda st: children.extend(_spawn_workers(a)))
-        for child in children:
-            child.wait()
-    out = _study_dir(settings, study.study_name)
-    study.set_user_attr("artifacts_dir", str(out.resolve()))
-    if not pareto_front(study):
-        feasible = [t for t in study.trials if t.user_attrs.get("feasible")]
-        why = "no configuration of the space fits the budget" if not feasible else "no feasible trial finished"
-        print(f"no feasible trial: {why} (budget {settings.budget}); nothing trained beyond the trials")
-        write_artifacts(study, ctx, out, None, None, wall)
-        upload_study_artifacts(study, out, settings.storage)
-        return 0
-    print_front(study, ctx.task.primary_metric)
-    picked = pick_trial(study, settings.pick)
-    print(f"picked trial {picked.number} ({settings.pick}): {ctx.task.primary_metric} {picked.values[0]:.4f}, "
-          f"{int(picked.values[1]):,} params")
-    result = baselines = None
-    if settings.seeds > 0:
-        print(f"retraining trial {picked.number} with {settings.seeds} seed(s) and up to "
-              f"{settings.front_retrains - 1} more front point(s) with one seed, on the training set")
-        result = retrain_front(study, ctx, out, picked, progress=settings.progress)
-        p = result["pick"]
-        print(f"retrained trial {p['trial']}: dev {ctx.task.primary_metric} {p['dev_mean']:.4f} ± {p['dev_std']:.4f} "
-              f"over {p['seeds']} seed(s) (selection {p['selection_mean']:.4f})")
-        if settings.baselines:
-            print("hand-set built-in configurations that fit the budget, retrained the same way (cached):")
-            baselines = retrain_baselines(ctx, out.parent / "baselines", seeds=1, progress=settings.progress)
-            study.set_user_attr("baselines", [{k: v for k, v in b.items() if k != "runs"} for b in baselines])
-    paths = write_artifacts(study, ctx, out, result, picked, wall, baselines)
-    print(f"wrote {', '.join(str(p) for p in paths.values())}")
-    uploaded = upload_study_artifacts(study, out, settings.storage)
-    print(f"uploaded {len(uploaded)} files to the study's artifact store {artifact_dir(settings.storage)} "
-          f"(optuna-dashboard lists them: autolor2c dashboard)")
+        kwargs["on_study_ready"] = lambda st: children.extend(_spawn_workers(a))
+        kwargs["after_trials"] = lambda st: [child.wait() for child in children]
+    try:
+        search(settings, **kwargs)
+    except NothingTrained as e:
+        print(f"autolor2c: the search trained nothing to pick from: {e}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -325,50 +303,42 @@ def cmd_show(a: argparse.Namespace) -> int:
     print_front(study, metric)
     budget = study.user_attrs.get("budget_params")
     if budget:
-        print(f"hypervolume {study_hypervolume(study, budget):.4f}; cost {cost_totals(study)}")
+        ref = study.user_attrs.get("hv_reference") or {
+            "score": (study.user_attrs.get("trivial_score") or {}).get("selection", 0.0), "name": "the input-blind score"}
+        print(f"hypervolume {study_hypervolume(study, budget, ref['score']):.4f} (reference: {ref['name']}, "
+              f"{metric} {ref['score']:.4f}, params = budget); cost {cost_totals(study)}")
     if "retrain" in study.user_attrs:
         r = study.user_attrs["retrain"]
-        print(f"retrained trial {r['trial']}: dev {metric} {r['dev_mean']:.4f} ± {r['dev_std']:.4f} over {r['seeds']} seeds")
+        std = f" ± {r['dev_std']:.4f}" if r.get("dev_std") is not None else ""
+        print(f"pick: trial {r['trial']}, dev {metric} {r['dev_mean']:.4f}{std} over {r['seeds']} seed(s)")
     return 0
 
 
 def _context_for_study(study, a):
-    from autolor2c.search.fidelity import Fidelity
-    from autolor2c.search.study import SearchSettings, build_context
+    from autolor2c.search.settings import SearchSettings
+    from autolor2c.search.study import build_context
 
     ident = study.user_attrs.get("identity")
     if not ident:
         raise UserError(f"study {study.study_name!r} was not made by autolor2c search")
-    fid = ident.get("fidelity", {})
-    settings = SearchSettings(task=ident["task"], budget=ident["budget"], model=study.user_attrs.get("model_arg"),
-                              data_dir=a.data_dir or study.user_attrs.get("data_dir"),
-                              space=study.user_attrs.get("space_path"),
-                              epochs=ident["epochs"], max_train_samples=ident["max_train_samples"],
-                              max_length=ident["max_length"], seeds=a.seeds,
-                              selection_fraction=ident.get("selection_fraction", 0.0), front_retrains=1,
-                              min_steps=ident.get("min_steps"),
-                              backbone_dropout=ident.get("backbone_dropout", 0.0),
-                              fidelity=Fidelity(tuple(fid.get("fractions", [1.0])), fid.get("eta", 3.0)),
-                              progress=not getattr(a, "no_progress", False))
-    return settings, build_context(settings)
+    settings = SearchSettings.from_identity(
+        ident, model=study.user_attrs.get("model_arg"), data_dir=a.data_dir or study.user_attrs.get("data_dir"),
+        space=study.user_attrs.get("space_path"), out=a.out or study.user_attrs.get("artifacts_dir"),
+        seeds=getattr(a, "seeds", 3), progress=not getattr(a, "no_progress", False))
+    return settings, build_context(settings, study.study_name)
 
 
 def cmd_retrain(a: argparse.Namespace) -> int:
-    from autolor2c.search.artifacts import upload_study_artifacts
-    from autolor2c.search.report import write_artifacts
-    from autolor2c.search.retrain import retrain_front
+    from autolor2c.search.retrain import train_seeds
     from autolor2c.search.study import pick_trial
 
     study = _load_study_for(a)
     picked = pick_trial(study, a.pick, a.trial)
     settings, ctx = _context_for_study(study, a)
-    out = Path(a.out) if a.out else Path(study.user_attrs.get("artifacts_dir") or Path("studies") / study.study_name)
-    result = retrain_front(study, ctx, out, picked, progress=settings.progress)
-    if result:
-        p = result["pick"]
-        print(f"retrained trial {picked.number}: dev {ctx.task.primary_metric} {p['dev_mean']:.4f} ± {p['dev_std']:.4f}")
-    write_artifacts(study, ctx, out, result, picked, 0.0, study.user_attrs.get("baselines"))
-    upload_study_artifacts(study, out, a.storage)
+    r = train_seeds(study, ctx, picked, a.seeds, settings.progress)
+    std = f" ± {r['dev_std']:.4f}" if r["dev_std"] is not None else ""
+    print(f"trial {picked.number} over {r['seeds']} seed(s): dev {ctx.task.primary_metric} {r['dev_mean']:.4f}{std} "
+          f"(the trial is seed 0; its seeds' adapters are in {ctx.out / 'retrain'})")
     return 0
 
 
@@ -471,8 +441,8 @@ def cmd_dashboard(a: argparse.Namespace) -> int:
 # The parser. Building it and checking values import nothing heavy (torch, transformers, optuna,
 # datasets, ray): `--help` and a bad value answer in a fraction of a second; commands import inside.
 # --------------------------------------------------------------------------------------------------
-SAMPLER_CHOICES = ("parego", "tpe", "gp", "nsga2", "random")  # search.study.SAMPLERS (a test keeps them equal)
-PICK_CHOICES = ("best", "knee")
+SAMPLER_CHOICES = ("parego", "tpe", "gp", "nsga2", "random")  # search.settings.SAMPLERS (a test keeps them equal)
+PICK_CHOICES = ("smallest-tied", "best", "knee")                # search.settings.PICKS (likewise)
 BUILTIN_CONFIGS = ("lor2c", "sharelor2c", "mergelor2c", "injectlor2c", "imlor2c", "lora")
 
 
@@ -521,10 +491,36 @@ def _check_search_values(a: argparse.Namespace) -> None:
     parse_budget(a.budget, backbone_params=10**12 if a.budget.strip().endswith("%") else None)
     if a.no_multi_fidelity and a.fidelity_rungs:
         raise UserError("--no-multi-fidelity conflicts with --fidelity-rungs")
-    Fidelity.parse(a.fidelity_rungs, a.reduction_factor)
+    if a.fidelity_rungs:
+        Fidelity.parse(a.fidelity_rungs, a.reduction_factor)
+    from autolor2c.search.pipeline import require_trials
+
+    settings = _settings_from_args(a)
+    _validate_settings(settings)
+    require_trials(settings)
     looks_like_path = "/" in a.space or a.space.endswith((".yaml", ".yml", ".json")) if a.space else False
     if looks_like_path and not Path(a.space).is_file():
         raise UserError(f"bad --space {a.space!r}: no such file")
+
+
+_FLAG_OF = {"selection_fraction": "--selection-fraction", "min_steps": "--min-steps", "max_length": "--max-length",
+            "batch_size": "--batch-size", "epochs": "--epochs", "max_train_samples": "--max-train-samples",
+            "max_eval_samples": "--max-eval-samples", "backbone_dropout": "--backbone-dropout",
+            "reduction_factor": "--reduction-factor", "min_rung_steps": "--min-rung-steps", "trials": "--trials",
+            "seeds": "--seeds", "pick": "--pick", "sampler": "--sampler", "timeout": "--timeout"}
+
+
+def _validate_settings(settings) -> None:
+    """The library's checks, with the library's name of a value turned into its flag."""
+    try:
+        settings.validate()
+    except UserError as e:
+        msg = str(e)
+        m = re.match(r"bad training setting (\w+)=(.*)", msg)
+        if m:
+            flag = _FLAG_OF.get(m.group(1), m.group(1))
+            raise UserError(f"bad {flag} {m.group(2)}: out of range for training") from None
+        raise
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -574,23 +570,32 @@ def _add_space_and_budget_flags(s: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=_int_at_least(0), default=0, help="sampler seed")
     g.add_argument("--warm-start", default=None,
                    help="STUDY or STORAGE_URL#STUDY whose Pareto configurations start this one (default none)")
+    g.add_argument("--no-builtins-first", action="store_true",
+                   help="do not start the study with the built-in configurations the space can express")
 
 
 def _add_fidelity_flags(s: argparse.ArgumentParser) -> None:
     g = s.add_argument_group("trial size and fidelity")
-    g.add_argument("--epochs", type=_positive, default=None, help="epochs of a full-fidelity trial (default: the library's, 1)")
+    g.add_argument("--epochs", type=_positive, default=None,
+                   help="epochs of the top rung, the full run (default: the library's, 1)")
     g.add_argument("--min-steps", type=_int_at_least(0), default=None,
-                   help="optimiser steps of a full-fidelity trial and a retrain, at least (default: the library's, 300)")
+                   help="optimiser steps of the top rung, at least (default: the library's, 300)")
+    g.add_argument("--batch-size", type=_int_at_least(1), default=None, help="default: the library's, 32")
     g.add_argument("--selection-fraction", type=_float_above(0.0, inclusive=True), default=0.1,
                    help="training rows held out to score trials on, at most 2000 (0: the dev set)")
-    g.add_argument("--max-train-samples", type=_int_at_least(0), default=4000,
-                   help="training examples of a full-fidelity trial (0 = all)")
+    g.add_argument("--max-train-samples", type=_int_at_least(1), default=None,
+                   help="training examples of the top rung (default: all, the run a user gets; fewer make a cheaper, "
+                        "noisier search)")
     g.add_argument("--max-eval-samples", type=_int_at_least(1), default=None,
                    help="validation examples a trial is scored on (default: all)")
     g.add_argument("--max-length", type=_int_at_least(8), default=None, help="tokens per example (default: the library's, 128)")
     g.add_argument("--fidelity-rungs", default=None,
-                   help="fractions of a full trial, e.g. 0.111,0.333,1 (default 0.33,1 from the reduction factor)")
-    g.add_argument("--reduction-factor", type=_positive, default=3.0,
+                   help="fractions of the full run, e.g. 0.111,0.333,1 (default: from --min-rung-steps and the "
+                        "reduction factor, as Hyperband sets them)")
+    g.add_argument("--min-rung-steps", type=_int_at_least(1), default=_DEFAULTS["min_rung_steps"],
+                   help="optimiser steps of the lowest rung; a full run shorter than eta times this turns "
+                        "multi-fidelity off")
+    g.add_argument("--reduction-factor", type=_float_above(1.0), default=3.0,
                    help="successive-halving eta: the top 1/eta of a rung is promoted")
     g.add_argument("--no-multi-fidelity", action="store_true", help="train every trial at full fidelity")
     g.add_argument("--backbone-dropout", type=_dropout_rate, default=0.0,
@@ -618,17 +623,13 @@ def _add_storage_and_backend_flags(s: argparse.ArgumentParser) -> None:
 
 
 def _add_retrain_flags(s: argparse.ArgumentParser) -> None:
-    g = s.add_argument_group("retrain of the front and the hand-set baselines")
-    g.add_argument("--pick", choices=PICK_CHOICES, default="best",
-                   help="best score on the front, or the knee of the front")
-    g.add_argument("--seeds", type=_int_at_least(0), default=3, help="retrain seeds of the pick (0 skips retraining)")
-    g.add_argument("--front-retrains", type=_int_at_least(1), default=3,
-                   help="front points retrained: the pick, then best/knee/smallest with one seed each")
+    g = s.add_argument_group("pick, seeds and baselines")
+    g.add_argument("--pick", choices=PICK_CHOICES, default=_DEFAULTS["pick"],
+                   help="smallest-tied: the fewest params within the measured seed noise of the best; best; knee")
+    g.add_argument("--seeds", type=_int_at_least(0), default=3,
+                   help="seeds of the best and the pick (the trial is seed 0; the others measure the noise)")
     g.add_argument("--no-baselines", action="store_true",
-                   help="skip retraining the hand-set built-ins that fit the budget (cached across searches)")
-    g.add_argument("--retrain-epochs", type=_positive, default=None, help="default: --epochs")
-    g.add_argument("--retrain-samples", type=_int_at_least(1), default=None,
-                   help="cap the retrain's training set (default: all of it)")
+                   help="skip the head alone and LoRA baselines (cached across searches) beside the front")
 
 
 def _add_output_flags(s: argparse.ArgumentParser) -> None:

@@ -201,7 +201,7 @@ def fake_result(ctx, spec, args, score: float, params: int, wall_time_s: float =
 def make_fake(ctx, calls: list | None = None, kill_on_rung1_call: int | None = None):
     state = {"rung1_calls": 0}
 
-    def fake(task, spec, args, model_name=None, data_dir=None):
+    def fake(task, spec, args, model_name=None, data_dir=None, out_dir=None):
         assert data_dir == ctx.settings.data_dir and model_name == ctx.settings.model
         fraction = args.max_train_samples / ctx.n_train_full
         if calls is not None:
@@ -228,11 +228,11 @@ def fast_context():
     real = study_mod.build_context
     cache: dict = {}
 
-    def cached(settings):
+    def cached(settings, name=None):
         key = (settings.task, settings.model, settings.budget, settings.space_path(), settings.data_dir,
-               settings.max_train_samples, settings.max_eval_samples)
+               settings.max_train_samples, settings.max_eval_samples, repr(settings.fidelity))
         if key not in cache:
-            cache[key] = real(settings)
+            cache[key] = real(settings, name)
             gc.collect()
             gc.freeze()  # what the first build imported and kept alive, too
         return dataclasses.replace(cache[key], settings=settings)
@@ -261,7 +261,7 @@ def fast_tmp(tmp_path):
 
 
 def settings_for(glue_dir, storage, name, trials, **kw) -> SearchSettings:
-    kw = {"budget": "0.1M", "sampler": "random", **kw}
+    kw = {"budget": "0.1M", "sampler": "random", "builtins_first": False, **kw}
     return SearchSettings(task="sst2", data_dir=str(glue_dir), storage=storage, study_name=name, trials=trials,
                           max_train_samples=FULL, fidelity=FID, seeds=0, progress=False, **kw)
 
