@@ -1,12 +1,18 @@
-"""`export --format lor2c`: LoR2C's own folder with a portable base model name and a model card; old
-(PEFT-named) folders export and load too."""
+"""`export`: LoR2C's own folder with a portable base model name and a model card (front matter, labels,
+training, offline load); old (PEFT-named) folders export and load too; on a study, --pick/--trial reach every
+format, a trial's own or retrained adapter exports by number, and lora says what it can and cannot hold."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
+import pytest
 import torch
+import yaml
 
+from autolor2c.cli import main
 from autolor2c.export import export_folder
 from autolor2c.lor2c import LoR2CConfig, LoR2CModel, get_lor2c_model
 from autolor2c.train import save_adapter
@@ -65,13 +71,6 @@ def test_old_peft_named_folder_exports_under_new_names(tmp_path):
 # --------------------------------------------------------------------------------------------------
 # `autolor2c export` on a study: the selection reaches every format
 # --------------------------------------------------------------------------------------------------
-import dataclasses  # noqa: E402
-
-import pytest  # noqa: E402
-import yaml  # noqa: E402
-
-from autolor2c.cli import main  # noqa: E402
-
 # trial -> (values, injected layer or None, where its adapter is saved: "own", "retrain" or None)
 TRIALS = {0: ((0.90, 9000), None, "own"), 1: ((0.85, 3000), 3, "retrain"), 2: ((0.70, 500), None, "own"),
           3: ((0.60, 8000), None, None)}
@@ -120,8 +119,6 @@ def study(tmp_path_factory):
             _, folder = _minilm_adapter(run / "adapter", inject, seed=10 + n)
             (run / "metrics.json").write_text(json.dumps({"train_args": args, "n_train": 3600, "steps": 300,
                                                           "epochs": 2.667, "wall_time_s": 40.0, "device": "cpu"}))
-    import shutil
-
     shutil.copytree(out / "trials" / "trial0" / "adapter", out / "adapter")
     (out / "best_config.yaml").write_text(yaml.safe_dump({"method": "lor2c", "source": {"study": "s", "trial": 0}}))
     runs = [{"seed": 0, "selection": 0.91, "dev": 0.88}, {"seed": 1, "selection": 0.89, "dev": 0.86}]
