@@ -20,7 +20,12 @@ FLAG_OF_PARAM = {
     "adapter": "--adapter", "budget": "--budget", "config": "--config", "data_dir": "--data-dir",
     "eta": "--reduction-factor", "format": "--format", "model": "--model", "output": "--output", "pick": "--pick",
     "rungs": "--fidelity-rungs", "sampler": "--sampler", "storage": "--storage", "study_name": "--study-name",
-    "trial": "--trial", "warm_start": "--warm-start",
+    "trial": "--trial", "warm_start": "--warm-start", "selection_fraction": "--selection-fraction",
+    "min_steps": "--min-steps", "max_length": "--max-length", "batch_size": "--batch-size", "epochs": "--epochs",
+    "max_train_samples": "--max-train-samples", "max_eval_samples": "--max-eval-samples",
+    "backbone_dropout": "--backbone-dropout", "reduction_factor": "--reduction-factor",
+    "min_rung_steps": "--min-rung-steps", "trials": "--trials", "seeds": "--seeds", "timeout": "--timeout",
+    "learning_rate": "--learning-rate", "seed": "--seed",
 }
 
 
@@ -493,34 +498,11 @@ def _check_search_values(a: argparse.Namespace) -> None:
         raise UserError("--no-multi-fidelity conflicts with --fidelity-rungs")
     if a.fidelity_rungs:
         Fidelity.parse(a.fidelity_rungs, a.reduction_factor)
-    from autolor2c.search.pipeline import require_trials
-
     settings = _settings_from_args(a)
-    _validate_settings(settings)
-    require_trials(settings)
+    settings.validate()
     looks_like_path = "/" in a.space or a.space.endswith((".yaml", ".yml", ".json")) if a.space else False
     if looks_like_path and not Path(a.space).is_file():
         raise UserError(f"bad --space {a.space!r}: no such file")
-
-
-_FLAG_OF = {"selection_fraction": "--selection-fraction", "min_steps": "--min-steps", "max_length": "--max-length",
-            "batch_size": "--batch-size", "epochs": "--epochs", "max_train_samples": "--max-train-samples",
-            "max_eval_samples": "--max-eval-samples", "backbone_dropout": "--backbone-dropout",
-            "reduction_factor": "--reduction-factor", "min_rung_steps": "--min-rung-steps", "trials": "--trials",
-            "seeds": "--seeds", "pick": "--pick", "sampler": "--sampler", "timeout": "--timeout"}
-
-
-def _validate_settings(settings) -> None:
-    """The library's checks, with the library's name of a value turned into its flag."""
-    try:
-        settings.validate()
-    except UserError as e:
-        msg = str(e)
-        m = re.match(r"bad training setting (\w+)=(.*)", msg)
-        if m:
-            flag = _FLAG_OF.get(m.group(1), m.group(1))
-            raise UserError(f"bad {flag} {m.group(2)}: out of range for training") from None
-        raise
 
 
 class _HelpFormatter(argparse.HelpFormatter):

@@ -21,7 +21,7 @@ from autolor2c.search.fidelity import Fidelity
 from autolor2c.search.study import Objective, SearchSettings, run_search, trained_configurations
 from autolor2c.train import count_adapter_params, train
 
-SMALL = ["--min-steps", "0", "--max-train-samples", "96", "--retrain-samples", "96", "--max-eval-samples", "64", "--max-length", "32",
+SMALL = ["--min-steps", "0", "--max-train-samples", "96", "--max-eval-samples", "64", "--max-length", "32",
          "--no-progress", "--epochs", "1"]
 
 
@@ -54,20 +54,32 @@ def test_search_writes_every_artifact(searched):
         if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("feasible"):
             assert t.values[1] <= 50_000
             assert {"cost_s", "cpu_s", "final_structure", "history", "rungs", "plan"} <= set(t.user_attrs)
+    # the built-ins the space expresses and the budget fits were the first trials, at the top rung, once each
+    builtins = [t.user_attrs.get("builtin") for t in study.trials[:3]]
+    assert builtins == ["lor2c", "sharelor2c", "imlor2c"]
+    assert sum(1 for t in study.trials if t.user_attrs.get("builtin")) == 3
+    assert all(t.user_attrs["rungs"][0]["fraction"] == 1.0 for t in study.trials[:3])
     retrain = json.loads((out / "retrain.json").read_text())
     pick = retrain["pick"]
-    assert pick["seeds"] == 2 and len(pick["runs"]) == 2 and 0 <= pick["dev_std"] and pick["role"] == "picked"
-    # the retrain kept each trial's structure and count (asserted while retraining), and scored both splits
-    for p in retrain["points"]:
-        t = study.trials[p["trial"]]
-        assert p["params"] == int(t.values[1])
-        assert all(r["final_structure"]["spans"] == t.user_attrs["final_structure"]["spans"] for r in p["runs"])
-        assert all(0 <= r["selection"] <= 1 and 0 <= r["dev"] <= 1 for r in p["runs"])
+    assert pick["seeds"] == 2 and len(pick["runs"]) == 2 and 0 <= pick["dev_std"]
+    t = study.trials[pick["trial"]]
+    # seed 0 is the trial itself (not trained again); seed 1 trained the same configuration with the same count
+    assert pick["runs"][0]["trial"] == t.number and pick["runs"][0]["selection"] == t.values[0]
+    assert all(r["params"] == int(t.values[1]) for r in pick["runs"])
+    assert all(0 <= r["selection"] <= 1 and 0 <= r["dev"] <= 1 for r in pick["runs"])
+    assert not (out / "retrain" / f"trial{t.number}-seed0").exists() and (out / "retrain" / f"trial{t.number}-seed1").is_dir()
+    # the study's adapter/ is the pick's trial's own model, byte for byte
+    own = out / "trials" / f"trial{t.number}" / "adapter"
+    assert t.user_attrs["adapter_dir"] == str(own.resolve())
+    assert (own / "lor2c_model.safetensors").read_bytes() == (out / "adapter" / "lor2c_model.safetensors").read_bytes()
+    assert retrain["noise"]["trial"] == retrain["best"]["trial"] and retrain["noise"]["seeds"] == 2
     report = (out / "report.md").read_text()
-    assert "Pareto front" in report and "Retrained" in report and "Cost" in report
-    # the hand-set built-ins that fit 0.05M sit beside the front, with the input-blind baseline and a verdict
-    assert "built-in `lor2c`" in report and "built-in `imlor2c`" in report and "input-blind" in report
-    assert "hand-setting" in report
+    assert "Pareto front" in report and "The pick beside the baselines" in report and "Cost" in report
+    # the built-ins, the head alone and LoRA sit beside the front, with the input-blind score and a verdict
+    for name in ("lor2c", "imlor2c", "head-only", "lora"):
+        assert f"baseline `{name}`" in report, name
+    assert "input-blind" in report and "**Verdict.**" in report and "hand-setting" in report
+    assert "reference point: the head alone" in report
     cfg = yaml.safe_load((out / "best_config.yaml").read_text())
     assert cfg["method"] in ("lor2c", "lora")
     from optuna_dashboard import get_note
@@ -120,8 +132,9 @@ def test_over_budget_configurations_are_never_trained(tmp_path, glue_dir):
 def test_budget_that_admits_nothing_trains_nothing(tmp_path, glue_dir, capsys):
     rc = main(["search", "--task", "sst2", "--budget", "100", "--trials", "3", "--storage", f"sqlite:///{tmp_path}/n.db",
                "--out", str(tmp_path / "o"), "--data-dir", str(glue_dir), "--seeds", "3", *SMALL])
-    assert rc == 0
-    assert "no feasible trial" in capsys.readouterr().out
+    assert rc == 1  # a search that trains nothing says so and fails
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "trained nothing" in err[0] and "fits the budget" in err[0]
     study = optuna.load_study(study_name=optuna.get_all_study_names(f"sqlite:///{tmp_path}/n.db")[0],
                               storage=f"sqlite:///{tmp_path}/n.db")
     assert all(t.user_attrs.get("trained") is False for t in study.trials)
@@ -236,6 +249,10 @@ BAD_SEARCH = [
     (["--no-multi-fidelity", "--fidelity-rungs", "0.5,1"], "--fidelity-rungs"), (["--model", "./no/such/model"], "no/such/model"),
     (["--data-dir", "/no/such/dir"], "/no/such/dir"), (["--epochs", "0"], "'0'"), (["--max-length", "4"], "'4'"),
     (["--backbone-dropout", "1"], "'1'"), (["--backbone-dropout", "-0.1"], "-0.1"),
+    # accepted by the flag's type, refused by the training run's own checks, still before any study exists
+    (["--selection-fraction", "1"], "--selection-fraction"), (["--max-length", "9000"], "--max-length 9000"),
+    (["--min-rung-steps", "0"], "'0'"), (["--batch-size", "0"], "'0'"), (["--max-train-samples", "0"], "'0'"),
+    (["--reduction-factor", "1"], "'1'"),
 ]
 
 
@@ -288,8 +305,8 @@ def test_resume_refuses_a_study_begun_with_other_settings_or_trainer_defaults(tm
         open_study(settings, storage, "s", "accuracy")
 
 
-def test_backbone_dropout_reaches_every_trial_and_the_retrain(tmp_path, glue_dir):
-    from autolor2c.search.retrain import retrain_front
+def test_backbone_dropout_reaches_every_trial_and_every_seed(tmp_path, glue_dir):
+    from autolor2c.search.retrain import train_seeds
 
     seen = []
 
@@ -301,18 +318,27 @@ def test_backbone_dropout_reaches_every_trial_and_the_retrain(tmp_path, glue_dir
 
     settings = SearchSettings(task="sst2", budget="12K", data_dir=str(glue_dir), storage=f"sqlite:///{tmp_path}/s.db",
                               study_name="d", trials=2, max_train_samples=64, max_eval_samples=32, max_length=24,
-                              seeds=0, fidelity=Fidelity.off(), progress=False, sampler="random", min_steps=0, backbone_dropout=0.1,
-                              retrain_samples=64)
+                              seeds=0, fidelity=Fidelity.off(), progress=False, sampler="random", min_steps=0,
+                              backbone_dropout=0.1, out=str(tmp_path / "r"))
     study, ctx, _, _ = run_search(settings, objective_factory=factory)
     assert seen and set(seen) == {0.1}
     assert study.user_attrs["identity"]["backbone_dropout"] == 0.1
-    feasible = [t for t in study.trials if t.user_attrs.get("trained")]
-    assert feasible
-    ctx = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, seeds=1, front_retrains=1))
     feasible = [t for t in study.trials if t.values is not None]
-    retrain_front(study, ctx, tmp_path / "r", feasible[0], progress=False)
-    metrics = json.loads((tmp_path / "r" / "retrain" / f"trial{feasible[0].number}-seed0" / "metrics.json").read_text())
-    assert metrics["train_args"]["backbone_dropout"] == 0.1
+    assert feasible
+    train_seeds(study, ctx, feasible[0], 2, progress=False)
+    metrics = json.loads((tmp_path / "r" / "retrain" / f"trial{feasible[0].number}-seed1" / "metrics.json").read_text())
+    assert metrics["train_args"]["backbone_dropout"] == 0.1 and metrics["train_args"]["seed"] == 1
+
+
+def test_a_never_promoted_search_is_refused_before_training(tmp_path, glue_dir, capsys):
+    db = tmp_path / "p.db"
+    rc = main(["search", "--task", "sst2", "--budget", "0.1M", "--trials", "1", "--storage", f"sqlite:///{db}",
+               "--data-dir", str(glue_dir), "--fidelity-rungs", "0.5,1", "--no-builtins-first", "--out",
+               str(tmp_path / "o"), *SMALL])
+    assert rc == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "--trials" in err[0] and "top rung" in err[0]
+    assert not db.exists() or optuna.get_all_study_names(f"sqlite:///{db}") == []
 
 
 def test_optuna_private_names_only_in_their_module():

@@ -75,20 +75,21 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     t1 = time.time()
     pts = [(t.values[0], t.values[1]) for t in front]
     best_trial = front[pick_best(pts)]
-    best = pick = None
-    noise = None
-    if settings.seeds > 1:
-        print(f"measuring the seed noise: trial {best_trial.number} (best {metric}) with {settings.seeds} seeds")
-        best = train_seeds(study, ctx, best_trial, settings.seeds, settings.progress, role="best")
-        noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]])
+    from .retrain import seed_runs
+
+    def runs_of(t) -> int:  # seeds to hold: what is asked, or more if an earlier run trained them
+        return max(settings.seeds, len(seed_runs(study, t, metric)), 1)
+
+    if runs_of(best_trial) > 1:
+        print(f"measuring the seed noise: trial {best_trial.number} (best {metric}) over {runs_of(best_trial)} seeds")
+    best = train_seeds(study, ctx, best_trial, runs_of(best_trial), settings.progress, role="best")
+    noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]])
     picked = pick_trial(study, settings.pick)
-    if picked.number == best_trial.number:
-        pick = best
-    elif settings.seeds > 1:
-        pick = train_seeds(study, ctx, picked, settings.seeds, settings.progress, role="pick")
+    pick = best if picked.number == best_trial.number else \
+        train_seeds(study, ctx, picked, runs_of(picked), settings.progress, role="pick")
     wall["seeds"] = time.time() - t1
     print(f"picked trial {picked.number} ({settings.pick}): {metric} {picked.values[0]:.4f}, "
-          f"{int(picked.values[1]):,} params" + (f"; over {pick['seeds']} seeds dev {pick['dev_mean']:.4f}" if pick else ""))
+          f"{int(picked.values[1]):,} params; over {pick['seeds']} seed(s) dev {pick['dev_mean']:.4f}")
     own = record.adapter_dir(picked)
     if own is not None:  # the pick's adapter is its trial's own model (seed 0): nothing trained again
         replace_dir(own, out / "adapter")
@@ -131,24 +132,11 @@ def _why_nothing(study: optuna.Study, ctx) -> str:
     if not trials:
         return "no trial ran (the timeout ended the search first?)"
     if not trained and not failed:
-        return (f"no configuration of the space fits the budget {ctx.settings.budget}: raise --budget "
+        return (f"no configuration of the space fits the budget {ctx.settings.budget}: raise the budget "
                 "or narrow the space")
     if failed and len(failed) == len([t for t in trials if t.state.name in ("FAIL", "COMPLETE")]) \
             and not any(t.state.name == "COMPLETE" for t in trials):
         reason = failed[-1].user_attrs.get(record.FAIL_REASON, "see the log")
         return f"every trained trial failed (last: {reason})"
-    return (f"no configuration reached the top rung ({len(trained)} trained at lower rungs): give --trials at "
-            f"least {max(3, int(ctx.fidelity.eta ** ctx.fidelity.top))} or use --no-multi-fidelity")
-
-
-def require_trials(settings: SearchSettings) -> None:
-    """Refuse, before anything trains, a trial count too small for multi-fidelity to promote anything
-    when no built-in starts at the top rung."""
-    if settings.trials is None or settings.builtins_first or settings.fidelity is None:
-        return
-    from .settings import rungs_needed
-
-    need = rungs_needed(settings.fidelity)
-    if settings.fidelity.enabled and settings.trials < need:
-        raise UserError(f"multi-fidelity needs at least {need} configurations to promote one to the top rung; "
-                        "give more --trials or --no-multi-fidelity", param="trials", value=settings.trials)
+    return (f"no configuration reached the top rung ({len(trained)} trained at lower rungs): train at least "
+            f"{max(3, int(ctx.fidelity.eta ** ctx.fidelity.top))} configurations or turn multi-fidelity off")

@@ -33,6 +33,7 @@ from .study import (
     SearchSettings,
     _failure_recording,
     build_context,
+    check_trials_can_reach_the_top,
     cost_totals,
     default_study_name,
     enqueue_builtins,
@@ -178,6 +179,7 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
                         value=storage_url)
     name = settings.study_name or default_study_name(settings)
     ctx = build_context(settings, name)
+    check_trials_can_reach_the_top(settings, ctx)
     storage = resolve_storage(storage_url, heartbeat=False)
     study = prepare_study(settings, ctx, storage, name)
     study.set_user_attr("backend", "ray")

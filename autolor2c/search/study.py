@@ -359,24 +359,42 @@ def _structure_dict(cfg, num_layers: int) -> dict[str, Any]:
     return d
 
 
+def startable_builtins(ctx: SearchContext) -> dict[str, dict[str, Any]]:
+    """Built-in name -> space parameters, for the built-ins the space can express and the budget fits."""
+    out = {}
+    for name in BUILTINS:
+        if name not in builtin_configs():
+            continue
+        params = builtin_params(ctx.space, ctx.shape.num_layers, name)
+        if params is None or count_adapter_params(read_config_file(name)[0], ctx.shape)["peak"] > ctx.budget:
+            continue
+        out[name] = params
+    return out
+
+
 def enqueue_builtins(study: optuna.Study, ctx: SearchContext) -> list[str]:
     """Queue the built-ins the space can express and the budget fits as the study's first trials, at the top
     rung (each trial is then that built-in's baseline run). Only on a study with no trials yet."""
     if study.get_trials(deepcopy=False):
         return []
-    queued = []
-    for name in BUILTINS:
-        if name not in builtin_configs():
-            continue
-        params = builtin_params(ctx.space, ctx.shape.num_layers, name)
-        if params is None:
-            continue
-        spec, _ = read_config_file(name)
-        if count_adapter_params(spec, ctx.shape)["peak"] > ctx.budget:
-            continue
+    queued = startable_builtins(ctx)
+    for name, params in queued.items():
         study.enqueue_trial(params, user_attrs={record.BUILTIN: name, record.START_RUNG: ctx.fidelity.top})
-        queued.append(name)
-    return queued
+    return list(queued)
+
+
+def check_trials_can_reach_the_top(settings: SearchSettings, ctx: SearchContext) -> None:
+    """Before anything is created: a trial count too small for ASHA to promote anything to the top rung,
+    with no built-in starting there, would train nothing to pick from."""
+    if settings.trials is None or not ctx.fidelity.enabled:
+        return
+    if settings.builtins_first and startable_builtins(ctx):
+        return
+    need = rungs_needed(ctx.fidelity)
+    if settings.trials < need:
+        raise UserError(f"multi-fidelity (rungs {', '.join(f'{f:.3g}' for f in ctx.fidelity.fractions)}) needs at "
+                        f"least {need} configurations before one reaches the top rung; give more {{param}}, or turn "
+                        "multi-fidelity off", param="trials", value=settings.trials)
 
 
 class _Progress:
@@ -457,6 +475,7 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
         ctx = build_context(settings, name)
     elif ctx.settings is not settings:
         raise ValueError("ctx was built for other settings")
+    check_trials_can_reach_the_top(settings, ctx)
     storage = resolve_storage(settings.storage)
     study = prepare_study(settings, ctx, storage, name)
     retried = fail_orphaned_trials(study)

@@ -98,7 +98,7 @@ class TrainArgs:
                   ("backbone_dropout", self.backbone_dropout is None or 0 <= self.backbone_dropout < 1)]
         for name, ok in checks:
             if not ok:
-                raise UserError(f"bad training setting {name}={getattr(self, name)!r}")
+                raise UserError("out of range for a training run", param=name, value=getattr(self, name))
         return self
 
 

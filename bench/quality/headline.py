@@ -1,0 +1,141 @@
+"""P6: the headline command with every default, beside one hand-set run, on one task, in one script.
+
+1. `autolor2c train --task T --config imlor2c` (the hand-set run), timed.
+2. `autolor2c search --task T --budget 0.1M` with every default (its own storage and artifacts under
+   bench/out/headline-T/), timed. Its one-off costs are read off the study: the built-ins it tries first
+   (trials) and the baselines trained apart (head alone, LoRA; cached across searches).
+3. Every baseline brought to 3 seeds (the benchmark's protocol; the product keeps one), through the
+   product's own functions, then the pick (3 seeds) against each, with the product's verdict rule.
+
+Resumable: the search resumes its study; finished seeds are not trained again.
+
+    python -m bench.quality.headline --task mrpc
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from bench.common import GLUE_DIR, RESULTS, machine_info, md_table, run_logged, write_results
+
+OUT = Path(__file__).resolve().parents[1] / "out"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--trials", type=int, default=None, help="default: the shipped default")
+    ap.add_argument("--baseline-seeds", type=int, default=3)
+    a = ap.parse_args()
+    work = OUT / f"headline-{a.task}"
+    work.mkdir(parents=True, exist_ok=True)
+    name = f"headline_{a.task}"
+    res_path = RESULTS / f"{name}.json"
+    data = json.loads(res_path.read_text()) if res_path.is_file() else {"task": a.task, "machine": machine_info()}
+    log = work / "log.txt"
+    exe = [sys.executable, "-m", "autolor2c.cli"]
+
+    if "hand_set" not in data:
+        rc, wall = run_logged([*exe, "train", "--task", a.task, "--config", "imlor2c", "--data-dir", GLUE_DIR,
+                               "--out", str(work / "hand-set")], work, log)
+        assert rc == 0, f"hand-set run failed (see {log})"
+        m = json.loads((work / "hand-set" / "metrics.json").read_text())
+        data["hand_set"] = {"wall_s": wall, "dev": m["dev_score"], "params": m["trainable_params"],
+                            "steps": m["steps"], "host": machine_info()["cpu"]}
+        res_path.write_text(json.dumps(data, indent=2, default=str))
+
+    storage = f"sqlite:///{work}/studies.db"
+    cmd = [*exe, "search", "--task", a.task, "--budget", "0.1M", "--data-dir", GLUE_DIR, "--storage", storage,
+           "--out", str(work / "study"), "--no-progress"] + (["--trials", str(a.trials)] if a.trials else [])
+    if "search" not in data:
+        rc, wall = run_logged(cmd, work, log)
+        assert rc == 0, f"search failed (see {log})"
+        data["search"] = {"wall_s": wall, "command": " ".join(cmd[2:]), "host": machine_info()["cpu"]}
+        res_path.write_text(json.dumps(data, indent=2, default=str))
+
+    import optuna
+
+    from autolor2c.search import record
+    from autolor2c.search.pipeline import builtin_baselines
+    from autolor2c.search.report import best_baseline, verdict
+    from autolor2c.search.retrain import HEAD_ONLY, baselines_apart, train_baseline, train_seeds
+    from autolor2c.search.settings import SearchSettings
+    from autolor2c.search.study import build_context
+
+    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    settings = SearchSettings.from_identity(study.user_attrs["identity"], data_dir=GLUE_DIR, out=str(work / "study"),
+                                            progress=False)
+    ctx = build_context(settings, study.study_name)
+    trials = study.get_trials(deepcopy=False)
+    builtin_cost = sum(float(t.user_attrs.get("cost_s", 0)) for t in trials if record.builtin_of(t))
+    cache = work / "baselines"
+    apart = [train_baseline(ctx, cache, n, spec, pt, 1, False) for n, spec, pt in baselines_apart(ctx)]
+    apart_cost = sum(b["wall_s"] for b in apart)
+    t0 = time.time()
+    baselines = builtin_baselines(study, ctx, a.baseline_seeds, False)
+    baselines += [train_baseline(ctx, cache, n, spec, pt, a.baseline_seeds, False) for n, spec, pt in baselines_apart(ctx)]
+    pick_attr = study.user_attrs["retrain"]
+    pick = train_seeds(study, ctx, study.trials[pick_attr["trial"]], max(3, pick_attr["seeds"]), False, role="pick")
+    data["extra_seeds_wall_s"] = time.time() - t0
+    head = next(b for b in baselines if b["config"] == HEAD_ONLY)
+    metric = ctx.task.primary_metric
+    # configurations: each one's highest rung score, against the head alone on the selection split
+    chains: dict[int, float] = {}
+    for t in trials:
+        rs = record.rung_records(t)
+        if rs:
+            root = record.promoted_from(t) if record.promoted_from(t) is not None else t.number
+            chains[root] = max(chains.get(root, -1.0), max(r["score"] for r in rs))
+    beat = sum(1 for v in chains.values() if v > head["selection_mean"] + 0.02)
+    dom, sentence = verdict(pick, baselines, metric, pick["dev_std"])
+    top = best_baseline(baselines)
+    search_wall = data["search"]["wall_s"]
+    data.update({
+        "study": study.study_name, "metric": metric, "pick": pick, "baselines": baselines,
+        "noise": study.user_attrs.get("seed_noise"), "full_steps": ctx.full_steps,
+        "rungs": list(ctx.fidelity.fractions), "n_configurations": len(chains),
+        "beat_head_by_2pts": beat, "builtin_trials_wall_s": builtin_cost, "apart_baselines_wall_s": apart_cost,
+        "ratio_total": search_wall / data["hand_set"]["wall_s"],
+        "ratio_without_one_offs": (search_wall - builtin_cost - apart_cost) / data["hand_set"]["wall_s"],
+        "dominates": dom, "verdict": sentence, "best_baseline": top["config"] if top else None,
+        "same_host": data["search"]["host"] == data["hand_set"]["host"],
+        "trials": [{"number": t.number, "state": t.state.name, "values": t.values, "builtin": record.builtin_of(t),
+                    "rungs": t.user_attrs.get("rungs"), "params": t.params, "dev": record.dev_score(t, metric),
+                    "feasible": t.user_attrs.get("feasible")} for t in trials],
+    })
+    write_results(name, data, render)
+
+
+def _pm(m, s):
+    return f"{m:.4f}" if s is None else f"{m:.4f} ± {s:.4f}"
+
+
+def render(d: dict) -> str:
+    rows = [[f"**pick** trial {d['pick']['trial']}" + (f" (built-in {d['pick']['builtin']})" if d['pick'].get('builtin') else ""),
+             _pm(d["pick"]["selection_mean"], d["pick"]["selection_std"]), _pm(d["pick"]["dev_mean"], d["pick"]["dev_std"]),
+             f"{d['pick']['params']:,}", d["pick"]["seeds"]]]
+    for b in d["baselines"]:
+        rows.append([f"`{b['config']}` ({b['source']})", _pm(b["selection_mean"], b["selection_std"]),
+                     _pm(b["dev_mean"], b["dev_std"]), f"{b['params']:,}", b["seeds"]])
+    hs = d["hand_set"]
+    return (f"# Headline search on {d['task']} (every default), beside one hand-set run\n\n"
+            f"Machine: {d['machine'].get('cpu')}; `{d['search']['command']}`. Top rung {d['full_steps']} steps; "
+            f"rungs {d['rungs']}.\n\n"
+            + md_table(["what", f"{d['metric']} (selection)", f"{d['metric']} (dev)", "params", "seeds"], rows)
+            + f"\nVerdict (product rule, best baseline `{d['best_baseline']}` chosen on the selection split): "
+              f"**{'dominates' if d['dominates'] else 'does not dominate'}**. {d['verdict']}\n\n"
+              f"Seed noise (best trial): {d['noise']}.\n\n"
+              f"Configurations trained: {d['n_configurations']}; beat the head alone by > 2 points: "
+              f"{d['beat_head_by_2pts']} ({d['beat_head_by_2pts'] / max(1, d['n_configurations']):.0%}).\n\n"
+              f"Time: hand-set `train --config imlor2c` {hs['wall_s']:.0f} s (dev {hs['dev']:.4f}, {hs['params']:,} "
+              f"params); search {d['search']['wall_s']:.0f} s = **{d['ratio_total']:.1f}x**; without its one-off costs "
+              f"(built-in trials {d['builtin_trials_wall_s']:.0f} s, head-alone/LoRA baselines "
+              f"{d['apart_baselines_wall_s']:.0f} s) **{d['ratio_without_one_offs']:.1f}x**. Same host: {d['same_host']}.\n")
+
+
+if __name__ == "__main__":
+    main()
