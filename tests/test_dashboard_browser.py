@@ -20,6 +20,7 @@ import pytest
 
 from autolor2c.lor2c import LoR2CConfig
 from autolor2c.search.artifacts import artifact_dir, upload_study_artifacts
+from autolor2c.search.fidelity import Fidelity
 from autolor2c.search.report import write_artifacts
 from autolor2c.search.study import pareto_front
 
@@ -53,10 +54,11 @@ def small_study(tmp_path_factory):
     study.optimize(_objective, n_trials=12)
     ctx = SimpleNamespace(task=SimpleNamespace(name="sst2", primary_metric="accuracy"), budget=BUDGET,
                           shape=SimpleNamespace(head_params=148_610), space=SimpleNamespace(name="lor2c_full"),
-                          settings=SimpleNamespace(pick="best", selection_fraction=0.1), trivial=0.5092, trivial_dev=0.4908)
+                          settings=SimpleNamespace(pick="best", selection_fraction=0.1), trivial=0.5092, trivial_dev=0.4908,
+                          full_steps=2043, n_train_full=65_349, fidelity=Fidelity((1 / 9, 1 / 3, 1.0), 3.0))
     out = tmp / "studies" / "browser"
     picked = max((t for t in study.best_trials if t.user_attrs["feasible"]), key=lambda t: t.values[0])
-    write_artifacts(study, ctx, out, None, picked, 1.0)
+    write_artifacts(study, ctx, out, picked, 1.0)
     (out / "adapter").mkdir()
     (out / "adapter" / "lor2c_config.json").write_text("{}")
     ids = upload_study_artifacts(study, out, storage)

@@ -29,7 +29,7 @@ def importances_figure(imp: dict[str, dict[str, float]], study_name: str):
     fig = go.Figure([go.Bar(name=objective, y=params, x=[per.get(p, 0.0) for p in params], orientation="h")
                      for objective, per in imp.items()])
     fig.update_layout(title=f"{study_name}: parameter importances (fANOVA)" if imp else
-                      f"{study_name}: importances need at least 3 feasible finished trials",
+                      f"{study_name}: importances need at least 10 top-rung trials",
                       xaxis_title="importance", barmode="group", yaxis=dict(autorange="reversed"))
     return fig
 

@@ -17,6 +17,7 @@ from .retrain import trial_plan
 from .study import (
     SearchContext,
     cost_totals,
+    feasible_trials,
     hypervolume_history,
     is_feasible,
     pareto_front,
@@ -157,14 +158,26 @@ def hypervolume_figure(study: optuna.Study, budget: int, score_floor: float = 0.
     return fig
 
 
+IMPORTANCE_MIN_TRIALS = 10   # fANOVA on fewer top-rung trials ranks noise
+NOT_STRUCTURE = ("alpha", "learning_rate", "dropout", "inject_alpha", "merge_criterion", "sfs_k", "weight_decay",
+                 "warmup_ratio")  # cannot change the parameter count
+
+
 def importances(study: optuna.Study) -> dict[str, dict[str, float]]:
+    """fANOVA importances on the top-rung trials: of every parameter for the score; of the structure
+    parameters only for the parameter count (alpha or the lr cannot change it). Empty below
+    ``IMPORTANCE_MIN_TRIALS`` trials."""
     out = {}
     feas = [t for t in study.get_trials(deepcopy=False) if is_feasible(t)]
-    if len(feas) < 3:
+    if len(feas) < IMPORTANCE_MIN_TRIALS:
         return out
+    common = set.intersection(*(set(t.params) for t in feas))
     for k, name in enumerate(study.metric_names or ["score", "params"]):
+        params = None if k == 0 else sorted(p for p in common if p not in NOT_STRUCTURE)
+        if params == []:
+            continue
         try:
-            imp = optuna.importance.get_param_importances(study, target=lambda t, k=k: t.values[k],
+            imp = optuna.importance.get_param_importances(study, target=lambda t, k=k: t.values[k], params=params,
                                                           evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
         except (RuntimeError, ValueError, ZeroDivisionError):
             continue
@@ -304,7 +317,10 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
               f"- trials: {cost['trials']} ({', '.join(f'{k[2:]} {v}' for k, v in cost.items() if k.startswith('n_'))})",
               f"- search: {cost['wall_s']:.0f}s of training wall time, {cost['cpu_s']:.0f} CPU-s, {cost['gpu_s']:.0f} GPU-s "
               f"(this session: {search_wall_s:.0f}s wall)",
-              "", "## Parameter importances (fANOVA)", "", "```json", json.dumps(imp, indent=2), "```", "",
+              "", "## Parameter importances (fANOVA)", "",
+              (f"On the {len(feasible_trials(study))} top-rung trials; for the parameter count, the structure "
+               "parameters only." if imp else f"Not computed: fewer than {IMPORTANCE_MIN_TRIALS} top-rung trials."),
+              "", "```json", json.dumps(imp, indent=2), "```", "",
               "Charts: `pareto.html`, `hypervolume.html`, `importances.html` (open offline); all trials: `trials.csv`. "
               "Dashboard: `autolor2c dashboard` (these files are the study's artifacts there)."]
     paths["report"] = out / "report.md"
@@ -312,7 +328,8 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
     paths["retrain"] = out / "retrain.json"
     paths["retrain"].write_text(json.dumps({"pick": pick, "best": best, "noise": noise, "baselines": baselines},
                                            indent=2, default=str))
-    _dashboard_notes(study, metric, hf, pf, pick, tied)
+    comparison = comparison_markdown(pick, best, baselines, metric, trivial) if (pick or baselines) else []
+    _dashboard_notes(study, metric, hf, pf, pick, tied, comparison)
     return paths
 
 
@@ -330,7 +347,7 @@ def tied_numbers(study: optuna.Study, noise: dict[str, Any] | None) -> set[int]:
     return {front[i].number for i in tied_with_best(pts, best, noise["mean"], noise["threshold"])}
 
 
-def _dashboard_notes(study, metric, hv_fig, pareto_fig, pick, tied) -> None:
+def _dashboard_notes(study, metric, hv_fig, pareto_fig, pick, tied, comparison: list[str]) -> None:
     """Attach the front table and the charts to the study so optuna-dashboard shows them."""
     try:
         from optuna_dashboard import save_note, save_plotly_graph_object
@@ -340,6 +357,8 @@ def _dashboard_notes(study, metric, hv_fig, pareto_fig, pick, tied) -> None:
     if pick:
         note += (f"\n**Pick** trial {pick['trial']}: dev {metric} {_pm(pick['dev_mean'], pick['dev_std'])} "
                  f"over {pick['seeds']} seed(s)\n")
+    if comparison:
+        note += "\n## The pick beside the baselines\n\n" + "\n".join(comparison) + "\n"
     save_note(study, note)
     save_plotly_graph_object(study, hv_fig, graph_object_id="hypervolume")
     save_plotly_graph_object(study, pareto_fig, graph_object_id="pareto")
