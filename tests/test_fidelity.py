@@ -511,3 +511,38 @@ def test_warm_start_from_a_missing_study_is_a_user_error(study_a, glue_dir, fast
     settings = settings_for(glue_dir, f"sqlite:///{fast_tmp}/w.db", "W", 2, warm_start=source.format(storage=storage))
     with pytest.raises(UserError, match="nope"):
         run_search(settings, objective_factory=factory())
+
+
+# --------------------------------------------------------------------------------------------------
+# The top rung is the run a user gets: built-ins first, the lr searched, the model kept
+# --------------------------------------------------------------------------------------------------
+def test_builtins_go_first_at_the_top_rung_once_and_the_suggested_lr_reaches_the_trainer(fast_context, fast_tmp,
+                                                                                          glue_dir):
+    seen = []
+
+    def trainer(ctx):
+        fake = make_fake(ctx)
+
+        def run(task, spec, args, **kw):
+            seen.append((args.learning_rate, args.max_train_samples, kw.get("out_dir")))
+            return fake(task, spec, args, model_name=kw.get("model_name"), data_dir=kw.get("data_dir"))
+        return Objective(ctx, trainer=run)
+
+    out = fast_tmp / "out"
+    settings = settings_for(glue_dir, f"sqlite:///{fast_tmp}/b.db", "B", 9, builtins_first=True, out=str(out))
+    study, ctx, objective, _ = run_search(settings, objective_factory=trainer)
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.user_attrs.get("builtin") for t in trials[:3]] == ["lor2c", "sharelor2c", "imlor2c"]
+    assert sum(1 for t in trials if t.user_attrs.get("builtin")) == 3  # counted once, among the 9
+    assert trained_configurations(study) == 9
+    for t in trials[:3]:  # straight to the top rung: the trial is that built-in's baseline run
+        assert t.state == TrialState.COMPLETE and [r["fraction"] for r in t.user_attrs[RUNGS_ATTR]] == [1.0]
+        assert t.params["learning_rate"] == 2e-3
+    # every trial's sampled lr is the lr its run trained with; only a top-rung run is given a folder to keep
+    lrs = [t.params["learning_rate"] for t in trials if t.user_attrs.get("trained")]
+    assert sorted(lr for lr, _, _ in seen) == sorted(lrs)
+    assert len({lr for lr, _, _ in seen}) > 3
+    for lr, n, folder in seen:
+        assert (folder is not None) == (n == FULL)
+        if folder is not None:
+            assert folder.parent == (out / "trials").resolve()

@@ -85,6 +85,34 @@ def test_lora_baseline_through_peft(glue_dir):
     assert any("pooler" in n and "modules_to_save" in n and p.requires_grad for n, p in model.named_parameters())
 
 
+def test_a_reused_backbone_trains_exactly_like_a_fresh_load(glue_dir):
+    """Trials in one worker reuse the loaded model, tokenizer and encoded data; the backbone's weights and the
+    head's initialisation must come out exactly as a fresh load's, whatever ran before."""
+    import torch
+
+    from autolor2c.train import backbone
+
+    spec, _ = read_config_file("sharelor2c")
+    args = TrainArgs(max_train_samples=96, max_eval_samples=64, max_length=32, progress=False, min_steps=0,
+                     selection_fraction=0.1, seed=3)
+    backbone._pretrained_state.cache_clear()
+    fresh = train("sst2", spec, args, data_dir=str(glue_dir))
+    other, _ = read_config_file("imlor2c")  # something else trains in the same process first
+    train("sst2", other, TrainArgs(max_train_samples=96, max_eval_samples=64, max_length=32, progress=False,
+                                   min_steps=0, selection_fraction=0.1, learning_rate=5e-2), data_dir=str(glue_dir))
+    reused = train("sst2", spec, args, data_dir=str(glue_dir))
+    assert reused.primary_score == fresh.primary_score and reused.dev_score == fresh.dev_score
+    a, b = fresh.adapted_model.state_dict(), reused.adapted_model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_head_only_baseline_trains_the_head_alone(glue_dir):
+    r = train("sst2", AdapterSpec("head"), TrainArgs(max_train_samples=96, max_eval_samples=64, max_length=32,
+                                                     progress=False, min_steps=0), data_dir=str(glue_dir))
+    assert r.trainable_params == r.analytic_params == 0 and r.head_params == 147_840 + 770
+    assert r.final_structure == {"method": "head"}
+
+
 @pytest.mark.parametrize("arch", ["bert", "llama"])
 def test_backbone_dropout_off_makes_training_forward_deterministic(arch):
     import torch
