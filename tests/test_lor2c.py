@@ -28,68 +28,8 @@ from autolor2c.lor2c import (
     structure_limits,
 )
 
-from conftest import ARCHS, tiny_model
-
-
-def _inputs(batch=3, seq=9, vocab=101, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, vocab, (batch, seq), generator=g)
-    mask = torch.ones(batch, seq, dtype=torch.long)
-    mask[1, 6:] = 0  # padding on one row
-    mask[2, 4:] = 0
-    ids[mask == 0] = 0
-    return {"input_ids": ids, "attention_mask": mask}
-
-
-def _randomise(w: LoR2CModel, seed=0, scale=0.5):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in w.adapter_parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * scale)
-
-
-class _DirectLayer(nn.Module):
-    """Reference implementation of the formula by module replacement (no hooks):
-    out_j += sum over bypasses [i, j] of (h_in_i @ A^T @ B^T) * alpha / r."""
-
-    def __init__(self, layer, idx, spans, mats, store):
-        super().__init__()
-        self.layer, self.idx, self.spans, self.mats, self.store = layer, idx, spans, mats, store
-
-    def forward(self, hidden_states, *args, **kwargs):
-        self.store[self.idx] = hidden_states
-        out = self.layer(hidden_states, *args, **kwargs)
-        h = out[0] if isinstance(out, tuple) else out
-        for (i, j), (a, b, scale) in zip(self.spans, self.mats):
-            if j == self.idx:
-                h = h + (self.store[i] @ a.T @ b.T) * scale
-        return (h,) + tuple(out[1:]) if isinstance(out, tuple) else h
-
-
-def _direct_forward(base, w: LoR2CModel, inputs):
-    ref = copy.deepcopy(base)
-    path, layers = find_layer_stack(ref)
-    mats = []
-    for b in w.bypasses:
-        a = (b.A if b.A is not None else w.shared_A).detach().clone()
-        mats.append((a, b.B.detach().clone(), b.alpha / b.rank))
-    store = {}
-    for idx in range(len(layers)):
-        layers[idx] = _DirectLayer(layers[idx], idx, w.spans, mats, store)
-    # The head of the reference must be the adapted model's head.
-    for name in w.head_modules:
-        parent, _, leaf = name.rpartition(".")
-        setattr(ref.get_submodule(parent), leaf, copy.deepcopy(w.base_model.get_submodule(name)))
-    with torch.no_grad():
-        return ref(**inputs).logits
-
-
-CONFIGS = [
-    LoR2CConfig(dropout=0.0),
-    LoR2CConfig(spans=[[0, 1], [2, 3]], rank=4, alpha=8.0, dropout=0.0),
-    LoR2CConfig(spans=[[0, 2], [3, 3]], ranks=[2, 6], alphas=[4.0, 12.0], dropout=0.0),
-    LoR2CConfig(share_a=True, rank=4, dropout=0.0),
-]
+from autolor2c.testing import ARCHS, CONFIGS, direct_forward as _direct_forward, inputs as _inputs, \
+    randomise as _randomise, tiny_model
 
 
 @pytest.mark.parametrize("arch", ARCHS)

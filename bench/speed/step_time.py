@@ -20,8 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info, md_table, write_results  # noqa: E402
+from bench.common import machine_info, md_table, write_results  # noqa: E402
 
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
@@ -362,7 +361,7 @@ def main() -> None:
     if a.render_only:
         import json
 
-        from common import RESULTS
+        from bench.common import RESULTS
 
         d = json.loads((RESULTS / "step_time.json").read_text())
         md = render_md(d)

@@ -22,8 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GLUE_DIR, find_embeddings, machine_info, md_table, write_results  # noqa: E402
+from bench.common import GLUE_DIR, find_embeddings, machine_info, md_table, write_results  # noqa: E402
 
 import torch  # noqa: E402
 

@@ -16,8 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine_info, md_table, write_results  # noqa: E402
+from bench.common import machine_info, md_table, write_results  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = {

@@ -15,8 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GLUE_DIR, machine_info, md_table, write_results  # noqa: E402
+from bench.common import GLUE_DIR, machine_info, md_table, write_results  # noqa: E402
 
 from autolor2c.tasks import get_task  # noqa: E402
 from autolor2c.train import TrainArgs, load_backbone, load_tokenizer, read_config_file, train  # noqa: E402

@@ -1,6 +1,6 @@
 """Issue 2: the max |LoR2C forward - direct formula| per architecture (tiny random models built from configs,
 and the real embedded MiniLM), with random non-zero bypass weights. Uses the reference implementation in
-tests/test_lor2c.py (module replacement, no hooks)."""
+autolor2c/testing.py (module replacement, no hooks)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests"), str(Path(__file__).resolve().parent)]
 
 import torch  # noqa: E402
-from common import machine_info, md_table, write_results  # noqa: E402
-from conftest import ARCHS, tiny_model  # noqa: E402
-from test_lor2c import CONFIGS, _direct_forward, _inputs, _randomise  # noqa: E402
+from bench.common import machine_info, md_table, write_results  # noqa: E402
+from autolor2c.testing import ARCHS, CONFIGS, direct_forward as _direct_forward, inputs as _inputs, \
+    randomise as _randomise, tiny_model  # noqa: E402
 
 from autolor2c.lor2c import LoR2CConfig, get_lor2c_model  # noqa: E402
 

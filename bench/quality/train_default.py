@@ -15,8 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GLUE_DIR, machine_info, md_table, write_results  # noqa: E402
+from bench.common import GLUE_DIR, machine_info, md_table, write_results  # noqa: E402
 
 
 def run(args: list[str], out: Path) -> tuple[dict, float]:

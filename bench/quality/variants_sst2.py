@@ -23,8 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import GLUE_DIR, machine_info, md_table, write_results  # noqa: E402
+from bench.common import GLUE_DIR, machine_info, md_table, write_results  # noqa: E402
 
 import torch  # noqa: E402
 
@@ -49,7 +48,7 @@ def main() -> None:
     if a.render_only:
         import json
 
-        from common import RESULTS
+        from bench.common import RESULTS
 
         md = render_md(json.loads((RESULTS / "quality_sst2.json").read_text()))
         (RESULTS / "quality_sst2.md").write_text(md)
