@@ -498,11 +498,11 @@ def _check_search_values(a: argparse.Namespace) -> None:
         raise UserError("--no-multi-fidelity conflicts with --fidelity-rungs")
     if a.fidelity_rungs:
         Fidelity.parse(a.fidelity_rungs, a.reduction_factor)
-    settings = _settings_from_args(a)
-    settings.validate()
     looks_like_path = "/" in a.space or a.space.endswith((".yaml", ".yml", ".json")) if a.space else False
     if looks_like_path and not Path(a.space).is_file():
         raise UserError(f"bad --space {a.space!r}: no such file")
+    # the library's own checks (training arguments included) last: they import torch
+    _settings_from_args(a).validate()
 
 
 class _HelpFormatter(argparse.HelpFormatter):

@@ -61,7 +61,7 @@ def test_search_flags_are_grouped_and_fixed_values_are_choices():
     search = next(p for p in _all_parsers(build_parser()) if p.prog.endswith(" search"))
     titles = [g.title for g in search._action_groups]
     for title in ("search space and budget", "trial size and fidelity", "storage and backend",
-                  "retrain of the front and the hand-set baselines", "output"):
+                  "pick, seeds and baselines", "output"):
         assert title in titles
     from autolor2c.search.study import SAMPLERS
 

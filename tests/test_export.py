@@ -165,7 +165,7 @@ def test_export_trial_of_a_retrained_front_point_and_a_clear_line_without_one(st
     rc, _ = _export(storage, tmp_path, "--format", "lor2c", "--trial", "3")
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert rc == 2 and len(err) == 1
-    assert "trial 3 has no saved adapter" in err[0] and "retrain --trial 3" in err[0]
+    assert "trial 3 has no saved adapter" in err[0] and "--trial 3" in err[0] and "top rung" in err[0]
 
 
 def test_lora_without_a_lora_part_says_so_and_names_the_points_that_have_one(study, tmp_path, capsys):

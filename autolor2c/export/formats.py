@@ -33,8 +33,8 @@ def find_trial_adapter(src: Path, trial: int, recorded: str | Path | None = None
         cfg, weights = adapter_files(folder)
         if cfg.is_file() and weights.is_file() and (folder / META_NAME).is_file():
             return folder
-    raise UserError(f"trial {trial} has no saved adapter (neither {own} nor {seed0} exists): "
-                    f"run autolor2c retrain --trial {trial} first")
+    raise UserError(f"trial {trial} has no saved adapter (neither {own} nor {seed0} exists): only a trial that "
+                    "finished at the top rung keeps one", param="trial", value=trial)
 
 
 def trial_runs(retrain: dict[str, Any] | None, trial: int) -> dict[str, Any] | None:
