@@ -113,6 +113,19 @@ def test_head_only_baseline_trains_the_head_alone(glue_dir):
     assert r.final_structure == {"method": "head"}
 
 
+def test_adalora_baseline_trains_within_the_budget_and_reports_what_it_keeps(glue_dir):
+    from autolor2c.train import AdaLoRASpec, count_adapter_params, load_backbone, model_shape
+
+    shape = model_shape(load_backbone(None, 2), AdapterSpec("adalora", adalora=AdaLoRASpec()))
+    spec = AdapterSpec("adalora", adalora=AdaLoRASpec.for_budget(100_000, shape))
+    counts = count_adapter_params(spec, shape)
+    assert counts["peak"] <= 100_000 < counts["peak"] + 12 * (384 + 384 + 1)  # the largest init_r that fits
+    r = train("sst2", spec, TrainArgs(max_train_samples=160, max_eval_samples=32, max_length=24, progress=False,
+                                      min_steps=20, selection_fraction=0.1), data_dir=str(glue_dir))
+    assert r.trainable_params == counts["initial"] <= 100_000  # what it trains: PEFT's own count agrees
+    assert r.final_structure["kept_params"] == counts["final"] < r.trainable_params  # what it ends with
+
+
 @pytest.mark.parametrize("arch", ["bert", "llama"])
 def test_backbone_dropout_off_makes_training_forward_deterministic(arch):
     import torch

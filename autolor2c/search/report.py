@@ -239,7 +239,9 @@ def comparison_markdown(pick: dict[str, Any] | None, best: dict[str, Any] | None
     if best and (not pick or best["trial"] != pick["trial"]):
         rows.append((f"best trial {best['trial']}", best))
     for b in baselines:
-        rows.append((f"baseline `{b['config']}` ({b['source']})", b))
+        kept = ((b.get("runs") or [{}])[0].get("final_structure") or {}).get("kept_params")
+        extra = f"; trains {b['params']:,}, keeps {kept:,}" if kept is not None else ""
+        rows.append((f"baseline `{b['config']}` ({b['source']}{extra})", b))
     for name, r in rows:
         lines.append(f"| {name} | {_pm(r['selection_mean'], r['selection_std'])} | {_pm(r['dev_mean'], r['dev_std'])} | "
                      f"{r['params']:,} | {r['seeds']} |")

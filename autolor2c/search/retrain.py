@@ -126,8 +126,13 @@ def _baseline_key(ctx: SearchContext, name: str, spec: AdapterSpec, plan_train: 
 
 def baselines_apart(ctx: SearchContext) -> list[tuple[str, AdapterSpec, dict[str, Any]]]:
     """(name, spec, training overrides) of the baselines the study does not train as trials: the head alone,
-    and the built-ins of another method than the space's that fit the budget."""
+    PEFT's AdaLoRA sized so that what it trains fits the budget, and the built-ins of another method than
+    the space's that fit the budget."""
+    from autolor2c.train import AdaLoRASpec
+
     out = [(HEAD_ONLY, head_only_spec(), {})]
+    if ctx.space.method != "adalora":  # what a PEFT user picks to fit ranks to a budget
+        out.append(("adalora", AdapterSpec("adalora", adalora=AdaLoRASpec.for_budget(ctx.budget, ctx.shape)), {}))
     for name in APART:
         if name not in builtin_configs():
             continue

@@ -1,6 +1,7 @@
 """Training: one loop (``train``), the merge/inject schedule, adapters (LoR2C or a stock-PEFT LoRA baseline)."""
 
 from .adapters import (
+    AdaLoRASpec,
     AdapterSpec,
     LoRASpec,
     adapter_param_count,
@@ -18,7 +19,7 @@ from .loop import (TRAINER_VERSION, Batches, TrainArgs, TrainingError, TrainResu
                    structure_schedule, train, training_args)
 
 __all__ = [
-    "AdapterSpec", "Batches", "DEFAULT_MODEL", "LoRASpec", "TRAINER_VERSION", "TrainArgs", "TrainResult", "TrainingError", "adapter_param_count",
+    "AdaLoRASpec", "AdapterSpec", "Batches", "DEFAULT_MODEL", "LoRASpec", "TRAINER_VERSION", "TrainArgs", "TrainResult", "TrainingError", "adapter_param_count",
     "attach", "builtin_configs", "count_adapter_params", "evaluate", "load_adapter", "load_backbone",
     "load_tokenizer", "model_label", "model_shape", "planned_steps", "predict_logits", "read_config_file", "read_meta",
     "resolve_model", "save_adapter", "structure_schedule", "train", "training_args",

@@ -33,7 +33,7 @@ from autolor2c.lor2c.model import HEAD_NAMES, LEGACY_CONFIG_NAME, adapter_files,
 
 from .backbone import portable_model_name
 
-METHODS = ("lor2c", "lora", "head")  # head: no adapter, only the task head trains (a baseline)
+METHODS = ("lor2c", "lora", "adalora", "head")  # adalora and head are baselines; head: no adapter at all
 META_NAME = "autolor2c.json"  # task, labels and training facts beside either kind of adapter
 
 
@@ -76,14 +76,49 @@ class LoRASpec:
 
 
 @dataclass
+class AdaLoRASpec:
+    """PEFT's AdaLoRA baseline: every targeted module starts at ``init_r`` (what it trains) and the budget
+    is pruned to ``target_r`` per module on average by the end (what it keeps); the schedule is set in
+    fractions of the run's steps, so the same spec suits a run of any length."""
+
+    init_r: int = 12
+    target_r: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.1
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
+    tinit: float = 0.1    # warm-up share before ranks are pruned
+    tfinal: float = 0.3   # final share with the ranks fixed
+    total_step: int | None = None  # set by the training loop
+
+    @classmethod
+    def for_budget(cls, budget: int, shape: ModelShape, **kw) -> "AdaLoRASpec":
+        """The largest init_r (at most 12) whose trained count fits ``budget``; target_r = 2/3 of it."""
+        spec = cls(**kw)
+        per_rank = _adalora_per_rank(spec, shape)
+        init_r = max(1, min(12, budget // per_rank))
+        spec.init_r, spec.target_r = init_r, max(1, round(init_r * 2 / 3))
+        return spec
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"init_r": self.init_r, "target_r": self.target_r, "alpha": self.alpha, "dropout": self.dropout,
+                "target_modules": list(self.target_modules), "tinit": self.tinit, "tfinal": self.tfinal}
+
+
+def _adalora_per_rank(spec: AdaLoRASpec, shape: ModelShape) -> int:
+    # one rank of one module: a row of A (d_in), a column of B (d_out) and one singular value E
+    return shape.num_layers * sum(sum(shape.proj_shapes[t]) + 1 for t in spec.target_modules)
+
+
+@dataclass
 class AdapterSpec:
     method: str
     lor2c: LoR2CConfig | None = None
     lora: LoRASpec | None = None
+    adalora: AdaLoRASpec | None = None
 
     @property
     def config(self):
-        return {"lor2c": self.lor2c, "lora": self.lora}.get(self.method)
+        return {"lor2c": self.lor2c, "lora": self.lora, "adalora": self.adalora}.get(self.method)
 
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "adapter": self.config.to_dict() if self.config is not None else {}}
@@ -98,6 +133,8 @@ class AdapterSpec:
             return cls("lora", lora=LoRASpec.from_dict(dict(body)))
         if method == "head":
             return cls("head")
+        if method == "adalora":
+            return cls("adalora", adalora=AdaLoRASpec(**dict(body)))
         raise ConfigError(f"method={method!r}: must be one of {', '.join(METHODS)}")
 
 
@@ -141,8 +178,8 @@ def read_config_file(name_or_path: str) -> tuple[AdapterSpec, dict[str, Any]]:
 # --------------------------------------------------------------------------------------------------
 def model_shape(model: nn.Module, spec: AdapterSpec | None = None) -> ModelShape:
     cfg = spec.lor2c if spec is not None and spec.method == "lor2c" else None
-    if spec is not None and spec.method == "lora":
-        cfg = LoR2CConfig(inject_targets=list(spec.lora.target_modules))
+    if spec is not None and spec.method in ("lora", "adalora"):
+        cfg = LoR2CConfig(inject_targets=list(spec.config.target_modules))
     return ModelShape.from_model(model, cfg)
 
 
@@ -151,6 +188,12 @@ def count_adapter_params(spec: AdapterSpec, shape: ModelShape) -> dict[str, int]
     and ``peak`` (the most at any time in training). The head is ``shape.head_params``."""
     if spec.method == "head":
         return {"initial": 0, "final": 0, "peak": 0}
+    if spec.method == "adalora":  # trains every initial rank; keeps target_r per module on average
+        per_rank = _adalora_per_rank(spec.adalora, shape)
+        n_modules = shape.num_layers * len(spec.adalora.target_modules)
+        per_module_rank = per_rank // n_modules
+        return {"initial": spec.adalora.init_r * per_rank, "peak": spec.adalora.init_r * per_rank,
+                "final": spec.adalora.target_r * n_modules * per_module_rank}
     try:
         if spec.method == "lor2c":
             return planned_params(spec.lor2c, shape)
@@ -172,6 +215,21 @@ def attach(model: nn.Module, spec: AdapterSpec) -> nn.Module:
         for name in find_head(model):
             model.get_submodule(name).requires_grad_(True)
         return model
+    if spec.method == "adalora":
+        from peft import AdaLoraConfig, TaskType, get_peft_model
+
+        ada = spec.adalora
+        if not ada.total_step:
+            raise ValueError("an AdaLoRA spec needs total_step (the training loop sets it)")
+        _, layers = find_layer_stack(model)
+        names = sorted({find_projection(layers[0], t)[0].split(".")[-1] for t in ada.target_modules})
+        extra_head = [n for n in find_head(model) if n not in HEAD_NAMES]
+        tinit, tfinal = int(ada.tinit * ada.total_step), int(ada.tfinal * ada.total_step)
+        cfg = AdaLoraConfig(task_type=TaskType.SEQ_CLS, init_r=ada.init_r, target_r=ada.target_r,
+                            lora_alpha=ada.alpha, lora_dropout=ada.dropout, target_modules=names,
+                            total_step=ada.total_step, tinit=tinit, tfinal=tfinal,
+                            deltaT=max(1, (ada.total_step - tinit - tfinal) // 10), modules_to_save=extra_head or None)
+        return get_peft_model(model, cfg)
     from peft import LoraConfig, TaskType, get_peft_model
 
     lora = spec.lora
@@ -199,6 +257,15 @@ def adapter_structure(model: nn.Module, spec: AdapterSpec) -> dict[str, Any]:
                 "injected": list(model.lor2c_config.injected), "share_a": model.lor2c_config.share_a}
     if spec.method == "head":
         return {"method": "head"}
+    if spec.method == "adalora":  # what it ends with: the ranks whose singular value survived the pruning
+        kept_ranks, kept_params = 0, 0
+        for m in model.modules():
+            if hasattr(m, "lora_E") and "default" in m.lora_E:
+                alive = int((m.lora_E["default"].detach() != 0).sum())
+                kept_ranks += alive
+                kept_params += alive * (m.lora_A["default"].shape[1] + m.lora_B["default"].shape[0] + 1)
+        return {"method": "adalora", "init_r": spec.adalora.init_r, "target_r": spec.adalora.target_r,
+                "kept_ranks": kept_ranks, "kept_params": kept_params}
     return {"method": "lora", "rank": spec.lora.rank, "layers": spec.lora.layers,
             "target_modules": list(spec.lora.target_modules)}
 

@@ -8,6 +8,7 @@ import math
 import os
 import random
 import time
+import dataclasses
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -336,11 +337,12 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
     base = load_backbone(model_name, num_labels, task.is_regression, seed=args.seed, dropout=args.backbone_dropout)
     shape = model_shape(base, spec)
     planned = count_adapter_params(spec, shape)
-    model = attach(base, spec).to(device)
-    model.train()
-
     steps_per_epoch = math.ceil(len(train_rows) / args.batch_size)
     total_steps = planned_steps(args, len(train_rows))
+    if spec.method == "adalora":  # its rank schedule is in steps of this run
+        spec = AdapterSpec("adalora", adalora=dataclasses.replace(spec.adalora, total_step=total_steps))
+    model = attach(base, spec).to(device)
+    model.train()
     warmup = int(total_steps * args.warmup_ratio)
     lor2c = spec.lor2c if spec.method == "lor2c" else None
     # Only the operations that succeed whatever the spectrum picks: the planned final count is then exact.
@@ -383,6 +385,8 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
             if args.grad_clip:
                 torch.nn.utils.clip_grad_norm_(trainable, args.grad_clip)
             opt.step()
+            if spec.method == "adalora":
+                model.base_model.update_and_allocate(step)
             step += 1
             losses.append(loss.item())
             if progress is not None:
