@@ -69,7 +69,7 @@ def _search_cmd(db, out, glue_dir, trials):
     return [sys.executable, "-m", "autolor2c.cli", "search", "--task", "sst2", "--budget", "1M", "--trials", str(trials),
             "--seeds", "0", "--storage", f"sqlite:///{db}", "--study-name", "k", "--out", str(out), "--data-dir",
             str(glue_dir), "--min-steps", "0", "--max-train-samples", "1500", "--max-eval-samples", "32", "--max-length", "24",
-            "--no-multi-fidelity", "--no-progress", "--sampler", "random"]
+            "--no-multi-fidelity", "--no-progress", "--sampler", "random", "--no-baselines"]
 
 
 def test_kill_9_mid_trial_then_resume(tmp_path, glue_dir):
