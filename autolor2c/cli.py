@@ -256,7 +256,7 @@ _DEFAULTS = _SettingsDefaults()
 
 
 def cmd_search(a: argparse.Namespace) -> int:
-    from autolor2c.search.pipeline import NothingTrained, search
+    from autolor2c.search import NothingTrained, search
 
     settings = _settings_from_args(a)
     children: list = []

@@ -13,7 +13,8 @@ import yaml
 from torch import nn
 
 from autolor2c.errors import UserError
-from autolor2c.lor2c import CONFIG_NAME, WEIGHTS_NAME, LoR2CModel, adapter_files, read_adapter_config, write_folder_atomically
+from autolor2c.lor2c import CONFIG_NAME, WEIGHTS_NAME, LoR2CModel, adapter_files, read_adapter_config
+from autolor2c.lor2c.model import write_folder_atomically
 
 # "peft" is the old name of "lor2c" (the folder never was a PEFT adapter); kept so old scripts run
 FORMATS = ("lor2c", "yaml", "json", "lora", "peft")

@@ -18,7 +18,6 @@ from .model import (
     get_lor2c_model,
     planned_params,
     read_adapter_config,
-    write_folder_atomically,
 )
 from .structure import can_merge, guaranteed_events, structure_limits
 
@@ -26,5 +25,5 @@ __all__ = [
     "AdapterLoadError", "Bypass", "adapter_files", "CONFIG_NAME", "CRITERIA", "ConfigError", "InjectedLoRA",
     "LayerStackError", "LoR2CConfig", "LoR2CModel", "ModelShape", "WEIGHTS_NAME", "can_merge", "count_params",
     "find_layer_stack", "get_lor2c_model", "guaranteed_events", "low_rank_singular_values", "planned_params",
-    "read_adapter_config", "sfs_score", "structure_limits", "write_folder_atomically",
+    "read_adapter_config", "sfs_score", "structure_limits",
 ]

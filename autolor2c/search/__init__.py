@@ -1,6 +1,11 @@
-"""The search: a two-objective Optuna study under a parameter budget (score up, params down), with
-multi-fidelity rungs, a Pareto pick, a multi-seed retrain and reports. It sees a model only through
-a ``ModelShape`` and exact parameter counts.
+"""The search: a two-objective Optuna study under a parameter budget (score up, params down) whose top rung is
+the training run a user gets, with ASHA rungs below it, the built-ins tried first, a noise-aware pick,
+baselines and reports. It sees a model only through a ``ModelShape`` and exact parameter counts.
+
+The public surface (as Optuna's ``samplers/__init__.py`` re-exports its strategies)::
+
+    from autolor2c.search import SearchSettings, search
+    outcome = search(SearchSettings(task="sst2", budget="0.1M"))   # the headline command, as the CLI runs it
 
 Names are imported on first use (PEP 562): budget and fidelity parsing are plain Python, so the CLI can
 check ``--budget`` or ``--fidelity-rungs`` before Optuna and torch are imported.
@@ -11,10 +16,10 @@ from __future__ import annotations
 import importlib
 
 _HOME = {
-    "format_params": "budget", "parse_budget": "budget", "Fidelity": "fidelity",
-    "SearchSpace": "space", "TrialPlan": "space", "load_space": "space",
-    "SearchSettings": "study", "pareto_front": "study", "pick_trial": "study", "resolve_storage": "study",
-    "run_search": "study",
+    "search": "pipeline", "SearchOutcome": "pipeline", "NothingTrained": "pipeline",
+    "SearchSettings": "settings", "run_search": "study", "build_context": "study", "pareto_front": "study",
+    "pick_trial": "study", "resolve_storage": "storage", "load_space": "space", "SearchSpace": "space",
+    "TrialPlan": "space", "Fidelity": "fidelity", "format_params": "budget", "parse_budget": "budget",
 }
 
 __all__ = sorted(_HOME)

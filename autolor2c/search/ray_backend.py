@@ -165,6 +165,9 @@ def _absolute_url(url: str) -> str:
 
 def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpus_per_trial: float = 1.0,
                    gpus_per_trial: float = 0.0, max_concurrent: int = 2, num_cpus: int | None = None):
+    """The search's trials through Ray Tune (``Tuner`` + ``OptunaSearch``) on the same study set-up as the
+    Optuna backend; returns ``(study, ctx)``, as ``pipeline.search``'s ``run_trials`` expects. A killed driver
+    resumes with ``Tuner.restore``."""
     try:
         import ray
         from ray import tune

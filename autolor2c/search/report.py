@@ -264,6 +264,8 @@ def hv_reference(study: optuna.Study, ctx: SearchContext) -> tuple[float, str]:
 def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: optuna.trial.FrozenTrial | None,
                     search_wall_s: float, *, pick: dict[str, Any] | None = None, best: dict[str, Any] | None = None,
                     noise: dict[str, Any] | None = None, baselines: list[dict[str, Any]] | None = None) -> dict[str, Path]:
+    """Write the study's artifacts to ``out`` (best_config.yaml, the charts, importances, trials.csv, report.md,
+    retrain.json) and attach the notes and charts to the study for optuna-dashboard; returns the paths."""
     from .retrain import HEAD_ONLY
 
     out.mkdir(parents=True, exist_ok=True)

@@ -702,8 +702,6 @@ class SearchSpace:
             raise UserError(f"{self.source}: {e} (for a {num_layers}-layer model)") from None
         return TrialPlan("lor2c", cfg, train, num_layers, self.name, clamped)
 
-    # ---- helpers ---------------------------------------------------------------------------------
-
 
 # --------------------------------------------------------------------------------------------------
 # No dead structure: a bypass that ends on the top layer only changes the [CLS] vector the head reads, by

@@ -27,8 +27,8 @@ from autolor2c.lor2c import (
     count_params,
     planned_params,
     read_adapter_config,
-    write_folder_atomically,
 )
+from autolor2c.lor2c.model import write_folder_atomically
 from autolor2c.lor2c.model import HEAD_NAMES, LEGACY_CONFIG_NAME, adapter_files, find_head, find_layer_stack, find_projection
 
 from .backbone import portable_model_name

@@ -45,6 +45,10 @@ class TrainingError(RuntimeError):
 
 @dataclass
 class TrainArgs:
+    """Every training setting of one run, with the library's defaults (sized for a 2-core CPU): the one
+    home of those defaults. ``training_args`` builds one from settings and a plan's training keys;
+    ``validate`` checks each value and names the bad one."""
+
     epochs: float = 1.0
     learning_rate: float = 2e-3
     batch_size: int = 32
