@@ -236,7 +236,8 @@ def fail_orphaned_trials(study: optuna.Study, requeue: bool = True) -> list[int]
             continue
         fail_trial(study, t, f"interrupted: worker {worker} is gone")
         if requeue:
-            keep = {k: t.user_attrs[k] for k in (PROMOTED_FROM_ATTR, "start_rung") if k in t.user_attrs}
+            keep = {k: t.user_attrs[k] for k in (PROMOTED_FROM_ATTR, record.START_RUNG, record.BUILTIN)
+                    if k in t.user_attrs}
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number, **keep}, skip_if_exists=False)
         failed.append(t.number)
     try:
