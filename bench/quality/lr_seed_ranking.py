@@ -1,12 +1,12 @@
 """Does a top-rung trial rank learning rates the same on a second seed? And where is the lr range's edge?
 
 Now that a trial's top rung is the full run, the learning rate is searched. For the hand-set built-in
-`sharelor2c` on MRPC and STS-B (and SST-2 with --sst2), each lr of a log grid trains the top
+`sharelor2c` on STS-B (and MRPC, SST-2 with --mrpc, --sst2), each lr of a log grid trains the top
 rung (``SearchSettings.train_args``, the run `autolor2c train` makes) with seeds 0 and 1. Reported: the
 selection score per (lr, seed), Spearman's rho between the two seeds' lr rankings, and whether the best lr
 is inside the default space's range. Resumable: each run is kept in the results file as it finishes.
 
-    python -m bench.quality.lr_seed_ranking [--sst2]
+    python -m bench.quality.lr_seed_ranking [--mrpc] [--sst2]
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ NAME = "lr_seed_ranking"
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sst2", action="store_true", help="also SST-2 (about 6 min a run on 2 cores)")
+    ap.add_argument("--mrpc", action="store_true", help="also MRPC (its sentence pairs make a run 2-5x STS-B's)")
     a = ap.parse_args()
     from autolor2c.search.settings import SearchSettings
     from autolor2c.search.study import build_context
@@ -32,7 +33,7 @@ def main() -> None:
     path = RESULTS / f"{NAME}.json"
     data = json.loads(path.read_text()) if path.is_file() else {"runs": [], "machine": machine_info()}
     done = {(r["task"], r["config"], r["lr"], r["seed"]) for r in data["runs"]}
-    for task in ("mrpc", "stsb") + (("sst2",) if a.sst2 else ()):
+    for task in ("stsb",) + (("mrpc",) if a.mrpc else ()) + (("sst2",) if a.sst2 else ()):
         settings = SearchSettings(task=task, data_dir=GLUE_DIR, progress=False, out="/tmp/autolor2c-bench-lr")
         ctx = build_context(settings)
         for config in CONFIGS:
