@@ -22,7 +22,7 @@ from autolor2c.train import train
 def _settings(tmp_path, glue_dir, name, trials, **kw):
     base = dict(task="sst2", budget="0.1M", data_dir=str(glue_dir), storage=f"sqlite:///{tmp_path}/{name}.db",
                 study_name=name, trials=trials, max_train_samples=48, max_eval_samples=32, max_length=24, seeds=0,
-                fidelity=Fidelity.off(), progress=False, sampler="random", min_steps=0)
+                fidelity=Fidelity.off(), progress=False, sampler="random", min_steps=0, out=str(tmp_path / "out"))
     base.update(kw)
     return SearchSettings(**base)
 

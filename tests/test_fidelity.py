@@ -235,7 +235,8 @@ def fast_context():
             cache[key] = real(settings, name)
             gc.collect()
             gc.freeze()  # what the first build imported and kept alive, too
-        return dataclasses.replace(cache[key], settings=settings)
+        name = name or settings.study_name or study_mod.default_study_name(settings)
+        return dataclasses.replace(cache[key], settings=settings, out=settings.out_dir(name).resolve())
 
     # run_search collects garbage after every trial; with torch and transformers loaded a full collection
     # takes ~0.3 s, so park what is alive now in the permanent generation while this module runs.

@@ -115,7 +115,8 @@ def test_over_budget_configurations_are_never_trained(tmp_path, glue_dir):
     trained: list[int] = []
     settings = SearchSettings(task="sst2", budget="12K", data_dir=str(glue_dir), storage=f"sqlite:///{tmp_path}/s.db",
                               study_name="b", trials=8, max_train_samples=64, max_eval_samples=32, max_length=24,
-                              seeds=0, fidelity=Fidelity.off(), progress=False, sampler="random", min_steps=0)
+                              seeds=0, fidelity=Fidelity.off(), progress=False, sampler="random", min_steps=0,
+                              out=str(tmp_path / "out"))
     study, ctx, objective, _ = run_search(settings, objective_factory=_recording_objective(trained))
     assert all(n <= 12_000 for n in trained)
     infeasible = [t for t in study.trials if t.user_attrs.get("feasible") is False]

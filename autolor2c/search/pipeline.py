@@ -54,7 +54,7 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     settings.validate()
     t0 = time.time()
     if run_trials is None:
-        study, ctx, _, _ = run_search(settings, on_study_ready=on_study_ready)
+        study, ctx, _, _ = run_search(settings, on_study_ready=on_study_ready, require_top=True)
     else:
         study, ctx = run_trials(settings)
     if after_trials is not None:

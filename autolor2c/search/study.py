@@ -464,11 +464,14 @@ def prepare_study(settings: SearchSettings, ctx: SearchContext, storage, name: s
 
 
 def run_search(settings: SearchSettings, objective_factory: Callable[[SearchContext], Objective] = Objective,
-               on_study_ready: Callable[[optuna.Study], None] | None = None, ctx: SearchContext | None = None):
+               on_study_ready: Callable[[optuna.Study], None] | None = None, ctx: SearchContext | None = None,
+               require_top: bool = False):
     """Create or resume the study and run trials until ``settings.trials`` are done or the timeout hits.
 
     ``on_study_ready(study)`` runs once the study exists (the CLI starts its extra worker processes there).
     ``ctx``: a context already built for these settings (the benchmark replays reuse one model and dataset).
+    ``require_top``: refuse, before the study exists, a trial count that cannot bring anything to the top rung
+    (the headline command does; a study driven step by step need not).
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     name = settings.study_name or default_study_name(settings)
@@ -476,7 +479,8 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
         ctx = build_context(settings, name)
     elif ctx.settings is not settings:
         raise ValueError("ctx was built for other settings")
-    check_trials_can_reach_the_top(settings, ctx)
+    if require_top:
+        check_trials_can_reach_the_top(settings, ctx)
     storage = resolve_storage(settings.storage)
     study = prepare_study(settings, ctx, storage, name)
     retried = fail_orphaned_trials(study)
