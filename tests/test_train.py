@@ -160,7 +160,7 @@ def test_load_backbone_dropout_leaves_the_cached_template_alone():
 def test_backbone_dropout_setting_is_validated():
     from autolor2c.errors import UserError
 
-    with pytest.raises(UserError, match="backbone_dropout=1.5"):
+    with pytest.raises(UserError, match="backbone_dropout 1.5"):
         TrainArgs(backbone_dropout=1.5).validate()
     assert TrainArgs().backbone_dropout == 0.0 and TrainArgs(backbone_dropout=None).validate()
 
