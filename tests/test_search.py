@@ -358,3 +358,17 @@ def test_optuna_private_names_only_in_their_module():
              for n, line in enumerate(f.read_text().splitlines(), 1) if private.search(line)]
     assert found == []
     assert private.search("study._storage.get_trial(t._trial_id)") and private.search("from optuna.study._x import y")
+
+
+def test_a_search_whose_every_trial_fails_exits_non_zero_in_one_line(tmp_path, glue_dir, capsys, monkeypatch):
+    import autolor2c.search.objective as objective_mod
+
+    def boom(self, trial):
+        raise RuntimeError("a bug in every trial")
+
+    monkeypatch.setattr(objective_mod.Objective, "__call__", boom)
+    rc = main(["search", "--task", "sst2", "--budget", "1M", "--trials", "2", "--storage", f"sqlite:///{tmp_path}/f.db",
+               "--out", str(tmp_path / "o"), "--data-dir", str(glue_dir), *SMALL])
+    assert rc == 1
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and "every trained trial failed" in err[0] and "a bug in every trial" in err[0]
