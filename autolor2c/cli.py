@@ -587,7 +587,7 @@ def _add_fidelity_flags(s: argparse.ArgumentParser) -> None:
 def _add_storage_and_backend_flags(s: argparse.ArgumentParser) -> None:
     g = s.add_argument_group("storage and backend")
     g.add_argument("--storage", default=None,
-                   help="Optuna storage URL or journal:FILE (default $AUTOLOR2C_STORAGE, else sqlite:///studies/autolor2c.db)")
+                   help=f"Optuna storage URL or journal:FILE (default $AUTOLOR2C_STORAGE, else {_default_storage()})")
     g.add_argument("--study-name", default=None,
                    help="study to create or continue (default <task>-<model>-b<budget>-<space>, e.g. sst2-all-MiniLM-L6-v2-b0.1M-lor2c_full)")
     g.add_argument("--workers", type=_int_at_least(1), default=1,
@@ -620,7 +620,13 @@ def _add_output_flags(s: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-_STORAGE_HELP = "Optuna storage URL (default $AUTOLOR2C_STORAGE, else sqlite:///studies/autolor2c.db)"
+def _default_storage() -> str:
+    from autolor2c.search.settings import DEFAULT_STORAGE
+
+    return DEFAULT_STORAGE
+
+
+_STORAGE_HELP = f"Optuna storage URL (default $AUTOLOR2C_STORAGE, else {_default_storage()})"
 _STUDY_HELP = "study name (default: the storage's only study)"
 
 

@@ -455,3 +455,14 @@ def test_default_space_expresses_the_lor2c_builtins(num_layers):
         assert (cfg.rank, cfg.alpha, cfg.share_a, cfg.merge_count, cfg.inject_count) == \
             (want.rank, want.alpha, want.share_a, want.merge_count, want.inject_count)
     assert builtin_params(space, num_layers, "lora") is None  # another method: a baseline trained apart
+
+
+def test_lora_space_defaults_are_the_lora_specs():
+    import dataclasses
+
+    from autolor2c.search.space import LORA_DEFAULTS
+    from autolor2c.train import LoRASpec
+
+    spec = LoRASpec()
+    assert {k: v for k, v in LORA_DEFAULTS.items() if k != "layers"} == \
+        {f.name: getattr(spec, f.name) for f in dataclasses.fields(spec) if f.name != "layers"}

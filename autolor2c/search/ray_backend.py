@@ -176,7 +176,7 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
     except ImportError:
         raise UserError("the Ray backend needs Ray Tune: pip install -e '.[ray]'") from None
 
-    storage_url = _absolute_url(settings.storage or os.environ.get("AUTOLOR2C_STORAGE") or "sqlite:///studies/autolor2c.db")
+    storage_url = _absolute_url(settings.storage_url())
     if storage_url == "memory":
         raise UserError("the Ray backend needs a persistent storage (sqlite, postgresql, journal)", param="storage",
                         value=storage_url)

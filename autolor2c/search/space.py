@@ -58,7 +58,8 @@ _LOR2C_FIELDS = {f.name: f for f in dataclasses.fields(LoR2CConfig)}
 LOR2C_KEYS = tuple(k for k in _LOR2C_FIELDS if k != "method") + ("layers", "bypass_from", "bypass_to", "span_length")
 RANGE_KEYS = ("bypass_from", "bypass_to")  # {type: layer}: the two ends of the bypassed range, in either order
 LORA_KEYS = ("rank", "alpha", "dropout", "target_modules", "layers")
-LORA_DEFAULTS: dict[str, Any] = {"rank": 8, "alpha": 16.0, "dropout": 0.1,
+# train.LoRASpec's defaults (a test keeps them equal; this module stays free of torch for the CLI's checks)
+LORA_DEFAULTS: dict[str, Any] = {"rank": 4, "alpha": 8.0, "dropout": 0.1,
                                  "target_modules": ["query", "value"], "layers": None}
 _FLOAT_FIELDS = ("alpha", "dropout", "inject_alpha")  # stored as float so JSON round trips compare equal
 # Keys whose values are real numbers: numeric strings are accepted for them, because PyYAML reads
