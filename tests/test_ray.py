@@ -213,7 +213,9 @@ def test_ray_search_with_only_a_timeout(tmp_path, glue_dir):
     i = cmd.index("--trials")
     del cmd[i:i + 2]
     p = subprocess.run(cmd + ["--timeout", "20"], capture_output=True, text=True, timeout=900, env=_env())
-    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
+    # 20 s may end before any configuration reaches the top rung: then the search says so and exits 1
+    assert p.returncode == 0 or (p.returncode == 1 and "trained nothing to pick from" in p.stderr), \
+        (p.stdout[-2000:], p.stderr[-3000:])
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{db}")
     assert study.trials and not [t for t in study.trials if t.state == TrialState.RUNNING]
     for t in study.trials:
