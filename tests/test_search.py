@@ -372,3 +372,27 @@ def test_a_search_whose_every_trial_fails_exits_non_zero_in_one_line(tmp_path, g
     assert rc == 1
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and "every trained trial failed" in err[0] and "a bug in every trial" in err[0]
+
+
+def test_seeds_in_parallel_worker_processes_give_what_one_process_gives(tmp_path, glue_dir, monkeypatch):
+    """The missing seeds of a configuration train in one 1-thread process per core (faster on a CPU,
+    bench/speed/workers.py); the results must be those of one process training them in turn."""
+    from autolor2c.search import retrain as retrain_mod
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    settings = SearchSettings(task="sst2", budget="1M", data_dir=str(glue_dir), storage=f"sqlite:///{tmp_path}/p.db",
+                              study_name="p", trials=1, max_train_samples=64, max_eval_samples=32, max_length=24,
+                              seeds=0, fidelity=Fidelity.off(), progress=False, min_steps=0, out=str(tmp_path / "o"))
+    study, ctx, _, _ = run_search(settings)
+    t = [t for t in study.trials if t.values is not None][0]
+    import os
+
+    assert retrain_mod.parallel_workers(2) == min(2, len(os.sched_getaffinity(0)))  # one process per core
+    parallel = retrain_mod.train_seeds(study, ctx, t, 3, progress=False)
+    study.set_user_attr(retrain_mod.SEED_RUNS_ATTR, {})
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # a pinned thread count: one process
+    assert retrain_mod.parallel_workers(2) == 1
+    sequential = retrain_mod.train_seeds(study, ctx, t, 3, progress=False)
+    key = [(r["seed"], r["selection"], r["dev"], r["params"]) for r in parallel["runs"]]
+    assert key == [(r["seed"], r["selection"], r["dev"], r["params"]) for r in sequential["runs"]]
+    assert [r["seed"] for r in parallel["runs"]] == [0, 1, 2]

@@ -63,14 +63,58 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "cpu_s": round(sum(r["cpu_s"] for r in runs), 3), "n_train": runs[0]["n_train"], "runs": runs}
 
 
-def _run(ctx: SearchContext, spec: AdapterSpec, plan_train: dict[str, Any], seed: int, out_dir: Path | None,
-         progress: bool) -> dict[str, Any]:
-    s = ctx.settings
-    args = s.train_args(plan_train, seed=seed, progress=progress)
-    r = train(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir, out_dir=out_dir)
-    return {"seed": seed, "selection": r.primary_score, "dev": r.dev_score, "dev_scores": r.dev_scores,
+def _record(r) -> dict[str, Any]:
+    return {"selection": r.primary_score, "dev": r.dev_score, "dev_scores": r.dev_scores,
             "params": r.trainable_params, "wall_s": r.wall_time_s, "cpu_s": r.cpu_time_s,
             "n_train": r.n_train, "final_structure": r.final_structure}
+
+
+def _one_run(task, spec: AdapterSpec, args, model_name, data_dir, out_dir) -> dict[str, Any]:
+    """One seed in a worker process with one thread (module level: the process pool pickles it)."""
+    import torch
+
+    torch.set_num_threads(1)
+    return _record(train(task, spec, args, model_name=model_name, data_dir=data_dir, out_dir=out_dir))
+
+
+def parallel_workers(n_jobs: int) -> int:
+    """Seeds are independent runs: on a CPU, one 1-thread process per core trained two seeds 1.23x as fast as
+    one process with both cores, with the same scores (bench/speed/workers.py). One process on a GPU, or
+    where the user pinned the threads (OMP_NUM_THREADS)."""
+    import os
+
+    import torch
+
+    if n_jobs < 2 or torch.cuda.is_available() or "OMP_NUM_THREADS" in os.environ:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(n_jobs, cores))
+
+
+def _runs(ctx: SearchContext, jobs: list[tuple[AdapterSpec, dict[str, Any], int, Path | None]],
+          progress: bool) -> list[dict[str, Any]]:
+    """Train each (spec, plan training keys, seed, folder); in parallel worker processes where that is faster."""
+    s = ctx.settings
+    made = [(spec, s.train_args(plan_train, seed=seed, progress=progress and len(jobs) == 1), seed, folder)
+            for spec, plan_train, seed, folder in jobs]
+    workers = parallel_workers(len(made))
+    if workers == 1:
+        out = [_record(train(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir, out_dir=folder))
+               for spec, args, _, folder in made]
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_one_run, ctx.task, spec, args, s.model, s.data_dir, folder)
+                       for spec, args, _, folder in made]
+            out = [f.result() for f in futures]
+    return [{"seed": seed, **r} for (_, _, seed, _), r in zip(made, out)]
+
+
+def _run(ctx: SearchContext, spec: AdapterSpec, plan_train: dict[str, Any], seed: int, out_dir: Path | None,
+         progress: bool) -> dict[str, Any]:
+    return _runs(ctx, [(spec, plan_train, seed, out_dir)], progress)[0]
 
 
 def seed_runs(study: optuna.Study, t: optuna.trial.FrozenTrial, metric: str) -> list[dict[str, Any]]:
@@ -90,9 +134,10 @@ def train_seeds(study: optuna.Study, ctx: SearchContext, t: optuna.trial.FrozenT
     plan = trial_plan(t)
     spec = plan_to_spec(plan)
     runs = seed_runs(study, t, metric)
-    for seed in range(len(runs), seeds):
-        folder = ctx.out / "retrain" / f"trial{t.number}-seed{seed}" if ctx.out is not None else None
-        r = _run(ctx, spec, plan.train, seed, folder, progress)
+    jobs = [(spec, plan.train, seed, ctx.out / "retrain" / f"trial{t.number}-seed{seed}" if ctx.out else None)
+            for seed in range(len(runs), seeds)]
+    for r in _runs(ctx, jobs, progress) if jobs else []:
+        seed = r["seed"]
         if r["params"] != int(t.values[1]):
             raise RuntimeError(f"seed {seed} of trial {t.number} has {r['params']} params, the trial had "
                                f"{int(t.values[1])}: the configuration was not reproduced")
@@ -149,8 +194,9 @@ def train_baseline(ctx: SearchContext, cache_dir: Path, name: str, spec: Adapter
     cache_dir.mkdir(parents=True, exist_ok=True)
     f = cache_dir / f"{_baseline_key(ctx, name, spec, plan_train)}.json"
     runs = json.loads(f.read_text())["runs"] if f.is_file() else []
-    for seed in range(len(runs), seeds):
-        r = _run(ctx, spec, plan_train, seed, None, progress)
+    jobs = [(spec, plan_train, seed, None) for seed in range(len(runs), seeds)]
+    for r in _runs(ctx, jobs, progress) if jobs else []:
+        seed = r["seed"]
         runs.append(r)
         print(f"  baseline {name} seed {seed}: selection {r['selection']:.4f}, dev {r['dev']:.4f} "
               f"({r['params']:,} params, {r['wall_s']:.0f}s)")
