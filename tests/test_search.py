@@ -73,6 +73,12 @@ def test_search_writes_every_artifact(searched):
     assert t.user_attrs["adapter_dir"] == str(own.resolve())
     assert (own / "lor2c_model.safetensors").read_bytes() == (out / "adapter" / "lor2c_model.safetensors").read_bytes()
     assert retrain["noise"]["trial"] == retrain["best"]["trial"] and retrain["noise"]["seeds"] == 2
+    # the pick is the smallest front point tied with the best within that noise (the best itself among them)
+    from autolor2c.search.study import tied_with_the_best
+
+    tied = tied_with_the_best(study)
+    assert retrain["best"]["trial"] in {x.number for x in tied}
+    assert pick["trial"] == min(tied, key=lambda x: (x.values[1], -x.values[0])).number
     report = (out / "report.md").read_text()
     assert "Pareto front" in report and "The pick beside the baselines" in report and "Cost" in report
     # the built-ins, the head alone and LoRA sit beside the front, with the input-blind score and a verdict

@@ -15,6 +15,7 @@ from torch import nn
 from autolor2c.errors import UserError
 from autolor2c.lor2c import CONFIG_NAME, WEIGHTS_NAME, LoR2CModel, adapter_files, read_adapter_config
 from autolor2c.lor2c.model import write_folder_atomically
+from autolor2c.train.adapters import lora_part  # noqa: F401  (export's public name for it)
 
 # "peft" is the old name of "lor2c" (the folder never was a PEFT adapter); kept so old scripts run
 FORMATS = ("lor2c", "yaml", "json", "lora", "peft")
@@ -63,16 +64,6 @@ def trained_settings(train_args: dict[str, Any] | None) -> dict[str, Any]:
 
     known = {f.name for f in fields(TrainArgs)} - {"progress", "device"}
     return {k: v for k, v in (train_args or {}).items() if k in known}
-
-
-def lora_part(structure: dict[str, Any] | None) -> str | None:
-    """What a LoRA export of a configuration with this final structure holds, or None: no LoRA part."""
-    st = structure or {}
-    if st.get("method") == "lora":
-        return f"all of it (LoRA rank {st.get('rank')})"
-    if st.get("injected"):
-        return f"the LoRA injected on layers {st['injected']}"
-    return None
 
 
 def export_folder(adapter_dir: Path, out: Path, retrain: dict[str, Any] | None = None, title: str | None = None,

@@ -134,8 +134,7 @@ def _why_nothing(study: optuna.Study, ctx) -> str:
     if not trained and not failed:
         return (f"no configuration of the space fits the budget {ctx.settings.budget}: raise the budget "
                 "or narrow the space")
-    if failed and len(failed) == len([t for t in trials if t.state.name in ("FAIL", "COMPLETE")]) \
-            and not any(t.state.name == "COMPLETE" for t in trials):
+    if failed and not any(t.state.name == "COMPLETE" for t in trials):
         reason = failed[-1].user_attrs.get(record.FAIL_REASON, "see the log")
         return f"every trained trial failed (last: {reason})"
     return (f"no configuration reached the top rung ({len(trained)} trained at lower rungs): train at least "

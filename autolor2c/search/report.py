@@ -12,6 +12,8 @@ import yaml
 
 from .artifacts import write_offline_html, write_tables_and_charts
 from .budget import format_params
+from autolor2c.train import lora_part
+
 from . import record
 from .retrain import trial_plan
 from .study import (
@@ -39,11 +41,6 @@ def best_config_dict(t: optuna.trial.FrozenTrial, study_name: str) -> dict[str, 
 
 
 # --------------------------------------------------------------------------------------------------
-def has_lora_part(st: dict[str, Any]) -> bool:
-    """Whether a trained structure has LoRA to export as a stock PEFT folder (injected layers, or LoRA itself)."""
-    return bool(st) and (st.get("method") == "lora" or bool(st.get("injected")))
-
-
 def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
     metric = (study.metric_names or ["score"])[0]
     rows = []
@@ -53,7 +50,7 @@ def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
         lr = plan.get("train", {}).get("learning_rate") or (t.user_attrs.get("train_args") or {}).get("learning_rate")
         rows.append({"trial": t.number, "score": t.values[0], "dev": record.dev_score(t, metric),
                      "params": int(t.values[1]), "structure": _structure_text(st), "lr": lr,
-                     "builtin": record.builtin_of(t), "lora_part": has_lora_part(st), "cost_s": t.user_attrs.get("cost_s")})
+                     "builtin": record.builtin_of(t), "lora_part": lora_part(st) is not None, "cost_s": t.user_attrs.get("cost_s")})
     return rows
 
 
@@ -339,16 +336,9 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
 
 def tied_numbers(study: optuna.Study, noise: dict[str, Any] | None) -> set[int]:
     """Front trials statistically tied with the best (the noise measured on the best's seeds)."""
-    from .pareto import pick_best, tied_with_best
+    from .study import tied_with_the_best
 
-    front = pareto_front(study)
-    if not noise or not front:
-        return set()
-    pts = [(t.values[0], t.values[1]) for t in front]
-    best = pick_best(pts)
-    if front[best].number != noise["trial"]:
-        return set()
-    return {front[i].number for i in tied_with_best(pts, best, noise["mean"], noise["threshold"])}
+    return {t.number for t in tied_with_the_best(study)} if noise else set()
 
 
 def _dashboard_notes(study, metric, hv_fig, pareto_fig, pick, tied, comparison: list[str]) -> None:

@@ -30,7 +30,7 @@ from .budget import format_params, parse_budget
 from .fidelity import RUNGS_ATTR, Fidelity, next_promotion  # noqa: F401
 from .objective import Objective, SearchContext, failure_recording, plan_to_spec  # noqa: F401
 from .optuna_internals import WORKER_ATTR, fail_trial, frozen_trial, queued_params, set_worker, worker_of  # noqa: F401
-from .pareto import front_indices, hypervolume, pick_best, pick_knee, pick_smallest_tied
+from .pareto import front_indices, hypervolume, pick_best, pick_knee, pick_smallest_tied, tied_with_best
 from .sampler import PROMOTED_FROM_ATTR, RungAwareSampler, configuration_chains
 from .settings import DEFAULT_STORAGE, PICKS, SAMPLERS, SearchSettings, rungs_needed  # noqa: F401
 from .space import SearchSpace, TrialPlan, default_space_path, load_space  # noqa: F401
@@ -176,14 +176,33 @@ def pick_trial(study: optuna.Study, pick: str = "best", trial: int | None = None
         return front[pick_knee(pts)]
     if pick == "smallest-tied":
         best = pick_best(pts)
-        noise = seed_noise(study)
-        if noise is None or noise.get("trial") != front[best].number:
-            return front[best]  # no measured noise yet: nothing is known to tie with the best
+        noise = _noise_on(study, front[best])
+        if noise is None:
+            return front[best]
         return front[pick_smallest_tied(pts, best, noise["mean"], noise["threshold"])]
     raise UserError(f"choose one of {', '.join(PICKS)}", param="pick", value=pick)
 
 
 SEED_NOISE_ATTR = "seed_noise"
+
+
+def _noise_on(study: optuna.Study, t: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
+    """The seed noise if it was measured on trial ``t`` (else nothing is known to tie with it)."""
+    noise = seed_noise(study)
+    return noise if noise is not None and noise.get("trial") == t.number else None
+
+
+def tied_with_the_best(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The front trials within the measured seed noise of the best (the best alone without it)."""
+    front = pareto_front(study)
+    if not front:
+        return []
+    pts = [(t.values[0], t.values[1]) for t in front]
+    best = pick_best(pts)
+    noise = _noise_on(study, front[best])
+    if noise is None:
+        return [front[best]]
+    return [front[i] for i in tied_with_best(pts, best, noise["mean"], noise["threshold"])]
 
 
 def seed_noise(study: optuna.Study) -> dict[str, Any] | None:
@@ -420,7 +439,8 @@ class _Progress:
         best = max((t.values[0] for t in feas), default=float("nan"))
         hv = study_hypervolume(self.study, self.ctx.budget, self.ctx.trivial)
         if self.bar is not None:
-            self.bar.set_postfix_str(f"best {self.ctx.task.primary_metric}={best:.4f} hv={hv:.4f} full-fidelity={len(feas)}")
+            self.bar.set_postfix_str(f"best {self.ctx.task.primary_metric}={best:.4f} hv={hv:.4f} (vs input-blind) "
+                                     f"top-rung={len(feas)}")
 
     def finished(self) -> bool:
         """Queue a promotion if one is due; True when nothing is left to do."""

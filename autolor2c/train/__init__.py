@@ -9,6 +9,7 @@ from .adapters import (
     builtin_configs,
     count_adapter_params,
     load_adapter,
+    lora_part,
     model_shape,
     read_config_file,
     read_meta,
@@ -21,6 +22,6 @@ from .loop import (TRAINER_VERSION, Batches, TrainArgs, TrainingError, TrainResu
 __all__ = [
     "AdaLoRASpec", "AdapterSpec", "Batches", "DEFAULT_MODEL", "LoRASpec", "TRAINER_VERSION", "TrainArgs", "TrainResult", "TrainingError", "adapter_param_count",
     "attach", "builtin_configs", "count_adapter_params", "evaluate", "load_adapter", "load_backbone",
-    "load_tokenizer", "model_label", "model_shape", "planned_steps", "predict_logits", "read_config_file", "read_meta",
+    "load_tokenizer", "lora_part", "model_label", "model_shape", "planned_steps", "predict_logits", "read_config_file", "read_meta",
     "resolve_model", "save_adapter", "structure_schedule", "train", "training_args",
 ]

@@ -270,6 +270,16 @@ def adapter_structure(model: nn.Module, spec: AdapterSpec) -> dict[str, Any]:
             "target_modules": list(spec.lora.target_modules)}
 
 
+def lora_part(structure: dict[str, Any] | None) -> str | None:
+    """What a LoRA export of a configuration with this final structure holds, or None: no LoRA part."""
+    st = structure or {}
+    if st.get("method") == "lora":
+        return f"all of it (LoRA rank {st.get('rank')})"
+    if st.get("injected"):
+        return f"the LoRA injected on layers {st['injected']}"
+    return None
+
+
 def save_adapter(model: nn.Module, folder: str | Path, meta: dict[str, Any]) -> Path:
     """Save either kind of adapter plus ``autolor2c.json`` (task, labels, base model) and a model card."""
     from .card import model_card
