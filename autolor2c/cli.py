@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import re
 import json
 import os
 import sys
@@ -199,7 +198,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------
 def _settings_from_args(a: argparse.Namespace):
     from autolor2c.search.fidelity import Fidelity
-    from autolor2c.search.settings import SearchSettings
+    from autolor2c.search.settings import SearchSettings, settings_fields
 
     if a.trials is None and a.timeout is None:
         a.trials = SearchSettings.trials
@@ -215,14 +214,10 @@ def _settings_from_args(a: argparse.Namespace):
         if a.space not in list_builtin_spaces():
             raise UserError(f"bad --space {a.space!r}: no such file and not a shipped space "
                             f"({', '.join(list_builtin_spaces())})")
-    return SearchSettings(
-        task=a.task, budget=a.budget, model=a.model, data_dir=a.data_dir, space=a.space, storage=a.storage,
-        study_name=a.study_name, sampler=a.sampler, seed=a.seed, trials=a.trials, timeout=a.timeout,
-        builtins_first=not a.no_builtins_first, epochs=a.epochs, max_train_samples=a.max_train_samples,
-        max_eval_samples=a.max_eval_samples, max_length=a.max_length, batch_size=a.batch_size, seeds=a.seeds,
-        pick=a.pick, selection_fraction=a.selection_fraction, baselines=not a.no_baselines, min_steps=a.min_steps,
-        out=a.out, fidelity=fidelity, min_rung_steps=a.min_rung_steps, reduction_factor=a.reduction_factor,
-        warm_start=a.warm_start, worker=a.worker, backbone_dropout=a.backbone_dropout, progress=not a.no_progress)
+    # a flag's dest is its field's name; an off switch turns its field's True off
+    values = {name: getattr(a, name) for name in settings_fields() if hasattr(a, name)}
+    values.update({name: not getattr(a, _dest(flag)) for flag, name in _OFF_SWITCHES.items()})
+    return SearchSettings(**values, fidelity=fidelity)
 
 
 def _spawn_workers(a: argparse.Namespace) -> list:
@@ -243,16 +238,6 @@ def _spawn_workers(a: argparse.Namespace) -> list:
 
 
 _ARGV: list[str] = []
-# Search defaults shown in flags come from their one home, SearchSettings (plain Python: cheap to import).
-class _SettingsDefaults(dict):
-    def __missing__(self, name: str):
-        from autolor2c.search.settings import settings_fields
-
-        self[name] = settings_fields()[name].default
-        return self[name]
-
-
-_DEFAULTS = _SettingsDefaults()
 
 
 def cmd_search(a: argparse.Namespace) -> int:
@@ -283,7 +268,7 @@ def cmd_search(a: argparse.Namespace) -> int:
 def _load_study_for(a: argparse.Namespace):
     import optuna
 
-    from autolor2c.search.study import resolve_storage
+    from autolor2c.search.storage import resolve_storage
 
     storage = resolve_storage(a.storage, heartbeat=False)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
@@ -301,7 +286,7 @@ def _load_study_for(a: argparse.Namespace):
 
 def cmd_show(a: argparse.Namespace) -> int:
     from autolor2c.search.report import print_front
-    from autolor2c.search.study import cost_totals, study_hypervolume
+    from autolor2c.search.front import cost_totals, study_hypervolume
 
     study = _load_study_for(a)
     metric = (study.metric_names or ["score"])[0]
@@ -335,7 +320,7 @@ def _context_for_study(study, a):
 
 def cmd_retrain(a: argparse.Namespace) -> int:
     from autolor2c.search.retrain import train_seeds
-    from autolor2c.search.study import pick_trial
+    from autolor2c.search.front import pick_trial
 
     study = _load_study_for(a)
     picked = pick_trial(study, a.pick, a.trial)
@@ -351,8 +336,9 @@ def cmd_export(a: argparse.Namespace) -> int:
     import yaml
 
     from autolor2c import export
+    from autolor2c.search import record
+    from autolor2c.search.front import pareto_front, pick_trial
     from autolor2c.search.report import best_config_dict
-    from autolor2c.search.study import pareto_front, pick_trial
     from autolor2c.train import load_adapter, load_backbone, read_meta
     from autolor2c.train.backbone import portable_model_name
 
@@ -380,7 +366,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     if a.format in ("yaml", "json"):
         cfg = best_config_dict(t, study.study_name)
         # the training arguments the trial was trained with (the plan's own keys are among them)
-        args = t.user_attrs.get("train_args")
+        args = record.train_args(t)
         if args is None:
             try:
                 args = (export.run_record(export.find_trial_adapter(src, t.number, None, own_pick)) or {}).get("train_args")
@@ -390,16 +376,16 @@ def cmd_export(a: argparse.Namespace) -> int:
             cfg["train"] = {**export.trained_settings(args), **cfg.get("train", {})}
         print(f"wrote {export.export_config(cfg, out, a.format)} ({label})")
         return 0
-    structure = t.user_attrs.get("final_structure")
+    structure = record.final_structure(t)
     if a.format == "lora" and structure and export.lora_part(structure) is None:
-        with_lora = [x.number for x in pareto_front(study) if export.lora_part(x.user_attrs.get("final_structure"))]
+        with_lora = [x.number for x in pareto_front(study) if export.lora_part(record.final_structure(x))]
         spans = structure.get("spans") or []
         raise UserError(f"trial {t.number} has no LoRA part to export: its {len(spans)} bypass(es) {spans} cross layers, "
                         f"which a LoRA folder cannot express (no injected layers); "
                         + (f"front points with a LoRA part: trial(s) {', '.join(map(str, with_lora))} (--trial N)"
                            if with_lora else "no front point has one")
                         + "; --format lor2c exports any trial")
-    adapter = export.find_trial_adapter(src, t.number, t.user_attrs.get("adapter_dir"), own_pick)
+    adapter = export.find_trial_adapter(src, t.number, t.user_attrs.get(record.ADAPTER_DIR), own_pick)
     if a.format in ("lor2c", "peft"):
         if a.format == "peft":
             print("autolor2c: --format peft is deprecated, use --format lor2c: it writes LoR2C's own folder "
@@ -422,7 +408,8 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(a: argparse.Namespace) -> int:
-    from autolor2c.search.study import DEFAULT_STORAGE, resolve_storage
+    from autolor2c.search.settings import DEFAULT_STORAGE
+    from autolor2c.search.storage import resolve_storage
 
     url = a.storage or os.environ.get("AUTOLOR2C_STORAGE") or DEFAULT_STORAGE
     if url.startswith("sqlite:///"):
@@ -446,8 +433,6 @@ def cmd_dashboard(a: argparse.Namespace) -> int:
 # The parser. Building it and checking values import nothing heavy (torch, transformers, optuna,
 # datasets, ray): `--help` and a bad value answer in a fraction of a second; commands import inside.
 # --------------------------------------------------------------------------------------------------
-SAMPLER_CHOICES = ("parego", "tpe", "gp", "nsga2", "random")  # search.settings.SAMPLERS (a test keeps them equal)
-PICK_CHOICES = ("smallest-tied", "best", "knee")                # search.settings.PICKS (likewise)
 BUILTIN_CONFIGS = ("lor2c", "sharelor2c", "mergelor2c", "injectlor2c", "imlor2c", "lora")
 
 
@@ -516,83 +501,92 @@ class _HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-def _add_data_flags(p: argparse.ArgumentParser, task_default: str | None = None) -> None:
+# Search flags take their default and help from their one home, SearchSettings' fields (settings.py
+# imports no heavy module, so --help stays fast).
+def _setting(name: str):
+    from autolor2c.search.settings import settings_fields
+
+    return settings_fields()[name]
+
+
+def _setting_help(name: str) -> str:
+    return _setting(name).metadata["help"].replace("%", "%%")  # argparse formats help with %
+
+
+def _dest(flag: str) -> str:
+    return flag[2:].replace("-", "_")
+
+
+def _setting_flag(g, flag: str, name: str | None = None, **kwargs) -> argparse.Action:
+    """A flag for SearchSettings' field ``name`` (default: the flag's dest): its default and help."""
+    name = name or kwargs.get("dest") or _dest(flag)
+    return g.add_argument(flag, **{"default": _setting(name).default, "help": _setting_help(name), **kwargs})
+
+
+# search flags that turn off a SearchSettings field whose default is True
+_OFF_SWITCHES = {"--no-builtins-first": "builtins_first", "--no-baselines": "baselines", "--no-progress": "progress"}
+
+
+def _off_switch(g, flag: str) -> argparse.Action:
+    return g.add_argument(flag, action="store_true", help=f"do not {_setting_help(_OFF_SWITCHES[flag])}")
+
+
+def _add_data_flags(p: argparse.ArgumentParser, search: bool = False) -> None:
     g = p.add_argument_group("task and data")
-    if task_default is None:
-        g.add_argument("--task", required=True,
-                       help="GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) or 'custom'")
+    if search:
+        _setting_flag(g, "--task")
     else:
-        g.add_argument("--task", default=task_default,
-                       help="GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) or 'custom'")
-    g.add_argument("--data-dir", default=None, help="GLUE distribution layout (DIR/SST-2/train.tsv ...); "
-                   "default $AUTOLOR2C_DATA_DIR, else the Hugging Face hub")
+        g.add_argument("--task", required=True, help=_setting_help("task"))
+    _setting_flag(g, "--data-dir")
     g.add_argument("--train-file", default=None, help="custom task: training file (csv/tsv/json/jsonl/parquet); "
                    "default none")
     g.add_argument("--validation-file", default=None, help="custom task: validation file; default none")
     g.add_argument("--text-columns", default=None, help="custom task: comma-separated text column(s); default none")
     g.add_argument("--label-column", default="label", help="custom task: label column")
     g.add_argument("--regression", action="store_true", help="custom task: the label is a number")
-    g.add_argument("--model", default=None, help="hub id or local folder (default: the embedded all-MiniLM-L6-v2)")
+    _setting_flag(g, "--model")
 
 
 # One function per group of `search` flags: a new flag goes into the group it belongs to.
 def _add_space_and_budget_flags(s: argparse.ArgumentParser) -> None:
+    from autolor2c.search.settings import SAMPLERS
+
     g = s.add_argument_group("search space and budget")
-    g.add_argument("--budget", default="0.1M",
-                   help="trainable adapter params: 0.1M, 100K, 100000, 1e5 or 0.5%% of the backbone")
-    g.add_argument("--space", default=None,
-                   help="search-space YAML, or a shipped one: lor2c_full, lor2c_only, lora (default lor2c_full)")
-    g.add_argument("--trials", type=_int_at_least(1), default=None,
-                   help="configurations to train in the study (promotions and over-budget ones not counted; "
-                        "default 20, or no limit with --timeout)")
-    g.add_argument("--timeout", type=_positive, default=None, help="seconds for this run's trials (default: no limit)")
-    g.add_argument("--sampler", choices=SAMPLER_CHOICES, default="parego",
-                   help="parego: TPE on a ParEGO scalarisation that learns from pruned trials' rung scores; "
-                        "tpe/gp/nsga2/random: Optuna's own, which see full-fidelity trials only")
-    g.add_argument("--seed", type=_int_at_least(0), default=0, help="sampler seed")
-    g.add_argument("--warm-start", default=None,
-                   help="STUDY or STORAGE_URL#STUDY whose Pareto configurations start this one (default none)")
-    g.add_argument("--no-builtins-first", action="store_true",
-                   help="do not start the study with the built-in configurations the space can express")
+    _setting_flag(g, "--budget")
+    _setting_flag(g, "--space")
+    trials = _setting("trials")  # None here: the field's default, or no limit with --timeout (_settings_from_args)
+    _setting_flag(g, "--trials", type=_int_at_least(1), default=None,
+                  help=f"{_setting_help('trials')}; default {trials.default}, or no limit with --timeout")
+    _setting_flag(g, "--timeout", type=_positive)
+    _setting_flag(g, "--sampler", choices=SAMPLERS)
+    _setting_flag(g, "--seed", type=_int_at_least(0))
+    _setting_flag(g, "--warm-start")
+    _off_switch(g, "--no-builtins-first")
 
 
 def _add_fidelity_flags(s: argparse.ArgumentParser) -> None:
     g = s.add_argument_group("trial size and fidelity")
-    g.add_argument("--epochs", type=_positive, default=None,
-                   help="epochs of the top rung, the full run (default: the library's, 1)")
-    g.add_argument("--min-steps", type=_int_at_least(0), default=None,
-                   help="optimiser steps of the top rung, at least (default: the library's, 300)")
-    g.add_argument("--batch-size", type=_int_at_least(1), default=None, help="default: the library's, 32")
-    g.add_argument("--selection-fraction", type=_float_above(0.0, inclusive=True), default=0.1,
-                   help="training rows held out to score trials on, at most 2000 (0: the dev set)")
-    g.add_argument("--max-train-samples", type=_int_at_least(1), default=None,
-                   help="training examples of the top rung (default: all, the run a user gets; fewer make a cheaper, "
-                        "noisier search)")
-    g.add_argument("--max-eval-samples", type=_int_at_least(1), default=None,
-                   help="validation examples a trial is scored on (default: all)")
-    g.add_argument("--max-length", type=_int_at_least(8), default=None, help="tokens per example (default: the library's, 128)")
-    g.add_argument("--fidelity-rungs", default=None,
-                   help="fractions of the full run, e.g. 0.111,0.333,1 (default: from --min-rung-steps and the "
-                        "reduction factor, as Hyperband sets them)")
-    g.add_argument("--min-rung-steps", type=_int_at_least(1), default=_DEFAULTS["min_rung_steps"],
-                   help="optimiser steps of the lowest rung; a full run shorter than eta times this turns "
-                        "multi-fidelity off")
-    g.add_argument("--reduction-factor", type=_float_above(1.0), default=3.0,
-                   help="successive-halving eta: the top 1/eta of a rung is promoted")
+    _setting_flag(g, "--epochs", type=_positive)
+    _setting_flag(g, "--min-steps", type=_int_at_least(0))
+    _setting_flag(g, "--batch-size", type=_int_at_least(1))
+    _setting_flag(g, "--selection-fraction", type=_float_above(0.0, inclusive=True))
+    _setting_flag(g, "--max-train-samples", type=_int_at_least(1))
+    _setting_flag(g, "--max-eval-samples", type=_int_at_least(1))
+    _setting_flag(g, "--max-length", type=_int_at_least(8))
+    _setting_flag(g, "--fidelity-rungs", "fidelity")  # parsed into a Fidelity by _settings_from_args
+    _setting_flag(g, "--min-rung-steps", type=_int_at_least(1))
+    _setting_flag(g, "--reduction-factor", type=_float_above(1.0))
     g.add_argument("--no-multi-fidelity", action="store_true", help="train every trial at full fidelity")
-    g.add_argument("--backbone-dropout", type=_dropout_rate, default=0.0,
-                   help="dropout inside the frozen model, in trials and retrains (0: off)")
+    _setting_flag(g, "--backbone-dropout", type=_dropout_rate)
 
 
 def _add_storage_and_backend_flags(s: argparse.ArgumentParser) -> None:
     g = s.add_argument_group("storage and backend")
-    g.add_argument("--storage", default=None,
-                   help=f"Optuna storage URL or journal:FILE (default $AUTOLOR2C_STORAGE, else {_default_storage()})")
-    g.add_argument("--study-name", default=None,
-                   help="study to create or continue (default <task>-<model>-b<budget>-<space>, e.g. sst2-all-MiniLM-L6-v2-b0.1M-lor2c_full)")
+    _setting_flag(g, "--storage")
+    _setting_flag(g, "--study-name")
     g.add_argument("--workers", type=_int_at_least(1), default=1,
                    help="worker processes on this machine sharing the study (use a journal or PostgreSQL storage)")
-    g.add_argument("--worker", type=_int_at_least(0), default=0, help=argparse.SUPPRESS)
+    _setting_flag(g, "--worker", type=_int_at_least(0), help=argparse.SUPPRESS)
     g.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
                    help="optuna (in this process) or ray (Ray Tune Tuner + OptunaSearch on the same storage)")
     g.add_argument("--ray-address", default=None, help="join an existing Ray cluster (default: a local instance)")
@@ -605,36 +599,31 @@ def _add_storage_and_backend_flags(s: argparse.ArgumentParser) -> None:
 
 
 def _add_retrain_flags(s: argparse.ArgumentParser) -> None:
+    from autolor2c.search.settings import PICKS
+
     g = s.add_argument_group("pick, seeds and baselines")
-    g.add_argument("--pick", choices=PICK_CHOICES, default=_DEFAULTS["pick"],
-                   help="smallest-tied: the fewest params within the measured seed noise of the best; best; knee")
-    g.add_argument("--seeds", type=_int_at_least(0), default=3,
-                   help="seeds of the best and the pick (the trial is seed 0; the others measure the noise)")
-    g.add_argument("--no-baselines", action="store_true",
-                   help="skip the head alone and LoRA baselines (cached across searches) beside the front")
+    _setting_flag(g, "--pick", choices=PICKS)
+    _setting_flag(g, "--seeds", type=_int_at_least(0))
+    _off_switch(g, "--no-baselines")
 
 
 def _add_output_flags(s: argparse.ArgumentParser) -> None:
     g = s.add_argument_group("output")
-    g.add_argument("--out", default=None, help="artifacts folder (default studies/<study>)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _setting_flag(g, "--out")
+    _off_switch(g, "--no-progress")
 
 
-def _default_storage() -> str:
-    from autolor2c.search.settings import DEFAULT_STORAGE
-
-    return DEFAULT_STORAGE
-
-
-_STORAGE_HELP = f"Optuna storage URL (default $AUTOLOR2C_STORAGE, else {_default_storage()})"
 _STUDY_HELP = "study name (default: the storage's only study)"
 
 
 def _add_search_commands(sub) -> None:
+    from autolor2c.search.settings import PICKS
+
+    storage_help = _setting_help("storage")
     s = sub.add_parser("search", help="multi-objective search (score up, params down) under a parameter budget",
                        description="Create or continue a two-objective Optuna study, retrain the picked trial, "
                                    "write reports and the adapter.")
-    _add_data_flags(s, task_default="sst2")
+    _add_data_flags(s, search=True)
     _add_space_and_budget_flags(s)
     _add_fidelity_flags(s)
     _add_storage_and_backend_flags(s)
@@ -644,14 +633,16 @@ def _add_search_commands(sub) -> None:
 
     sh = sub.add_parser("show", help="print a study's Pareto front")
     sh.add_argument("--study", default=None, help=_STUDY_HELP)
-    sh.add_argument("--storage", default=None, help=_STORAGE_HELP)
+    sh.add_argument("--storage", default=None, help=storage_help)
     sh.set_defaults(func=cmd_show, check=_check_common_values)
 
     r = sub.add_parser("retrain", help="retrain a study's picked (or given) trial with several seeds")
     r.add_argument("--study", default=None, help=_STUDY_HELP)
-    r.add_argument("--storage", default=None, help=_STORAGE_HELP)
+    r.add_argument("--storage", default=None, help=storage_help)
     r.add_argument("--trial", type=_int_at_least(0), default=None, help="trial number (default: the --pick)")
-    r.add_argument("--pick", choices=PICK_CHOICES, default="best", help="best score, or the knee of the front")
+    r.add_argument("--pick", choices=PICKS, default="best",
+                   help="a front point: best score, the knee, or smallest-tied; the search's own pick is the trial "
+                        "`autolor2c show` prints (pass it as --trial)")
     r.add_argument("--seeds", type=_int_at_least(1), default=3, help="retrain seeds")
     r.add_argument("--data-dir", default=None, help="GLUE folder (default: the study's)")
     r.add_argument("--out", default=None, help="artifacts folder (default: the study's)")
@@ -660,14 +651,14 @@ def _add_search_commands(sub) -> None:
 
     e = sub.add_parser("export", help="export the picked configuration: a LoR2C folder, yaml, json, or stock PEFT lora")
     e.add_argument("--study", default=None, help=_STUDY_HELP)
-    e.add_argument("--storage", default=None, help=_STORAGE_HELP)
+    e.add_argument("--storage", default=None, help=storage_help)
     e.add_argument("--format", choices=EXPORT_FORMATS, required=True,
                    help="lor2c: the adapter folder with a model card; yaml/json: the config `autolor2c train` "
                         "reads; lora: stock PEFT LoRA of the injected layers only; peft: old name of lor2c")
     e.add_argument("--out", required=True, help="output folder")
     e.add_argument("--trial", type=_int_at_least(0), default=None,
                    help="trial number, any format (default: the --pick)")
-    e.add_argument("--pick", choices=tuple(dict.fromkeys((*PICK_CHOICES, "smallest"))), default=None,
+    e.add_argument("--pick", choices=tuple(dict.fromkeys((*PICKS, "smallest"))), default=None,
                    help="a front point, any format: best score, the knee, or the smallest (default: the study's own "
                         "pick, the trial of its adapter/ and best_config.yaml)")
     e.add_argument("--source", default=None,
@@ -675,7 +666,7 @@ def _add_search_commands(sub) -> None:
     e.set_defaults(func=cmd_export, check=_check_common_values)
 
     d = sub.add_parser("dashboard", help="start optuna-dashboard for the study storage (127.0.0.1)")
-    d.add_argument("--storage", default=None, help=_STORAGE_HELP)
+    d.add_argument("--storage", default=None, help=storage_help)
     d.add_argument("--host", default="127.0.0.1", help="address to bind")
     d.add_argument("--port", type=_int_at_least(1), default=8080, help="port to bind")
     d.add_argument("--artifact-dir", default=None,

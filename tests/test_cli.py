@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from autolor2c.cli import SAMPLER_CHOICES, build_parser, main
+from autolor2c.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "optuna", "datasets", "ray", "pandas", "peft", "sklearn")
@@ -63,11 +63,75 @@ def test_search_flags_are_grouped_and_fixed_values_are_choices():
     for title in ("search space and budget", "trial size and fidelity", "storage and backend",
                   "pick, seeds and baselines", "output"):
         assert title in titles
-    from autolor2c.search.study import SAMPLERS
+    from autolor2c.search.settings import PICKS, SAMPLERS
 
-    assert set(SAMPLER_CHOICES) == set(SAMPLERS)
     by_dest = {a.dest: a for a in search._actions}
-    assert by_dest["sampler"].choices == SAMPLER_CHOICES and by_dest["pick"].choices and by_dest["backend"].choices
+    assert by_dest["sampler"].choices is SAMPLERS and by_dest["pick"].choices is PICKS and by_dest["backend"].choices
+    retrain = next(p for p in _all_parsers(build_parser()) if p.prog.endswith(" retrain"))
+    assert next(a for a in retrain._actions if a.dest == "pick").choices is PICKS
+
+
+def _search_parser() -> argparse.ArgumentParser:
+    return next(p for p in _all_parsers(build_parser()) if p.prog.endswith(" search"))
+
+
+FIELD_OF_DEST = {"fidelity_rungs": "fidelity"}  # parsed into a Fidelity (--no-multi-fidelity sets one too)
+LIBRARY_ONLY_FIELDS = {"max_consecutive_failures"}
+
+
+def test_search_flags_take_default_and_help_from_their_settings_field():
+    """SearchSettings is the one home of a search default and its help: a flag that spelled either again
+    would drift from it."""
+    from autolor2c.cli import _OFF_SWITCHES
+    from autolor2c.search.settings import settings_fields
+
+    fields = settings_fields()
+    by_dest = {a.dest: a for a in _search_parser()._actions}
+    checked = set()
+    for dest, action in by_dest.items():
+        name = FIELD_OF_DEST.get(dest, dest)
+        if name not in fields:
+            continue
+        f = fields[name]
+        shown = (action.help or "").replace("%%", "%")
+        if dest == "trials":  # None on the command line: the field's default, or no limit with --timeout
+            assert action.default is None and f"default {f.default}," in shown
+        else:
+            assert action.default == f.default and type(action.default) is type(f.default), dest
+        assert dest == "worker" or f.metadata["help"] in shown, dest
+        checked.add(name)
+    for flag, name in _OFF_SWITCHES.items():
+        action = next(a for a in by_dest.values() if flag in a.option_strings)
+        assert fields[name].default is True and action.default is False
+        assert action.help.replace("%%", "%") == f"do not {fields[name].metadata['help']}"
+        checked.add(name)
+    assert set(fields) - checked == LIBRARY_ONLY_FIELDS
+
+
+def test_search_with_no_flags_is_the_library_default_search():
+    from autolor2c.cli import _settings_from_args
+    from autolor2c.search.settings import SearchSettings
+
+    assert _settings_from_args(build_parser().parse_args(["search"])) == SearchSettings()
+    a = build_parser().parse_args(["search", "--no-baselines", "--no-progress", "--no-builtins-first"])
+    s = _settings_from_args(a)
+    assert not (s.baselines or s.progress or s.builtins_first)
+
+
+def test_every_settings_field_has_help_that_tells_a_none_default():
+    """None means "the library's default" (or none): the help says which, and the library's numbers are
+    TrainArgs' own."""
+    from autolor2c.search.settings import settings_fields
+    from autolor2c.train import TrainArgs
+
+    for name, f in settings_fields().items():
+        text = f.metadata.get("help")
+        assert text, f"SearchSettings.{name} has no help"
+        if f.default is None:
+            assert "default" in text, f"SearchSettings.{name}: {text!r} does not say what None means"
+        said = re.search(r"the library's, ([0-9.e-]+)", text)
+        if said:
+            assert float(said.group(1)) == getattr(TrainArgs, name), name
 
 
 def test_one_error_prefix_and_version(capsys):

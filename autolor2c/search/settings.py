@@ -37,47 +37,72 @@ class SearchSettings:
     search's top rung trains exactly what ``autolor2c train`` trains.
     """
 
-    task: str = field(default="sst2", metadata=_help("GLUE task name, or 'custom'"))
-    budget: str = field(default="0.1M", metadata=_help("adapter parameter budget: 0.1M, 100K, 1e5 or 0.5% of the backbone"))
-    model: str | None = field(default=None, metadata=_help("hub id or local folder (default: the embedded all-MiniLM-L6-v2)"))
-    data_dir: str | None = None
-    space: str | None = field(default=None, metadata=_help("search space: a YAML file or lor2c_full|lor2c_only|lora"))
-    storage: str | None = field(default=None, metadata=_help(f"Optuna storage URL (default {DEFAULT_STORAGE})"))
-    study_name: str | None = None
+    task: str = field(default="sst2", metadata=_help(
+        "GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) or 'custom'"))
+    budget: str = field(default="0.1M", metadata=_help(
+        "trainable adapter params: 0.1M, 100K, 100000, 1e5 or 0.5% of the backbone"))
+    model: str | None = field(default=None, metadata=_help(
+        "hub id or local folder (default: the embedded all-MiniLM-L6-v2)"))
+    data_dir: str | None = field(default=None, metadata=_help(
+        "GLUE distribution layout (DIR/SST-2/train.tsv ...); default $AUTOLOR2C_DATA_DIR, else the Hugging Face hub"))
+    space: str | None = field(default=None, metadata=_help(
+        "search-space YAML, or a shipped one: lor2c_full, lor2c_only, lora (default lor2c_full)"))
+    storage: str | None = field(default=None, metadata=_help(
+        f"Optuna storage URL or journal:FILE (default $AUTOLOR2C_STORAGE, else {DEFAULT_STORAGE})"))
+    study_name: str | None = field(default=None, metadata=_help(
+        "study to create or continue (default <task>-<model>-b<budget>-<space>, "
+        "e.g. sst2-all-MiniLM-L6-v2-b0.1M-lor2c_full)"))
     # TPE on a ParEGO view that sees pruned trials' rung scores (sampler.py): Optuna's own samplers learn
     # nothing from pruned trials in a two-objective study.
-    sampler: str = field(default="parego", metadata=_help("parego (TPE on ParEGO scalarisations, sees rung scores), "
-                                                          "tpe, gp, nsga2 or random"))
+    sampler: str = field(default="parego", metadata=_help(
+        "parego: TPE on a ParEGO scalarisation that learns from pruned trials' rung scores; "
+        "tpe/gp/nsga2/random: Optuna's own, which see full-fidelity trials only"))
     seed: int = field(default=0, metadata=_help("sampler seed"))
-    trials: int | None = field(default=20, metadata=_help("configurations to train (the built-ins tried first count; "
-                                                          "promotions and over-budget ones do not)"))
-    timeout: float | None = None
-    builtins_first: bool = field(default=True, metadata=_help("start the study with the built-in configurations "
-                                                              "the space can express and the budget fits"))
-    epochs: float | None = None
+    trials: int | None = field(default=20, metadata=_help(
+        "configurations to train in the study (the built-ins tried first count; promotions and over-budget "
+        "ones do not)"))
+    timeout: float | None = field(default=None, metadata=_help("seconds for this run's trials (default: no limit)"))
+    builtins_first: bool = field(default=True, metadata=_help(
+        "start the study with the built-in configurations the space can express and the budget fits"))
+    epochs: float | None = field(default=None, metadata=_help(
+        "epochs of the top rung, the full run (default: the library's, 1)"))
     max_train_samples: int | None = field(default=None, metadata=_help(
-        "training rows of the top rung (default all: the run a user gets); fewer make a cheaper, noisier search"))
-    max_eval_samples: int | None = None
-    max_length: int | None = None
-    batch_size: int | None = None
-    min_steps: int | None = None
-    backbone_dropout: float | None = 0.0
+        "training examples of the top rung (default: all, the run a user gets; fewer make a cheaper, "
+        "noisier search)"))
+    max_eval_samples: int | None = field(default=None, metadata=_help(
+        "validation examples a trial is scored on (default: all)"))
+    max_length: int | None = field(default=None, metadata=_help("tokens per example (default: the library's, 128)"))
+    batch_size: int | None = field(default=None, metadata=_help(
+        "examples per optimiser step (default: the library's, 32)"))
+    min_steps: int | None = field(default=None, metadata=_help(
+        "optimiser steps of the top rung, at least (default: the library's, 300)"))
+    backbone_dropout: float | None = field(default=0.0, metadata=_help(
+        "dropout inside the frozen model, in trials and retrains (0: off)"))
     selection_fraction: float = field(default=0.1, metadata=_help(
-        "training rows held out to score trials and pick checkpoints on (never the dev set)"))
+        "training rows held out to score trials and pick checkpoints on, at most 2000 (0: none, the dev set "
+        "instead)"))
     # None: rungs from (min_rung_steps, the full run's steps, reduction_factor), as Hyperband sets them.
-    fidelity: Fidelity | None = None
-    min_rung_steps: int = field(default=MIN_RUNG_STEPS, metadata=_help("optimiser steps of the lowest rung"))
-    reduction_factor: float = field(default=3.0, metadata=_help("ASHA's eta: 1/eta of a rung is promoted"))
-    seeds: int = field(default=3, metadata=_help("seeds of the pick (seed 0 is its trial; 0 or 1: no extra run)"))
-    baselines: bool = field(default=True, metadata=_help("train the head alone and the built-ins the space cannot "
-                                                         "express (LoRA), cached, for comparison"))
+    fidelity: Fidelity | None = field(default=None, metadata=_help(
+        "rungs as fractions of the full run, e.g. 0.111,0.333,1 (default: from the lowest rung's steps and the "
+        "reduction factor, as Hyperband sets them)"))
+    min_rung_steps: int = field(default=MIN_RUNG_STEPS, metadata=_help(
+        "optimiser steps of the lowest rung; a full run shorter than eta times this turns multi-fidelity off"))
+    reduction_factor: float = field(default=3.0, metadata=_help(
+        "successive-halving (ASHA) eta: the top 1/eta of a rung is promoted"))
+    seeds: int = field(default=3, metadata=_help(
+        "seeds of the best and the pick (the trial is seed 0; the others measure the noise; 0 or 1: no extra run)"))
+    baselines: bool = field(default=True, metadata=_help(
+        "train the head alone and the built-ins the space cannot express (LoRA) beside the front, for "
+        "comparison (cached across searches)"))
     pick: str = field(default="smallest-tied", metadata=_help(
         "smallest-tied: the fewest params within the measured seed noise of the best; best; knee"))
-    out: str | None = None
-    warm_start: str | None = None
-    worker: int = 0
-    progress: bool = True
-    max_consecutive_failures: int = 5
+    out: str | None = field(default=None, metadata=_help("artifacts folder (default studies/<study>)"))
+    warm_start: str | None = field(default=None, metadata=_help(
+        "STUDY or STORAGE_URL#STUDY whose Pareto configurations start this one (default none)"))
+    worker: int = field(default=0, metadata=_help(
+        "this process's index among the study's workers, which seeds its sampler apart (0: the first)"))
+    progress: bool = field(default=True, metadata=_help("show progress bars"))
+    max_consecutive_failures: int = field(default=5, metadata=_help("failed trials in a row that stop the search"))
 
     # ---- identity ----------------------------------------------------------------------------------
     def space_path(self) -> str:
