@@ -22,7 +22,7 @@ from autolor2c.lor2c import LoR2CConfig
 from autolor2c.search.artifacts import artifact_dir, upload_study_artifacts
 from autolor2c.search.fidelity import Fidelity
 from autolor2c.search.report import write_artifacts
-from autolor2c.search.study import pareto_front
+from autolor2c.search.front import pareto_front
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"

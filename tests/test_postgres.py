@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 
-from autolor2c.search.study import trained_configurations
+from autolor2c.search.front import trained_configurations
 import pytest
 from optuna.trial import TrialState
 

@@ -14,7 +14,6 @@ import torch
 
 from autolor2c.cli import main
 from autolor2c.lor2c import LoR2CConfig, get_lor2c_model
-from autolor2c.tasks import get_task
 from autolor2c.train import load_backbone, save_adapter
 
 REPO = Path(__file__).resolve().parents[1]

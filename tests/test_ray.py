@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 
 pytest.importorskip("ray")
 
-from autolor2c.search.study import trained_configurations  # noqa: E402
+from autolor2c.search.front import trained_configurations  # noqa: E402
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 

@@ -7,7 +7,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from autolor2c.search.fidelity import RUNGS_ATTR
+from autolor2c.search import record
 from autolor2c.search.sampler import RungAwareSampler
 
 
@@ -22,7 +22,7 @@ def _paused_study(n: int, with_rungs: bool) -> optuna.Study:
         rungs = [{"rung": 0, "score": 1 - abs(x - 0.8), "params": 1000.0}] if with_rungs else []
         study.add_trial(create_trial(state=TrialState.PRUNED, params={"x": float(x)},
                                      distributions={"x": FloatDistribution(0, 1)},
-                                     user_attrs={RUNGS_ATTR: rungs, "trained": True, "feasible": True},
+                                     user_attrs={record.RUNGS: rungs, "trained": True, "feasible": True},
                                      constraints={"budget": -1.0}))
     return study
 

@@ -3,7 +3,6 @@ export (own folder, YAML/JSON, stock PEFT LoRA), the dashboard's HTTP API, bad f
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import socket
 import subprocess
@@ -18,7 +17,10 @@ import yaml
 
 from autolor2c.cli import main
 from autolor2c.search.fidelity import Fidelity
-from autolor2c.search.study import Objective, SearchSettings, run_search, trained_configurations
+from autolor2c.search.front import trained_configurations
+from autolor2c.search.objective import Objective
+from autolor2c.search.settings import SearchSettings
+from autolor2c.search.study import run_search
 from autolor2c.train import count_adapter_params, train
 
 SMALL = ["--min-steps", "0", "--max-train-samples", "96", "--max-eval-samples", "64", "--max-length", "32",
@@ -74,7 +76,7 @@ def test_search_writes_every_artifact(searched):
     assert (own / "lor2c_model.safetensors").read_bytes() == (out / "adapter" / "lor2c_model.safetensors").read_bytes()
     assert retrain["noise"]["trial"] == retrain["best"]["trial"] and retrain["noise"]["seeds"] == 2
     # the pick is the smallest front point tied with the best within that noise (the best itself among them)
-    from autolor2c.search.study import tied_with_the_best
+    from autolor2c.search.front import tied_with_the_best
 
     tied = tied_with_the_best(study)
     assert retrain["best"]["trial"] in {x.number for x in tied}
@@ -295,23 +297,6 @@ def test_bad_flags_of_other_commands(searched, args, needle, tmp_path):
     assert after == before
 
 
-def test_resume_refuses_a_study_begun_with_other_settings_or_trainer_defaults(tmp_path):
-    from autolor2c.errors import UserError
-    from autolor2c.search.study import open_study, resolve_storage
-
-    storage = resolve_storage(f"sqlite:///{tmp_path}/s.db", heartbeat=False)
-    settings = SearchSettings(task="sst2", budget="0.1M", progress=False)
-    study = open_study(settings, storage, "s", "accuracy")
-    assert open_study(settings, storage, "s", "accuracy").study_name == "s"  # the same settings resume
-    with pytest.raises(UserError, match=r"different settings \(budget\)"):
-        open_study(SearchSettings(task="sst2", budget="50K", progress=False), storage, "s", "accuracy")
-    # a study begun before the trainer's defaults changed (no or an older trainer version)
-    old = dict(study.user_attrs["identity"], trainer=2)
-    study.set_user_attr("identity", old)
-    with pytest.raises(UserError, match=r"different settings \(trainer\)"):
-        open_study(settings, storage, "s", "accuracy")
-
-
 def test_backbone_dropout_reaches_every_trial_and_every_seed(tmp_path, glue_dir):
     from autolor2c.search.retrain import train_seeds
 
@@ -378,27 +363,3 @@ def test_a_search_whose_every_trial_fails_exits_non_zero_in_one_line(tmp_path, g
     assert rc == 1
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and "every trained trial failed" in err[0] and "a bug in every trial" in err[0]
-
-
-def test_seeds_in_parallel_worker_processes_give_what_one_process_gives(tmp_path, glue_dir, monkeypatch):
-    """The missing seeds of a configuration train in one 1-thread process per core (faster on a CPU,
-    bench/speed/workers.py); the results must be those of one process training them in turn."""
-    from autolor2c.search import retrain as retrain_mod
-
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    settings = SearchSettings(task="sst2", budget="1M", data_dir=str(glue_dir), storage=f"sqlite:///{tmp_path}/p.db",
-                              study_name="p", trials=1, max_train_samples=64, max_eval_samples=32, max_length=24,
-                              seeds=0, fidelity=Fidelity.off(), progress=False, min_steps=0, out=str(tmp_path / "o"))
-    study, ctx, _, _ = run_search(settings)
-    t = [t for t in study.trials if t.values is not None][0]
-    import os
-
-    assert retrain_mod.parallel_workers(2) == min(2, len(os.sched_getaffinity(0)))  # one process per core
-    parallel = retrain_mod.train_seeds(study, ctx, t, 3, progress=False)
-    study.set_user_attr(retrain_mod.SEED_RUNS_ATTR, {})
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # a pinned thread count: one process
-    assert retrain_mod.parallel_workers(2) == 1
-    sequential = retrain_mod.train_seeds(study, ctx, t, 3, progress=False)
-    key = [(r["seed"], r["selection"], r["dev"], r["params"]) for r in parallel["runs"]]
-    assert key == [(r["seed"], r["selection"], r["dev"], r["params"]) for r in sequential["runs"]]
-    assert [r["seed"] for r in parallel["runs"]] == [0, 1, 2]

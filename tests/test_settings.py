@@ -11,7 +11,7 @@ from autolor2c.errors import UserError
 from autolor2c.search.fidelity import Fidelity
 from autolor2c.search.settings import SearchSettings
 from autolor2c.tasks import load_task_data, trivial_score
-from autolor2c.train import TrainArgs, planned_steps, read_config_file, training_args
+from autolor2c.train import TrainArgs, planned_steps, training_args
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,16 +15,8 @@ from optuna.trial import FixedTrial
 from autolor2c.errors import UserError
 from autolor2c.lor2c.config import LoR2CConfig
 from autolor2c.lor2c.structure import guaranteed_events
-from autolor2c.search.space import (
-    BUILTIN_DIR,
-    is_dead,
-    SearchSpace,
-    TrialPlan,
-    default_space_path,
-    list_builtin_spaces,
-    load_space,
-    spans_from_mask,
-)
+from autolor2c.search.plan import TrialPlan, is_dead, spans_from_mask
+from autolor2c.search.space import BUILTIN_DIR, SearchSpace, default_space_path, list_builtin_spaces, load_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -442,7 +434,7 @@ def test_default_space_has_no_dead_structure(num_layers):
 
 @pytest.mark.parametrize("num_layers", [6, 12])
 def test_default_space_expresses_the_lor2c_builtins(num_layers):
-    from autolor2c.search.study import builtin_params
+    from autolor2c.search.starting_points import builtin_params
     from autolor2c.train import read_config_file
 
     space = load_space("lor2c_full")

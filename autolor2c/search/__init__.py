@@ -17,9 +17,9 @@ import importlib
 
 _HOME = {
     "search": "pipeline", "SearchOutcome": "pipeline", "NothingTrained": "pipeline",
-    "SearchSettings": "settings", "run_search": "study", "build_context": "study", "pareto_front": "study",
-    "pick_trial": "study", "resolve_storage": "storage", "load_space": "space", "SearchSpace": "space",
-    "TrialPlan": "space", "Fidelity": "fidelity", "format_params": "budget", "parse_budget": "budget",
+    "SearchSettings": "settings", "run_search": "study", "build_context": "study", "pareto_front": "front",
+    "pick_trial": "front", "resolve_storage": "storage", "load_space": "space", "SearchSpace": "space",
+    "TrialPlan": "plan", "Fidelity": "fidelity", "format_params": "budget", "parse_budget": "budget",
 }
 
 __all__ = sorted(_HOME)

@@ -46,7 +46,7 @@ def write_tables_and_charts(study: optuna.Study, out: Path, imp: dict[str, dict[
 def artifact_dir(storage_url: str | None) -> Path:
     """Where a storage's artifact store lives: ``artifacts/`` beside a SQLite or journal file, else
     ``studies/artifacts`` (PostgreSQL, MySQL, memory). `autolor2c dashboard` applies the same rule."""
-    from .study import DEFAULT_STORAGE
+    from .settings import DEFAULT_STORAGE
     from .storage_url import storage_kind
 
     url = storage_url or os.environ.get("AUTOLOR2C_STORAGE") or DEFAULT_STORAGE

@@ -1,29 +1,23 @@
-"""Multi-fidelity for a two-objective study: asynchronous successive halving (ASHA, Li et al. 2020) whose
-promotion ranks configurations by non-dominated sorting on (rung score, exact params), then score.
+"""Multi-fidelity rungs for a two-objective study: asynchronous successive halving (ASHA, Li et al. 2020)
+whose promotion ranks configurations by non-dominated sorting on (rung score, exact params), then score.
 
 Optuna's pruners take one objective (optuna#3450) and Ray Tune's schedulers one metric, so the rung
-logic lives here, on top of any storage. Every Optuna trial trains one configuration at one rung (a
-fraction of the full trial's data and steps) and ends: COMPLETE at the top rung, else PRUNED (paused)
-with its rung score kept in ``user_attrs['rungs']``. When a trial ends, the search looks for a promotion
-as ASHA does: from the highest rung down, a configuration is promoted to the next rung when it ranks in
-the top floor(n / eta) of the n configurations measured at its rung (so never before eta results exist,
-and never the first trial by default) and has not been promoted yet. A promotion is queued as a new
-trial with the same parameters (``promoted_from``, ``start_rung`` in its attributes), which the next
-worker takes before sampling anything new. Only top-rung results are told to the study as objective
-values, so the front stays honest.
+logic lives here and in promotion.py, on top of any storage. Every Optuna trial trains one configuration
+at one rung (a fraction of the full run's data and steps) and ends: COMPLETE at the top rung, else PRUNED
+(paused) with its rung score in its rung records (``record.rung_records``). Only top-rung results are
+told to the study as objective values, so the front stays honest. Plain Python: the CLI checks rung
+flags with it before Optuna or torch are imported.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from autolor2c.errors import UserError
 
 from .pareto import Point, promotion_order
-
-RUNGS_ATTR = "rungs"
 
 
 @dataclass(frozen=True)
@@ -94,44 +88,3 @@ class Fidelity:
 
     def to_dict(self) -> dict[str, Any]:
         return {"fractions": list(self.fractions), "eta": self.eta}
-
-
-def rung_points(trials: Iterable[Any], rung: int, exclude_number: int | None = None) -> list[Point]:
-    """(score, params) measured at ``rung`` by ``trials`` (FrozenTrials), except trial ``exclude_number``;
-    rung records copied from an earlier trial of the same configuration are not counted twice."""
-    out = []
-    for t in trials:
-        if t.number == exclude_number:
-            continue
-        for r in t.user_attrs.get(RUNGS_ATTR, []):
-            if r.get("rung") == rung and r.get("score") is not None and r.get("from_trial") is None:
-                out.append((float(r["score"]), float(r["params"])))
-    return out
-
-
-def next_promotion(trials: Sequence[Any], fidelity: Fidelity) -> tuple[int, int] | None:
-    """ASHA's promotion step: (number of the trial to continue, rung to train it at), or None.
-
-    ``trials`` are all the study's trials (any state): queued and running promotions count as done, so
-    a configuration is promoted once per rung.
-    """
-    top = fidelity.top
-    measured: dict[int, list[tuple[Point, int]]] = {k: [] for k in range(top)}
-    promoted: set[tuple[int, int]] = set()
-    for t in trials:
-        src = t.user_attrs.get("promoted_from")
-        if src is not None:
-            promoted.add(int(src))
-        if t.state.name not in ("COMPLETE", "PRUNED"):
-            continue
-        for r in t.user_attrs.get(RUNGS_ATTR, []):
-            k = int(r.get("rung", -1))
-            if 0 <= k < top and r.get("score") is not None and r.get("from_trial") is None:
-                measured[k].append(((float(r["score"]), float(r["params"])), t.number))
-    for k in range(top - 1, -1, -1):
-        entries = measured[k]
-        for i in fidelity.promotable([p for p, _ in entries]):
-            number = entries[i][1]
-            if number not in promoted:
-                return number, k + 1
-    return None

@@ -21,7 +21,8 @@ from . import record
 from .fidelity import Fidelity
 from .optuna_internals import frozen_trial, set_worker
 from .settings import SearchSettings
-from .space import SearchSpace, TrialPlan
+from .plan import TrialPlan
+from .space import SearchSpace
 
 
 def plan_to_spec(plan: TrialPlan) -> AdapterSpec:
@@ -103,17 +104,17 @@ class Objective:
                       "wall_s": result.wall_time_s, "cpu_s": result.cpu_time_s, "gpu_s": result.gpu_time_s})
         trial.set_user_attr(record.RUNGS, rungs)
         trial.set_user_attr(record.COST_S, round(result.wall_time_s, 3))
-        trial.set_user_attr("cpu_s", round(result.cpu_time_s, 3))
-        trial.set_user_attr("gpu_s", round(result.gpu_time_s, 3))
-        trial.set_user_attr("final_structure", result.final_structure)
-        trial.set_user_attr("history", _compact_history(result.history))
-        trial.set_user_attr("scores", result.scores)
-        trial.set_user_attr("n_train", result.n_train)
+        trial.set_user_attr(record.CPU_S, round(result.cpu_time_s, 3))
+        trial.set_user_attr(record.GPU_S, round(result.gpu_time_s, 3))
+        trial.set_user_attr(record.FINAL_STRUCTURE, result.final_structure)
+        trial.set_user_attr(record.HISTORY, _compact_history(result.history))
+        trial.set_user_attr(record.SCORES, result.scores)
+        trial.set_user_attr(record.N_TRAIN, result.n_train)
         if not top:
-            trial.set_user_attr("stopped_at_rung", rung)
+            trial.set_user_attr(record.STOPPED_AT_RUNG, rung)
             raise optuna.TrialPruned(f"paused at rung {rung} (fraction {frac:.3g}) until promoted")
         trial.set_user_attr(record.DEV_SCORES, result.dev_scores)
-        trial.set_user_attr("train_args", {k: v for k, v in result.train_args.items() if k != "progress"})
+        trial.set_user_attr(record.TRAIN_ARGS, {k: v for k, v in result.train_args.items() if k != "progress"})
         if folder is not None and (folder / "adapter").is_dir():
             trial.set_user_attr(record.ADAPTER_DIR, str((folder / "adapter").resolve()))
         return float(result.primary_score), float(result.trainable_params)
@@ -129,6 +130,6 @@ def failure_recording(objective: Objective) -> Callable[[optuna.Trial], tuple[fl
         except Exception as e:  # study.optimize(catch=...) marks it FAIL and goes on
             reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"[:500]
             trial.set_user_attr(record.FAIL_REASON, reason)
-            trial.set_user_attr("fail_traceback", traceback.format_exc()[-2000:])
+            trial.set_user_attr(record.FAIL_TRACEBACK, traceback.format_exc()[-2000:])
             raise
     return wrapped

@@ -12,7 +12,6 @@ from typing import Any, Callable
 
 import optuna
 
-from autolor2c.errors import UserError
 
 from . import record
 from .pareto import pick_best
@@ -48,7 +47,8 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     """
     from .report import print_front, write_artifacts
     from .retrain import baselines_apart, replace_dir, train_baseline, train_seeds
-    from .study import pareto_front, pick_trial, record_seed_noise, run_search
+    from .front import pareto_front, pick_trial, record_seed_noise
+    from .study import run_search
     from .artifacts import upload_study_artifacts
 
     settings.validate()

@@ -26,25 +26,16 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autolor2c.errors import UserError
 
-from .fidelity import RUNGS_ATTR
+from . import record
+from .promotion import queue_promotion
+from .front import cost_totals, trained_configurations
+from .objective import Objective, failure_recording
 from .optuna_internals import create_running_trial, fail_trial, frozen_trial, live_trial, set_worker, worker_of
-from .study import (
-    Objective,
-    SearchSettings,
-    _failure_recording,
-    build_context,
-    check_trials_can_reach_the_top,
-    cost_totals,
-    default_study_name,
-    enqueue_builtins,
-    fail_orphaned_trials,
-    make_sampler,
-    prepare_study,
-    queue_promotion,
-    resolve_storage,
-    sampler_seed,
-    trained_configurations,
-)
+from .settings import SearchSettings
+from .starting_points import enqueue_builtins
+from .storage import resolve_storage
+from .study import (build_context, check_trials_can_reach_the_top, default_study_name, fail_orphaned_trials,
+                    make_sampler, prepare_study, sampler_seed)
 
 TRIAL_NUMBER_KEY = "autolor2c_trial_number"
 _CONTEXT_CACHE: dict[str, Any] = {}
@@ -88,7 +79,7 @@ def _trainable(config: dict[str, Any], settings: SearchSettings, storage_url: st
         tune.report(_recorded_result(recorded, metric))
         return
     try:
-        score, params = _failure_recording(Objective(ctx))(trial)
+        score, params = failure_recording(Objective(ctx))(trial)
     except optuna.TrialPruned:
         # Paused below the top rung, or over budget. Tune wants the metrics in a result, and Optuna must not
         # take them as objective values: this worker ends the trial PRUNED itself (OptunaSearch's later tell
@@ -111,9 +102,9 @@ def _recorded_result(t: FrozenTrial, metric: str) -> dict[str, Any]:
     none: over budget or failed) and planned params, marked so Optuna does not take them as values."""
     if t.state == TrialState.COMPLETE:
         return {metric: t.values[0], "trainable_params": t.values[1]}
-    rungs = t.user_attrs.get(RUNGS_ATTR) or []
+    rungs = t.user_attrs.get(record.RUNGS) or []
     return {metric: rungs[-1]["score"] if rungs else float("nan"),
-            "trainable_params": float((t.user_attrs.get("planned_params") or {}).get("final", float("nan"))),
+            "trainable_params": float(record.planned_params(t).get("final", float("nan"))),
             "pruned": t.state == TrialState.PRUNED, "failed": t.state == TrialState.FAIL}
 
 
@@ -128,7 +119,7 @@ def reopen_trial(study: optuna.Study, number: int) -> tuple[optuna.Trial | None,
     recorded = frozen_trial(study, number)
     if not recorded.state.is_finished():
         return live_trial(study, number), False, recorded
-    if recorded.state == TrialState.FAIL and str(recorded.user_attrs.get("fail_reason", "")).startswith("interrupted"):
+    if recorded.state == TrialState.FAIL and str(recorded.user_attrs.get(record.FAIL_REASON, "")).startswith("interrupted"):
         # RUNNING, so no study.ask() in the driver can take it first (an enqueued WAITING trial could be).
         template = optuna.trial.create_trial(state=TrialState.RUNNING, params=recorded.params,
                                              distributions=recorded.distributions,

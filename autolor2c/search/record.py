@@ -1,15 +1,15 @@
 """The trial record: every user-attribute key a search writes on an Optuna trial, and the functions that
-read them. Other modules call these instead of spelling the keys (as Optuna's successive-halving pruner
-keeps each of its keys behind one function)."""
+read them: rung records, configuration chains, trained, feasible. Other modules call these instead of
+spelling the keys (as Optuna's successive-halving pruner keeps each of its keys behind one function)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 from optuna.trial import FrozenTrial, TrialState
 
-PLAN = "plan"                      # the TrialPlan the trial trained (space.TrialPlan.to_dict)
+PLAN = "plan"                      # the TrialPlan the trial trained (plan.TrialPlan.to_dict)
 PLANNED_PARAMS = "planned_params"  # analytic counts before training: initial, peak, final
 FEASIBLE = "feasible"              # False: over budget, never trained
 TRAINED = "trained"                # True once training started
@@ -20,7 +20,19 @@ BUILTIN = "builtin"                # the built-in configuration this trial is (e
 ADAPTER_DIR = "adapter_dir"        # where a top-rung trial saved its trained adapter
 DEV_SCORES = "dev_scores"          # a top-rung trial's dev-set scores (chooses nothing)
 FAIL_REASON = "fail_reason"
-COST_S = "cost_s"
+FAIL_TRACEBACK = "fail_traceback"
+COST_S = "cost_s"                  # wall seconds the trial trained
+CPU_S = "cpu_s"
+GPU_S = "gpu_s"
+FINAL_STRUCTURE = "final_structure"  # the adapter's structure after training (merges and injections done)
+HISTORY = "history"                # the trial's evaluation history, compacted
+SCORES = "scores"                  # every metric on the selection split
+N_TRAIN = "n_train"                # training rows the trial saw
+STOPPED_AT_RUNG = "stopped_at_rung"
+TRAIN_ARGS = "train_args"          # the TrainArgs of the run (``autolor2c train --config`` reproduces it)
+RETRY_OF = "retry_of"              # the interrupted trial this one re-runs
+WARM_START_FROM = "warm_start_from"  # "study#trial" a warm start copied the configuration from
+DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def rung_records(t: FrozenTrial, rung: int | None = None) -> list[dict[str, Any]]:
@@ -33,10 +45,14 @@ def is_trained(t: FrozenTrial) -> bool:
     return bool(t.user_attrs.get(TRAINED))
 
 
+def is_over_budget(t: FrozenTrial) -> bool:
+    """Its planned parameters exceed the budget: it was never trained."""
+    return t.user_attrs.get(FEASIBLE) is False
+
+
 def is_feasible(t: FrozenTrial) -> bool:
     """Finished at the top rung, within the budget: a point of the front."""
-    return t.state == TrialState.COMPLETE and t.user_attrs.get(FEASIBLE, True) is not False and \
-        all(v <= 0 for v in t.constraints.values())
+    return t.state == TrialState.COMPLETE and not is_over_budget(t) and all(v <= 0 for v in t.constraints.values())
 
 
 def builtin_of(t: FrozenTrial) -> str | None:
@@ -70,3 +86,50 @@ def trial_folder(out: Path, number: int) -> Path:
 
 def builtin_trials(trials: Iterable[FrozenTrial]) -> dict[str, FrozenTrial]:
     return {builtin_of(t): t for t in trials if builtin_of(t) and is_feasible(t)}
+
+
+def cost_s(t: FrozenTrial) -> float:
+    return float(t.user_attrs.get(COST_S, 0.0))
+
+
+def final_structure(t: FrozenTrial) -> dict[str, Any] | None:
+    return t.user_attrs.get(FINAL_STRUCTURE)
+
+
+def train_args(t: FrozenTrial) -> dict[str, Any] | None:
+    return t.user_attrs.get(TRAIN_ARGS)
+
+
+def plan(t: FrozenTrial) -> dict[str, Any]:
+    return t.user_attrs.get(PLAN) or {}
+
+
+def planned_params(t: FrozenTrial) -> dict[str, Any]:
+    return t.user_attrs.get(PLANNED_PARAMS) or {}
+
+
+def configuration_chains(trials: Sequence[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
+    """Trials grouped by configuration: a trial and the promotions that continued it, keyed by the first."""
+    by_number = {t.number: t for t in trials}
+    chains: dict[int, list[FrozenTrial]] = {}
+    for t in sorted(trials, key=lambda t: t.number):
+        root, seen = t, set()
+        while promoted_from(root) is not None and root.number not in seen:
+            seen.add(root.number)
+            src = by_number.get(promoted_from(root))
+            if src is None:
+                break
+            root = src
+        chains.setdefault(root.number, []).append(t)
+    return chains
+
+
+def chain_rungs(chain: Sequence[FrozenTrial]) -> dict[int, tuple[float, float]]:
+    """Rung -> (score, params) measured by a configuration's trials."""
+    return {int(r["rung"]): (float(r["score"]), float(r["params"])) for t in chain for r in rung_records(t)}
+
+
+def trained_configurations(trials: Sequence[FrozenTrial]) -> int:
+    """Configurations trained (what ``--trials`` counts): a promotion continues one, an over-budget one is not
+    trained. ``trials``: the study's finished (COMPLETE or PRUNED) trials."""
+    return sum(1 for chain in configuration_chains(trials).values() if is_trained(chain[0]))

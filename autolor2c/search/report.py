@@ -16,16 +16,8 @@ from autolor2c.train import lora_part
 
 from . import record
 from .retrain import trial_plan
-from .study import (
-    SearchContext,
-    cost_totals,
-    feasible_trials,
-    hypervolume_history,
-    is_feasible,
-    pareto_front,
-    plan_to_spec,
-    study_hypervolume,
-)
+from .front import cost_totals, feasible_trials, hypervolume_history, pareto_front, study_hypervolume, tied_with_the_best
+from .objective import SearchContext, plan_to_spec
 
 
 def best_config_dict(t: optuna.trial.FrozenTrial, study_name: str) -> dict[str, Any]:
@@ -33,11 +25,11 @@ def best_config_dict(t: optuna.trial.FrozenTrial, study_name: str) -> dict[str, 
     arguments its top-rung trial trained with, so that command trains the trial's model again."""
     plan = trial_plan(t)
     spec = plan_to_spec(plan)
-    recorded = t.user_attrs.get("train_args")
+    recorded = record.train_args(t)
     train = {k: v for k, v in recorded.items() if k not in ("progress", "device")} if recorded else dict(plan.train)
     return {"method": spec.method, "adapter": spec.config.to_dict(), "train": train,
             "source": {"study": study_name, "trial": t.number,
-                       "values": list(t.values), "final_structure": t.user_attrs.get("final_structure")}}
+                       "values": list(t.values), "final_structure": record.final_structure(t)}}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -45,12 +37,12 @@ def front_rows(study: optuna.Study) -> list[dict[str, Any]]:
     metric = (study.metric_names or ["score"])[0]
     rows = []
     for t in pareto_front(study):
-        st = t.user_attrs.get("final_structure", {})
-        plan = t.user_attrs.get("plan", {})
-        lr = plan.get("train", {}).get("learning_rate") or (t.user_attrs.get("train_args") or {}).get("learning_rate")
+        st = record.final_structure(t) or {}
+        plan = record.plan(t)
+        lr = plan.get("train", {}).get("learning_rate") or (record.train_args(t) or {}).get("learning_rate")
         rows.append({"trial": t.number, "score": t.values[0], "dev": record.dev_score(t, metric),
                      "params": int(t.values[1]), "structure": _structure_text(st), "lr": lr,
-                     "builtin": record.builtin_of(t), "lora_part": lora_part(st) is not None, "cost_s": t.user_attrs.get("cost_s")})
+                     "builtin": record.builtin_of(t), "lora_part": lora_part(st) is not None, "cost_s": t.user_attrs.get(record.COST_S)})
     return rows
 
 
@@ -110,7 +102,7 @@ def pareto_figure(study: optuna.Study, budget: int, metric: str, pick: dict[str,
     import plotly.graph_objects as go
 
     trials = [t for t in study.get_trials(deepcopy=False) if t.values is not None]
-    feas = [t for t in trials if is_feasible(t)]
+    feas = [t for t in trials if record.is_feasible(t)]
     front = {t.number for t in pareto_front(study)}
     fig = go.Figure()
     for name, group, color in (("trials (selection split)", [t for t in feas if t.number not in front], "#7aa6d6"),
@@ -120,7 +112,7 @@ def pareto_figure(study: optuna.Study, budget: int, metric: str, pick: dict[str,
         fig.add_trace(go.Scatter(
             x=[t.values[1] for t in group], y=[t.values[0] for t in group],
             mode="markers", name=name, marker=dict(color=color, size=10 if "front" in name else 7),
-            text=[f"trial {t.number}: {_structure_text(t.user_attrs.get('final_structure', {}))}" for t in group]))
+            text=[f"trial {t.number}: {_structure_text(record.final_structure(t) or {})}" for t in group]))
     if pick:
         fig.add_trace(go.Scatter(
             x=[pick["params"]], y=[pick["selection_mean"]],
@@ -165,7 +157,7 @@ def importances(study: optuna.Study) -> dict[str, dict[str, float]]:
     parameters only for the parameter count (alpha or the lr cannot change it). Empty below
     ``IMPORTANCE_MIN_TRIALS`` trials."""
     out = {}
-    feas = [t for t in study.get_trials(deepcopy=False) if is_feasible(t)]
+    feas = [t for t in study.get_trials(deepcopy=False) if record.is_feasible(t)]
     if len(feas) < IMPORTANCE_MIN_TRIALS:
         return out
     common = set.intersection(*(set(t.params) for t in feas))
@@ -336,8 +328,6 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
 
 def tied_numbers(study: optuna.Study, noise: dict[str, Any] | None) -> set[int]:
     """Front trials statistically tied with the best (the noise measured on the best's seeds)."""
-    from .study import tied_with_the_best
-
     return {t.number for t in tied_with_the_best(study)} if noise else set()
 
 

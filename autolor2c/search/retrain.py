@@ -25,7 +25,7 @@ from autolor2c.train import TRAINER_VERSION, AdapterSpec, builtin_configs, count
 
 from . import record
 from .objective import SearchContext, plan_to_spec
-from .space import TrialPlan
+from .plan import TrialPlan
 
 SEED_RUNS_ATTR = "seed_runs"  # study user attr: trial number -> the runs of its extra seeds
 HEAD_ONLY = "head-only"       # the head alone: no adapter, the front's true zero
@@ -45,7 +45,7 @@ def trial_run(t: optuna.trial.FrozenTrial, metric: str) -> dict[str, Any]:
     return {"seed": 0, "selection": t.values[0], "dev": record.dev_score(t, metric),
             "dev_scores": t.user_attrs.get(record.DEV_SCORES), "params": int(t.values[1]),
             "wall_s": float(r.get("wall_s", t.user_attrs.get(record.COST_S, 0.0))),
-            "cpu_s": float(r.get("cpu_s", 0.0)), "n_train": r.get("n_train", t.user_attrs.get("n_train")),
+            "cpu_s": float(r.get("cpu_s", 0.0)), "n_train": r.get("n_train", t.user_attrs.get(record.N_TRAIN)),
             "trial": t.number}
 
 

@@ -19,7 +19,7 @@ The random start-up counts trained configurations only.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import optuna
@@ -27,37 +27,9 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from .fidelity import RUNGS_ATTR
+from . import record
 
-PROMOTED_FROM_ATTR = "promoted_from"
 RHO = 0.05  # ParEGO's augmentation term
-
-
-def configuration_chains(trials: Sequence[FrozenTrial]) -> dict[int, list[FrozenTrial]]:
-    """Trials grouped by configuration: a trial and the promotions that continued it, keyed by the first."""
-    by_number = {t.number: t for t in trials}
-    chains: dict[int, list[FrozenTrial]] = {}
-    for t in sorted(trials, key=lambda t: t.number):
-        root = t
-        seen = set()
-        while PROMOTED_FROM_ATTR in root.user_attrs and root.number not in seen:
-            seen.add(root.number)
-            src = by_number.get(int(root.user_attrs[PROMOTED_FROM_ATTR]))
-            if src is None:
-                break
-            root = src
-        chains.setdefault(root.number, []).append(t)
-    return chains
-
-
-def chain_rungs(chain: Sequence[FrozenTrial]) -> dict[int, tuple[float, float]]:
-    """Rung -> (score, params) measured by a configuration's trials (copies of earlier rungs skipped)."""
-    out: dict[int, tuple[float, float]] = {}
-    for t in chain:
-        for r in t.user_attrs.get(RUNGS_ATTR, []):
-            if r.get("from_trial") is None and r.get("score") is not None:
-                out[int(r["rung"])] = (float(r["score"]), float(r["params"]))
-    return out
 
 
 class RungAwareSampler(BaseSampler):
@@ -78,16 +50,14 @@ class RungAwareSampler(BaseSampler):
 
     # ---- the view ----------------------------------------------------------------------------------
     def n_trained(self, study: optuna.Study) -> int:
-        trials = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        return sum(1 for root, chain in configuration_chains(trials).items()
-                   if any(t.user_attrs.get("trained") for t in chain))
+        return record.trained_configurations(study.get_trials(deepcopy=False, states=record.DONE_STATES))
 
     def build_view(self, study: optuna.Study, current: FrozenTrial | None = None) -> optuna.Study:
         trials = [t for t in study.get_trials(deepcopy=False)
                   if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
                   and (current is None or t.number != current.number)]
-        chains = configuration_chains(trials)
-        rungs = {root: chain_rungs(chain) for root, chain in chains.items()}
+        chains = record.configuration_chains(trials)
+        rungs = {root: record.chain_rungs(chain) for root, chain in chains.items()}
         scores = [s for r in rungs.values() for s, _ in r.values()]
         lo, hi = (min(scores), max(scores)) if scores else (0.0, 1.0)
         span = hi - lo if hi > lo else 1.0
@@ -105,7 +75,7 @@ class RungAwareSampler(BaseSampler):
                 continue
             base = dict(params=first.params, distributions=first.distributions)
             violation = first.constraints.get("budget", 0.0)
-            if first.user_attrs.get("feasible") is False or violation > 0:
+            if record.is_over_budget(first) or violation > 0:
                 frozen.append(create_trial(state=TrialState.COMPLETE, value=0.0, constraints={"budget": violation},
                                            **base))
             elif rungs[root]:

@@ -17,7 +17,7 @@ def _structure_lines(lor2c_meta: dict[str, Any]) -> list[str]:
     config = LoR2CConfig.from_dict(cfg)
     spans = config.resolved_spans(lor2c_meta.get("shape", {}).get("num_layers", 0))
     ranks = [config.bypass_rank(n) for n in range(len(spans))]
-    lines = [f"- residual bypasses (hidden state entering layer i, through B·A, added to the output of layer j): "
+    lines = ["- residual bypasses (hidden state entering layer i, through B·A, added to the output of layer j): "
              + (", ".join(f"layers {i}-{j} rank {r}" for (i, j), r in zip(spans, ranks)) or "none")]
     if cfg.get("share_a"):
         lines.append("- one A matrix shared by all bypasses (ShareLoR2C)")

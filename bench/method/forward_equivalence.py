@@ -5,7 +5,6 @@ autolor2c/testing.py (module replacement, no hooks)."""
 from __future__ import annotations
 
 import copy
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]

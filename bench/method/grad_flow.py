@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 from bench.common import GLUE_DIR, find_embeddings, machine_info, md_table, write_results  # noqa: E402
 

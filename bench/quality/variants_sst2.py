@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 from bench.common import GLUE_DIR, machine_info, md_table, write_results  # noqa: E402
 

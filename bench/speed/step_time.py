@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
 from bench.common import machine_info, md_table, write_results  # noqa: E402
 

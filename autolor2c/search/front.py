@@ -1,0 +1,134 @@
+"""What is read off a study: its front, hypervolume and pick, the seed noise the pick uses, and its costs."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from autolor2c.errors import UserError
+
+from . import record
+from .pareto import front_indices, hypervolume, pick_best, pick_knee, pick_smallest_tied, tie_threshold, tied_with_best
+from .settings import PICKS
+
+SEED_NOISE_ATTR = "seed_noise"
+
+
+def trained_configurations(study: optuna.Study) -> int:
+    """Configurations trained so far (a promotion continues one; an over-budget one is not trained)."""
+    return record.trained_configurations(study.get_trials(deepcopy=False, states=record.DONE_STATES))
+
+
+def feasible_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if record.is_feasible(t)]
+
+
+def pareto_front(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    trials = feasible_trials(study)
+    idx = front_indices([(t.values[0], t.values[1]) for t in trials])
+    return [trials[i] for i in idx]
+
+
+def study_hypervolume(study: optuna.Study, budget: int, score_floor: float = 0.0) -> float:
+    return hypervolume([(t.values[0], t.values[1]) for t in feasible_trials(study)], budget, score_floor)
+
+
+def hypervolume_history(study: optuna.Study, budget: int, score_floor: float = 0.0) -> list[dict[str, float]]:
+    """Hypervolume after each finished trial (in order of completion)."""
+    done = [t for t in study.get_trials(deepcopy=False) if t.state in (*record.DONE_STATES, TrialState.FAIL)]
+    done.sort(key=lambda t: (t.datetime_complete or t.datetime_start or 0, t.number))
+    pts, out, elapsed, configs = [], [], 0.0, 0
+    for n, t in enumerate(done, 1):
+        elapsed += record.cost_s(t)
+        if record.promoted_from(t) is None and record.is_trained(t):
+            configs += 1  # what --trials counts: a promotion continues a configuration
+        if record.is_feasible(t):
+            pts.append((t.values[0], t.values[1]))
+        out.append({"trial": t.number, "n": n, "configurations": configs, "cost_s": round(elapsed, 3),
+                    "hypervolume": hypervolume(pts, budget, score_floor)})
+    return out
+
+
+def pick_trial(study: optuna.Study, pick: str = "best", trial: int | None = None) -> optuna.trial.FrozenTrial:
+    """Trial number ``trial`` if given (it must be finished and feasible), else the front's ``pick``: the
+    ``best`` score, the ``knee``, or the ``smallest-tied`` (fewest params within the seed noise of the best)."""
+    if trial is not None:
+        matches = [t for t in study.get_trials(deepcopy=False) if t.number == trial]
+        if not matches:
+            raise UserError(f"no such trial in study {study.study_name!r}", param="trial", value=trial)
+        t = matches[0]
+        if not record.is_feasible(t):
+            raise UserError(f"it is {t.state.name.lower()}{' and over budget' if record.is_over_budget(t) else ''}"
+                            ", not a finished feasible trial", param="trial", value=trial)
+        return t
+    front = pareto_front(study)
+    if not front:
+        raise UserError(f"study {study.study_name!r} has no finished feasible trial yet")
+    pts = [(t.values[0], t.values[1]) for t in front]
+    if pick == "best":
+        return front[pick_best(pts)]
+    if pick == "knee":
+        return front[pick_knee(pts)]
+    if pick == "smallest-tied":
+        best = pick_best(pts)
+        noise = _noise_on(study, front[best])
+        if noise is None:
+            return front[best]
+        return front[pick_smallest_tied(pts, best, noise["mean"], noise["threshold"])]
+    raise UserError(f"choose one of {', '.join(PICKS)}", param="pick", value=pick)
+
+
+def _noise_on(study: optuna.Study, t: optuna.trial.FrozenTrial) -> dict[str, Any] | None:
+    """The seed noise if it was measured on trial ``t`` (else nothing is known to tie with it)."""
+    noise = seed_noise(study)
+    return noise if noise is not None and noise.get("trial") == t.number else None
+
+
+def tied_with_the_best(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The front trials within the measured seed noise of the best (the best alone without it)."""
+    front = pareto_front(study)
+    if not front:
+        return []
+    pts = [(t.values[0], t.values[1]) for t in front]
+    best = pick_best(pts)
+    noise = _noise_on(study, front[best])
+    if noise is None:
+        return [front[best]]
+    return [front[i] for i in tied_with_best(pts, best, noise["mean"], noise["threshold"])]
+
+
+def seed_noise(study: optuna.Study) -> dict[str, Any] | None:
+    """The seed noise measured on the best trial's configuration (``record_seed_noise``), or None."""
+    return study.user_attrs.get(SEED_NOISE_ATTR)
+
+
+def record_seed_noise(study: optuna.Study, trial: int, scores: list[float]) -> dict[str, Any] | None:
+    """Record the best configuration's selection scores over seeds: their mean, standard deviation and the
+    tie threshold the ``smallest-tied`` pick uses. Needs two seeds or more."""
+    if len(scores) < 2:
+        return None
+    std = statistics.stdev(scores)
+    noise = {"trial": trial, "seeds": len(scores), "mean": statistics.fmean(scores), "std": std,
+             "threshold": tie_threshold(std, len(scores))}
+    study.set_user_attr(SEED_NOISE_ATTR, noise)
+    return noise
+
+
+def cost_totals(study: optuna.Study) -> dict[str, float]:
+    trials = study.get_trials(deepcopy=False)
+    by_state: dict[str, int] = {}
+    for t in trials:
+        by_state[t.state.name] = by_state.get(t.state.name, 0) + 1
+    infeasible = sum(1 for t in trials if record.is_over_budget(t))
+    return {
+        "trials": len(trials), **{f"n_{k.lower()}": v for k, v in sorted(by_state.items())},
+        "n_infeasible": infeasible,
+        "wall_s": round(sum(record.cost_s(t) for t in trials), 3),
+        "cpu_s": round(sum(float(t.user_attrs.get(record.CPU_S, 0.0)) for t in trials), 3),
+        "gpu_s": round(sum(float(t.user_attrs.get(record.GPU_S, 0.0)) for t in trials), 3),
+    }
+
+

@@ -1,0 +1,81 @@
+"""A synthetic search for the study tests: a fake trainer whose score is a deterministic function of the
+sampled configuration and of the rung fidelity (``args.max_train_samples``), with the exact analytic
+parameter count, so every promotion decision of a study can be replayed from its rung records. Its
+fixtures (``fast_context``, ``fast_tmp``, ``study_a``) are in conftest.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+
+from autolor2c.search.fidelity import Fidelity
+from autolor2c.search.objective import Objective, plan_to_spec
+from autolor2c.search.settings import SearchSettings
+from autolor2c.train import TrainResult, count_adapter_params
+
+FULL = 900
+FID = Fidelity((1 / 9, 1 / 3, 1.0), 3.0)
+
+
+class Killed(BaseException):
+    """Stands for kill -9 mid-trial: neither Exception nor KeyboardInterrupt, so Optuna leaves the trial RUNNING."""
+
+
+def full_score(spec, learning_rate: float, shape) -> float:
+    params = count_adapter_params(spec, shape)["final"]
+    key = json.dumps(spec.to_dict(), sort_keys=True, default=str) + repr(float(learning_rate))
+    noise = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 16**8
+    return round(0.55 + 0.3 * (1 - math.exp(-params / 20_000)) + 0.1 * noise, 9)
+
+
+def rung_score(full: float, fraction: float) -> float:
+    return full * (0.8 + 0.2 * fraction)
+
+
+def fake_result(ctx, spec, args, score: float, params: int, wall_time_s: float = 0.0, **extra) -> TrainResult:
+    """What ``train()`` would return for ``score`` and ``params``, without training."""
+    return TrainResult(task=ctx.task.name, method=spec.method, model="fake", config=spec.to_dict(),
+                       final_structure={"spans": []}, train_args=dataclasses.asdict(args), scores={"accuracy": score},
+                       eval_split="selection", primary_metric="accuracy", primary_score=score, trainable_params=params,
+                       analytic_params=params, planned_params={"initial": params, "peak": params, "final": params},
+                       head_params=0, backbone_params=ctx.shape.backbone_params, steps=1, epochs=1.0,
+                       n_train=args.max_train_samples, n_eval=1, n_dev=1, wall_time_s=wall_time_s,
+                       cpu_time_s=wall_time_s, adapted_model=object(), **extra)
+
+
+def make_fake(ctx, calls: list | None = None, kill_on_rung1_call: int | None = None):
+    state = {"rung1_calls": 0}
+
+    def fake(task, spec, args, model_name=None, data_dir=None, out_dir=None):
+        assert data_dir == ctx.settings.data_dir and model_name == ctx.settings.model
+        fraction = args.max_train_samples / ctx.n_train_full
+        if calls is not None:
+            calls.append((json.dumps(spec.to_dict(), sort_keys=True, default=str), args.max_train_samples))
+        if args.max_train_samples == round(ctx.n_train_full / 3):
+            state["rung1_calls"] += 1
+            if kill_on_rung1_call is not None and state["rung1_calls"] == kill_on_rung1_call:
+                raise Killed()
+        score = rung_score(full_score(spec, args.learning_rate, ctx.shape), fraction)
+        return fake_result(ctx, spec, args, score, count_adapter_params(spec, ctx.shape)["final"], wall_time_s=0.01,
+                           history=[{"op": "init", "step": 0, "extra": 1}])
+
+    return fake
+
+
+def factory(calls=None, kill_on_rung1_call=None):
+    return lambda ctx: Objective(ctx, trainer=make_fake(ctx, calls, kill_on_rung1_call))
+
+
+def settings_for(glue_dir, storage, name, trials, **kw) -> SearchSettings:
+    kw = {"budget": "0.1M", "sampler": "random", "builtins_first": False, **kw}
+    return SearchSettings(task="sst2", data_dir=str(glue_dir), storage=storage, study_name=name, trials=trials,
+                          max_train_samples=FULL, fidelity=FID, seeds=0, progress=False, **kw)
+
+
+def expected_full(t, ctx) -> tuple[float, float]:
+    plan = ctx.space.fixed_plan(t.params, ctx.shape.num_layers)
+    spec = plan_to_spec(plan)
+    return full_score(spec, plan.train.get("learning_rate", 2e-3), ctx.shape), \
+        float(count_adapter_params(spec, ctx.shape)["final"])

@@ -1,0 +1,30 @@
+"""The pick's other seeds: trained beside its trial (seed 0), in one 1-thread worker process per core."""
+
+from __future__ import annotations
+
+import os
+
+from autolor2c.search import retrain as retrain_mod
+from autolor2c.search.fidelity import Fidelity
+from autolor2c.search.settings import SearchSettings
+from autolor2c.search.study import run_search
+
+
+def test_seeds_in_parallel_worker_processes_give_what_one_process_gives(tmp_path, glue_dir, monkeypatch):
+    """The missing seeds of a configuration train in one 1-thread process per core (faster on a CPU,
+    bench/speed/workers.py); the results must be those of one process training them in turn."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    settings = SearchSettings(task="sst2", budget="1M", data_dir=str(glue_dir), storage=f"sqlite:///{tmp_path}/p.db",
+                              study_name="p", trials=1, max_train_samples=64, max_eval_samples=32, max_length=24,
+                              seeds=0, fidelity=Fidelity.off(), progress=False, min_steps=0, out=str(tmp_path / "o"))
+    study, ctx, _, _ = run_search(settings)
+    t = [t for t in study.trials if t.values is not None][0]
+    assert retrain_mod.parallel_workers(2) == min(2, len(os.sched_getaffinity(0)))  # one process per core
+    parallel = retrain_mod.train_seeds(study, ctx, t, 3, progress=False)
+    study.set_user_attr(retrain_mod.SEED_RUNS_ATTR, {})
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # a pinned thread count: one process
+    assert retrain_mod.parallel_workers(2) == 1
+    sequential = retrain_mod.train_seeds(study, ctx, t, 3, progress=False)
+    key = [(r["seed"], r["selection"], r["dev"], r["params"]) for r in parallel["runs"]]
+    assert key == [(r["seed"], r["selection"], r["dev"], r["params"]) for r in sequential["runs"]]
+    assert [r["seed"] for r in parallel["runs"]] == [0, 1, 2]

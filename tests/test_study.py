@@ -1,0 +1,198 @@
+"""The study: resume in the middle of a rung (a killed worker's trial re-queued), warm start from another
+study's front, the built-ins tried first; on the synthetic search (no training)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from autolor2c.errors import UserError
+from autolor2c.search import record
+from autolor2c.search.front import pareto_front, trained_configurations
+from autolor2c.search.objective import Objective
+from autolor2c.search.optuna_internals import WORKER_ATTR
+from autolor2c.search.settings import SearchSettings
+from autolor2c.search.starting_points import warm_start
+from autolor2c.search.storage import resolve_storage
+from autolor2c.search.study import open_study, run_search
+from synthetic_search import FULL, Killed, expected_full, factory, make_fake, settings_for
+
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+# --------------------------------------------------------------------------------------------------
+# Resume in the middle of a rung
+# --------------------------------------------------------------------------------------------------
+def _dead_pid() -> int:
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_resume_in_the_middle_of_a_rung(fast_context, fast_tmp, glue_dir):
+    storage = f"sqlite:///{fast_tmp}/x.db"
+    settings = settings_for(glue_dir, storage, "R", 12)
+    with pytest.raises(Killed):
+        run_search(settings, objective_factory=factory(kill_on_rung1_call=2))
+    study = optuna.load_study(study_name="R", storage=storage)
+    running = [t for t in study.trials if t.state == TrialState.RUNNING]
+    assert len(running) == 1
+    orphan = running[0]
+    assert orphan.system_attrs[WORKER_ATTR] == f"{socket.gethostname()}:{os.getpid()}"
+    # killed while training a promotion at rung 1: the copied rung-0 record is not on it yet
+    assert orphan.user_attrs["start_rung"] == 1 and record.RUNGS not in orphan.user_attrs
+    before = {t.number: t.user_attrs.get(record.RUNGS) for t in study.trials if t.number != orphan.number}
+    assert 0 < trained_configurations(study) < 12
+
+    # this process is alive; make the orphan's worker a dead process on this host
+    study._storage.set_trial_system_attr(orphan._trial_id, WORKER_ATTR, f"{socket.gethostname()}:{_dead_pid()}")
+
+    calls: list = []
+    study, ctx, objective, _ = run_search(settings, objective_factory=factory(calls))
+    trials = study.trials
+    failed = trials[orphan.number]
+    assert failed.state == TrialState.FAIL and "interrupted" in failed.user_attrs["fail_reason"]
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == orphan.number]
+    assert len(retries) == 1
+    retry = retries[0]
+    assert retry.params == orphan.params
+    assert {k: retry.user_attrs[k] for k in ("promoted_from", "start_rung")} == \
+        {k: orphan.user_attrs[k] for k in ("promoted_from", "start_rung")}
+    assert objective.trained[0] == retry.number  # the first trial after the resume is the retry
+    assert retry.user_attrs[record.RUNGS][-1]["rung"] == 1
+    # the study reaches the requested number of configurations; nothing else failed or is left running
+    assert trained_configurations(study) == 12
+    assert [t.number for t in trials if t.state not in DONE] == [orphan.number]
+    assert {n: trials[n].user_attrs.get(record.RUNGS) for n in before} == before
+    # the resumed sampler has its own seed: its random start-up draws no configuration the first run drew
+    firsts = [_key(t.params) for t in trials if t.state in DONE and "promoted_from" not in t.user_attrs
+              and "retry_of" not in t.user_attrs and t.user_attrs.get("feasible") is not False]
+    assert len(firsts) == len(set(firsts))
+    for t in trials:
+        if t.state == TrialState.COMPLETE:
+            assert t.values[0] == expected_full(t, ctx)[0]
+    # resuming a finished study runs nothing more
+    study, _, objective, _ = run_search(settings, objective_factory=factory())
+    assert objective.trained == [] and len(study.trials) == len(trials)
+
+
+# --------------------------------------------------------------------------------------------------
+# Warm start
+# --------------------------------------------------------------------------------------------------
+def _key(params):
+    return tuple(sorted(params.items()))
+
+
+def test_warm_start_enqueues_exactly_the_pareto_configurations(study_a, glue_dir, capsys):
+    a, _, _, _, storage, _ = study_a
+    front = pareto_front(a)
+    n_front = len(front)
+    settings = settings_for(glue_dir, storage, "B", n_front + 2, warm_start="A")
+    b, ctx, objective, _ = run_search(settings, objective_factory=factory())
+    assert f"warm start: queued {n_front} configuration(s) from A" in capsys.readouterr().out
+    trials = b.trials
+    assert [t.params for t in trials[:n_front]] == [t.params for t in front]
+    assert [t.user_attrs["warm_start_from"] for t in trials[:n_front]] == [f"A#{t.number}" for t in front]
+    # nothing else was enqueued but ASHA's promotions: later trials are sampled or continue a configuration
+    assert all("warm_start_from" not in t.user_attrs and
+               ("fixed_params" not in t.system_attrs or "promoted_from" in t.user_attrs) for t in trials[n_front:])
+    assert trained_configurations(b) == n_front + 2
+    # A is untouched
+    assert [t.number for t in pareto_front(optuna.load_study(study_name="A", storage=storage))] == \
+        [t.number for t in front]
+
+    # a second call does not enqueue them again
+    settings = settings_for(glue_dir, storage, "B", n_front + 3, warm_start="A")
+    b, _, _, _ = run_search(settings, objective_factory=factory())
+    assert "warm start: queued 0 configuration(s) from A" in capsys.readouterr().out
+    assert sum("warm_start_from" in t.user_attrs for t in b.trials) == n_front
+    assert trained_configurations(b) == n_front + 3
+    assert warm_start(b, "A", storage, ctx.space, ctx.shape.num_layers) == 0
+    assert not [t for t in b.trials if t.state == TrialState.WAITING]
+
+
+def test_warm_start_twice_before_running_enqueues_once(study_a, glue_dir):
+    a, ctx, _, _, storage, tmp = study_a
+    n_front = len(pareto_front(a))
+    c = optuna.create_study(study_name="C", storage=storage, directions=["maximize", "minimize"])
+    assert warm_start(c, "A", storage, ctx.space, ctx.shape.num_layers) == n_front
+    assert warm_start(c, "A", storage, ctx.space, ctx.shape.num_layers) == 0
+    waiting = [t for t in c.trials if t.state == TrialState.WAITING]
+    assert len(waiting) == n_front
+    assert sorted(_key(t.system_attrs["fixed_params"]) for t in waiting) == \
+        sorted(_key(t.params) for t in pareto_front(a))
+
+
+def test_warm_start_from_another_storage(study_a, glue_dir, fast_tmp, capsys):
+    a, _, _, _, storage, _ = study_a
+    front = pareto_front(a)
+    other = f"sqlite:///{fast_tmp}/other.db"
+    settings = settings_for(glue_dir, other, "B2", len(front), warm_start=f"{storage}#A")
+    b, _, _, _ = run_search(settings, objective_factory=factory())
+    assert f"queued {len(front)} configuration(s)" in capsys.readouterr().out
+    started = [t for t in b.trials if "promoted_from" not in t.user_attrs]  # promotions continue them
+    assert [t.params for t in started] == [t.params for t in front]
+    assert [t.user_attrs["warm_start_from"] for t in started] == [f"A#{t.number}" for t in front]
+    assert optuna.get_all_study_names(other) == ["B2"]
+
+
+@pytest.mark.parametrize("source", ["nope", "{storage}#nope"])
+def test_warm_start_from_a_missing_study_is_a_user_error(study_a, glue_dir, fast_tmp, source):
+    _, _, _, _, storage, _ = study_a
+    settings = settings_for(glue_dir, f"sqlite:///{fast_tmp}/w.db", "W", 2, warm_start=source.format(storage=storage))
+    with pytest.raises(UserError, match="nope"):
+        run_search(settings, objective_factory=factory())
+
+
+# --------------------------------------------------------------------------------------------------
+# The top rung is the run a user gets: built-ins first, the lr searched, the model kept
+# --------------------------------------------------------------------------------------------------
+def test_builtins_go_first_at_the_top_rung_once_and_the_suggested_lr_reaches_the_trainer(fast_context, fast_tmp,
+                                                                                          glue_dir):
+    seen = []
+
+    def trainer(ctx):
+        fake = make_fake(ctx)
+
+        def run(task, spec, args, **kw):
+            seen.append((args.learning_rate, args.max_train_samples, kw.get("out_dir")))
+            return fake(task, spec, args, model_name=kw.get("model_name"), data_dir=kw.get("data_dir"))
+        return Objective(ctx, trainer=run)
+
+    out = fast_tmp / "out"
+    settings = settings_for(glue_dir, f"sqlite:///{fast_tmp}/b.db", "B", 9, builtins_first=True, out=str(out))
+    study, ctx, objective, _ = run_search(settings, objective_factory=trainer)
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert [t.user_attrs.get("builtin") for t in trials[:3]] == ["lor2c", "sharelor2c", "imlor2c"]
+    assert sum(1 for t in trials if t.user_attrs.get("builtin")) == 3  # counted once, among the 9
+    assert trained_configurations(study) == 9
+    for t in trials[:3]:  # straight to the top rung: the trial is that built-in's baseline run
+        assert t.state == TrialState.COMPLETE and [r["fraction"] for r in t.user_attrs[record.RUNGS]] == [1.0]
+        assert t.params["learning_rate"] == 2e-3
+    # every trial's sampled lr is the lr its run trained with; only a top-rung run is given a folder to keep
+    lrs = [t.params["learning_rate"] for t in trials if t.user_attrs.get("trained")]
+    assert sorted(lr for lr, _, _ in seen) == sorted(lrs)
+    assert len({lr for lr, _, _ in seen}) > 3
+    for lr, n, folder in seen:
+        assert (folder is not None) == (n == FULL)
+        if folder is not None:
+            assert folder.parent == (out / "trials").resolve()
+
+
+def test_resume_refuses_a_study_begun_with_other_settings_or_trainer_defaults(tmp_path):
+    storage = resolve_storage(f"sqlite:///{tmp_path}/s.db", heartbeat=False)
+    settings = SearchSettings(task="sst2", budget="0.1M", progress=False)
+    study = open_study(settings, storage, "s", "accuracy")
+    assert open_study(settings, storage, "s", "accuracy").study_name == "s"  # the same settings resume
+    with pytest.raises(UserError, match=r"different settings \(budget\)"):
+        open_study(SearchSettings(task="sst2", budget="50K", progress=False), storage, "s", "accuracy")
+    # a study begun before the trainer's defaults changed (no or an older trainer version)
+    old = dict(study.user_attrs["identity"], trainer=2)
+    study.set_user_attr("identity", old)
+    with pytest.raises(UserError, match=r"different settings \(trainer\)"):
+        open_study(settings, storage, "s", "accuracy")
