@@ -621,8 +621,9 @@ def _add_search_commands(sub) -> None:
 
     storage_help = _setting_help("storage")
     s = sub.add_parser("search", help="multi-objective search (score up, params down) under a parameter budget",
-                       description="Create or continue a two-objective Optuna study, retrain the picked trial, "
-                                   "write reports and the adapter.")
+                       description="Create or continue a two-objective Optuna study whose top rung is the run "
+                                   "`autolor2c train` makes (the built-ins first), pick from its front, train the "
+                                   "pick's other seeds and the baselines, write reports and the pick's adapter.")
     _add_data_flags(s, search=True)
     _add_space_and_budget_flags(s)
     _add_fidelity_flags(s)
