@@ -28,3 +28,6 @@ def test_seeds_in_parallel_worker_processes_give_what_one_process_gives(tmp_path
     key = [(r["seed"], r["selection"], r["dev"], r["params"]) for r in parallel["runs"]]
     assert key == [(r["seed"], r["selection"], r["dev"], r["params"]) for r in sequential["runs"]]
     assert [r["seed"] for r in parallel["runs"]] == [0, 1, 2]
+    # each worker trains with one thread (two workers with every core each oversubscribe the CPU)
+    assert [r["threads"] for r in parallel["runs"][1:]] == [1, 1]
+    assert [r["threads"] for r in sequential["runs"][1:]] == [2, 2]

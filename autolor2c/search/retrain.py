@@ -66,13 +66,18 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def _record(r) -> dict[str, Any]:
     return {"selection": r.primary_score, "dev": r.dev_score, "dev_scores": r.dev_scores,
             "params": r.trainable_params, "wall_s": r.wall_time_s, "cpu_s": r.cpu_time_s,
-            "n_train": r.n_train, "final_structure": r.final_structure}
+            "n_train": r.n_train, "final_structure": r.final_structure, "threads": r.threads}
 
 
 def _one_run(task, spec: AdapterSpec, args, model_name, data_dir, out_dir) -> dict[str, Any]:
     """One seed in a worker process with one thread (module level: the process pool pickles it)."""
+    import os
+
     import torch
 
+    # train() takes every core unless the thread count is pinned: two such workers on two cores ran each
+    # seed 5x slower than one process did (MRPC, this CPU)
+    os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
     return _record(train(task, spec, args, model_name=model_name, data_dir=data_dir, out_dir=out_dir))
 
