@@ -323,7 +323,11 @@ def cmd_retrain(a: argparse.Namespace) -> int:
     from autolor2c.search.front import pick_trial
 
     study = _load_study_for(a)
-    picked = pick_trial(study, a.pick, a.trial)
+    own = study.user_attrs.get("retrain", {}).get("trial")
+    if a.trial is None and a.pick is None and own is not None:
+        picked = pick_trial(study, trial=int(own))
+    else:
+        picked = pick_trial(study, a.pick or "best", a.trial)
     settings, ctx = _context_for_study(study, a)
     r = train_seeds(study, ctx, picked, a.seeds, settings.progress)
     std = f" ± {r['dev_std']:.4f}" if r["dev_std"] is not None else ""
@@ -641,9 +645,9 @@ def _add_search_commands(sub) -> None:
     r.add_argument("--study", default=None, help=_STUDY_HELP)
     r.add_argument("--storage", default=None, help=storage_help)
     r.add_argument("--trial", type=_int_at_least(0), default=None, help="trial number (default: the --pick)")
-    r.add_argument("--pick", choices=PICKS, default="best",
-                   help="a front point: best score, the knee, or smallest-tied; the search's own pick is the trial "
-                        "`autolor2c show` prints (pass it as --trial)")
+    r.add_argument("--pick", choices=PICKS, default=None,
+                   help="a front point: best score, the knee, or smallest-tied (default: the search's own pick, "
+                        "the trial `autolor2c show` prints; best if the search has not picked)")
     r.add_argument("--seeds", type=_int_at_least(1), default=3, help="retrain seeds")
     r.add_argument("--data-dir", default=None, help="GLUE folder (default: the study's)")
     r.add_argument("--out", default=None, help="artifacts folder (default: the study's)")

@@ -8,7 +8,11 @@ import statistics
 
 import pytest
 
-from autolor2c.search.pareto import pick_best, pick_smallest_tied, tie_threshold, tied_with_best
+import optuna
+
+from autolor2c.search import record
+from autolor2c.search.front import SEED_NOISE_ATTR, pick_trial, record_seed_noise, refuted_ties, tied_with_the_best
+from autolor2c.search.pareto import pick_best, pick_smallest_tied, tie_holds, tie_threshold, tied_with_best
 from autolor2c.search.report import best_baseline, verdict
 
 
@@ -39,6 +43,73 @@ def test_smallest_tied_on_a_synthetic_front_with_known_noise():
 def test_tie_threshold_grows_with_noise_and_shrinks_with_seeds():
     assert tie_threshold(0.01, 3) == pytest.approx(1.96 * 0.01 * (1 + 1 / 3) ** 0.5)
     assert tie_threshold(0.01, 9) < tie_threshold(0.01, 3) < tie_threshold(0.02, 3)
+
+
+def test_tie_holds_is_the_one_standard_error_rule():
+    best = [0.7820, 0.7575, 0.7520]          # MRPC, the best trial's three seeds
+    lucky = [0.7575, 0.7248, 0.7357]         # the smallest tied trial: its first seed was its luckiest
+    assert not tie_holds(lucky, best)
+    assert tie_holds(best, best) and tie_holds([0.70], best) and tie_holds(lucky, [0.80])  # one seed: undecided
+    # the boundary is one standard error of the difference of means, the seed noise pooled over both
+    c, b = [0.70, 0.72, 0.74], [0.76, 0.78, 0.80]
+    pooled = (sum((x - 0.72) ** 2 for x in c) + sum((x - 0.78) ** 2 for x in b)) / 4
+    se = (pooled * (2 / 3)) ** 0.5
+    shift = 0.78 - se - 0.72
+    assert tie_holds([x + shift + 1e-9 for x in c], b) and not tie_holds([x + shift - 1e-6 for x in c], b)
+
+
+def test_rechecking_the_tie_over_seeds_ships_better_models_under_large_noise():
+    # a small selection split (MRPC-like): seed noise sd 0.016 against true gaps of 1-3 points
+    rng = random.Random(1)
+    sd, params = 0.016, [2_000, 6_000, 18_000, 37_000]
+    true = [0.730, 0.745, 0.760, 0.765]
+    once, rechecked, smaller = [], [], 0
+    for _ in range(400):
+        pts = [(t + rng.gauss(0, sd), p) for t, p in zip(true, params)]
+        best = pick_best(pts)
+        best_seeds = [pts[best][0]] + [true[best] + rng.gauss(0, sd) for _ in range(2)]
+        mean, thr = statistics.fmean(best_seeds), tie_threshold(statistics.stdev(best_seeds), 3)
+        once.append(true[pick_smallest_tied(pts, best, mean, thr)])
+        refuted: set[int] = set()
+        while (i := pick_smallest_tied(pts, best, mean, thr, refuted)) != best:
+            seeds = [pts[i][0]] + [true[i] + rng.gauss(0, sd) for _ in range(2)]
+            if tie_holds(seeds, best_seeds):
+                break
+            refuted.add(i)
+        rechecked.append(true[i])
+        smaller += params[i] < params[best]
+    assert statistics.fmean(rechecked) > statistics.fmean(once) + 0.004
+    assert smaller > 40  # it still ships a smaller configuration where the tie holds
+
+
+def _study_with_front(scores_params):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for score, params in scores_params:
+        study.add_trial(optuna.trial.create_trial(values=[score, params], user_attrs={record.FEASIBLE: True}))
+    return study
+
+
+def _seeds(study, number, scores):
+    runs = dict(study.user_attrs.get(record.SEED_RUNS, {}))
+    runs[str(number)] = [{"seed": k + 1, "selection": s} for k, s in enumerate(scores)]
+    study.set_user_attr(record.SEED_RUNS, runs)
+
+
+def test_a_refuted_tie_hands_the_pick_to_the_next_candidate_then_the_best():
+    study = _study_with_front([(0.7575, 2_304), (0.7602, 5_760), (0.7820, 18_432), (0.70, 40_000)])
+    _seeds(study, 2, [0.7575, 0.7520])
+    record_seed_noise(study, 2, [0.7820, 0.7575, 0.7520])
+    assert study.user_attrs[SEED_NOISE_ATTR]["trial"] == 2
+    assert pick_trial(study, "smallest-tied").number == 0          # tied on its first seed
+    _seeds(study, 0, [0.7248, 0.7357])                               # its own seeds refute it
+    assert refuted_ties(study) == {0}
+    assert pick_trial(study, "smallest-tied").number == 1
+    assert {t.number for t in tied_with_the_best(study)} == {1, 2}
+    _seeds(study, 1, [0.7700, 0.7650])                               # this one holds: it is the pick
+    assert pick_trial(study, "smallest-tied").number == 1
+    _seeds(study, 1, [0.7300, 0.7250])                               # had it not, the best is
+    assert pick_trial(study, "smallest-tied").number == 2
+    assert pick_trial(study, "best").number == 2
 
 
 def _b(config, sel, dev, params, seeds=3, dev_std=0.004):

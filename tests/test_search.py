@@ -119,6 +119,25 @@ def _recording_objective(record):
     return factory
 
 
+def test_retrain_defaults_to_the_searchs_own_pick(searched, tmp_path, monkeypatch):
+    from autolor2c.search import retrain as retrain_mod
+    from autolor2c.search.front import feasible_trials, pick_trial
+
+    _, storage, _ = searched
+    copy = f"sqlite:///{tmp_path}/copy.db"
+    optuna.copy_study(from_study_name="t", from_storage=storage, to_storage=copy, to_study_name="c")
+    study = optuna.load_study(study_name="c", storage=copy)
+    other = next(t for t in feasible_trials(study) if t.number != pick_trial(study, "best").number)
+    study.set_user_attr("retrain", {**study.user_attrs["retrain"], "trial": other.number})
+    asked = []
+    monkeypatch.setattr(retrain_mod, "train_seeds", lambda st, ctx, t, seeds, progress: asked.append(t.number) or
+                        {"seeds": 1, "dev_mean": 0.5, "dev_std": None})
+    for extra, want in (([], other.number), (["--pick", "best"], pick_trial(study, "best").number),
+                        (["--trial", str(other.number)], other.number)):
+        assert main(["retrain", "--study", "c", "--storage", copy, "--no-progress", *extra]) == 0
+        assert asked[-1] == want, extra
+
+
 def test_over_budget_configurations_are_never_trained(tmp_path, glue_dir):
     trained: list[int] = []
     settings = SearchSettings(task="sst2", budget="12K", data_dir=str(glue_dir), storage=f"sqlite:///{tmp_path}/s.db",

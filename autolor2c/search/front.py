@@ -11,7 +11,8 @@ from optuna.trial import TrialState
 from autolor2c.errors import UserError
 
 from . import record
-from .pareto import front_indices, hypervolume, pick_best, pick_knee, pick_smallest_tied, tie_threshold, tied_with_best
+from .pareto import front_indices, hypervolume, pick_best, pick_knee, pick_smallest_tied, tie_holds, tie_threshold, \
+    tied_with_best
 from .settings import PICKS
 
 SEED_NOISE_ATTR = "seed_noise"
@@ -54,7 +55,8 @@ def hypervolume_history(study: optuna.Study, budget: int, score_floor: float = 0
 
 def pick_trial(study: optuna.Study, pick: str = "best", trial: int | None = None) -> optuna.trial.FrozenTrial:
     """Trial number ``trial`` if given (it must be finished and feasible), else the front's ``pick``: the
-    ``best`` score, the ``knee``, or the ``smallest-tied`` (fewest params within the seed noise of the best)."""
+    ``best`` score, the ``knee``, or the ``smallest-tied`` (fewest params within the seed noise of the best,
+    less the candidates whose tie did not hold over their own seeds: ``refuted_ties``)."""
     if trial is not None:
         matches = [t for t in study.get_trials(deepcopy=False) if t.number == trial]
         if not matches:
@@ -77,7 +79,8 @@ def pick_trial(study: optuna.Study, pick: str = "best", trial: int | None = None
         noise = _noise_on(study, front[best])
         if noise is None:
             return front[best]
-        return front[pick_smallest_tied(pts, best, noise["mean"], noise["threshold"])]
+        refuted = _refuted_indices(study, front)
+        return front[pick_smallest_tied(pts, best, noise["mean"], noise["threshold"], refuted)]
     raise UserError(f"choose one of {', '.join(PICKS)}", param="pick", value=pick)
 
 
@@ -97,7 +100,30 @@ def tied_with_the_best(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     noise = _noise_on(study, front[best])
     if noise is None:
         return [front[best]]
-    return [front[i] for i in tied_with_best(pts, best, noise["mean"], noise["threshold"])]
+    refuted = _refuted_indices(study, front)
+    return [front[i] for i in tied_with_best(pts, best, noise["mean"], noise["threshold"], refuted)]
+
+
+def selection_over_seeds(study: optuna.Study, t: optuna.trial.FrozenTrial) -> list[float]:
+    """Trial ``t``'s selection score at every seed run so far (the trial is seed 0)."""
+    return [t.values[0]] + [float(r["selection"]) for r in record.extra_seed_runs(study, t.number)]
+
+
+def refuted_ties(study: optuna.Study) -> set[int]:
+    """Front trials whose extra seeds were trained and whose tie with the best did not hold over them: a
+    first seed tied by luck (the front keeps the luckiest seeds) is caught here, not in the shipped model."""
+    front = pareto_front(study)
+    if not front:
+        return set()
+    best = front[pick_best([(t.values[0], t.values[1]) for t in front])]
+    best_scores = selection_over_seeds(study, best)
+    return {t.number for t in front
+            if t.number != best.number and not tie_holds(selection_over_seeds(study, t), best_scores)}
+
+
+def _refuted_indices(study: optuna.Study, front: list[optuna.trial.FrozenTrial]) -> set[int]:
+    numbers = refuted_ties(study)
+    return {i for i, t in enumerate(front) if t.number in numbers}
 
 
 def seed_noise(study: optuna.Study) -> dict[str, Any] | None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Collection, Sequence
 
 Point = tuple[float, float]  # (score, params)
 
@@ -86,11 +86,28 @@ def tie_threshold(seed_std: float, best_seeds: int) -> float:
     return 1.96 * seed_std * math.sqrt(1.0 + 1.0 / max(1, best_seeds))
 
 
-def tied_with_best(points: Sequence[Point], best: int, best_mean: float, threshold: float) -> list[int]:
-    """Front indices whose score is within ``threshold`` of the best's mean (the best itself always)."""
-    return [i for i in front_indices(points) if i == best or points[i][0] >= best_mean - threshold]
+def tie_holds(candidate: Sequence[float], best: Sequence[float]) -> bool:
+    """Whether a candidate tied with the best on its first seed stays tied over its seeds: its mean is at
+    most one standard error of the difference below the best's mean (the one-standard-error rule, Hastie et
+    al., *Elements of Statistical Learning* 7.10), the seed noise pooled over both. A single seed decides
+    nothing, so it holds until each side has two."""
+    nc, nb = len(candidate), len(best)
+    if nc < 2 or nb < 2:
+        return True
+    mc, mb = math.fsum(candidate) / nc, math.fsum(best) / nb
+    pooled = (math.fsum((x - mc) ** 2 for x in candidate) + math.fsum((x - mb) ** 2 for x in best)) / (nc + nb - 2)
+    return mc >= mb - math.sqrt(pooled * (1.0 / nc + 1.0 / nb))
 
 
-def pick_smallest_tied(points: Sequence[Point], best: int, best_mean: float, threshold: float) -> int:
+def tied_with_best(points: Sequence[Point], best: int, best_mean: float, threshold: float,
+                   refuted: Collection[int] = ()) -> list[int]:
+    """Front indices whose score is within ``threshold`` of the best's mean (the best itself always), less
+    those whose tie did not hold over their seeds (``refuted``)."""
+    return [i for i in front_indices(points)
+            if i == best or (points[i][0] >= best_mean - threshold and i not in refuted)]
+
+
+def pick_smallest_tied(points: Sequence[Point], best: int, best_mean: float, threshold: float,
+                       refuted: Collection[int] = ()) -> int:
     """The front point with the fewest params among those tied with the best."""
-    return min(tied_with_best(points, best, best_mean, threshold), key=lambda i: (points[i][1], -points[i][0]))
+    return min(tied_with_best(points, best, best_mean, threshold, refuted), key=lambda i: (points[i][1], -points[i][0]))

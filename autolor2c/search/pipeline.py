@@ -46,8 +46,8 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     Raises ``NothingTrained`` when no configuration reached the top rung.
     """
     from .report import print_front, write_artifacts
-    from .retrain import baselines_apart, replace_dir, train_baseline, train_seeds
-    from .front import pareto_front, pick_trial, record_seed_noise
+    from .retrain import baselines_apart, replace_dir, train_baseline
+    from .front import pareto_front
     from .study import run_search
     from .artifacts import upload_study_artifacts
 
@@ -71,22 +71,10 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     print_front(study, ctx.task.primary_metric)
     metric = ctx.task.primary_metric
 
-    # The seed noise, on the best configuration: it decides what is tied with it.
     t1 = time.time()
-    pts = [(t.values[0], t.values[1]) for t in front]
-    best_trial = front[pick_best(pts)]
-    from .retrain import seed_runs
-
-    def runs_of(t) -> int:  # seeds to hold: what is asked, or more if an earlier run trained them
-        return max(settings.seeds, len(seed_runs(study, t, metric)), 1)
-
-    if runs_of(best_trial) > 1:
-        print(f"measuring the seed noise: trial {best_trial.number} (best {metric}) over {runs_of(best_trial)} seeds")
-    best = train_seeds(study, ctx, best_trial, runs_of(best_trial), settings.progress, role="best")
-    noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]])
-    picked = pick_trial(study, settings.pick)
-    pick = best if picked.number == best_trial.number else \
-        train_seeds(study, ctx, picked, runs_of(picked), settings.progress, role="pick")
+    chosen = pick_over_seeds(study, ctx, settings.pick, settings.seeds, settings.progress)
+    picked, best, noise = chosen.picked, chosen.best, chosen.noise
+    pick = {**chosen.pick, "tried": chosen.candidates}
     wall["seeds"] = time.time() - t1
     print(f"picked trial {picked.number} ({settings.pick}): {metric} {picked.values[0]:.4f}, "
           f"{int(picked.values[1]):,} params; over {pick['seeds']} seed(s) dev {pick['dev_mean']:.4f}")
@@ -112,6 +100,50 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     print(f"uploaded {len(uploaded)} files to the study's artifact store (optuna-dashboard lists them: "
           f"autolor2c dashboard)")
     return SearchOutcome(study, out, picked, pick, best, noise, baselines, paths, wall)
+
+
+@dataclass
+class Chosen:
+    """What ``pick_over_seeds`` decided: the pick and the best over their seeds, the noise, and every
+    candidate tried in order (the first is the pick before its tie was rechecked)."""
+    picked: optuna.trial.FrozenTrial
+    pick: dict[str, Any]
+    best: dict[str, Any]
+    noise: dict[str, Any] | None
+    candidates: list[int]
+
+
+def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: bool = False) -> Chosen:
+    """Train the best front trial's extra seeds (its noise decides what is tied with it), pick by ``rule``
+    and train the pick's seeds; a ``smallest-tied`` pick whose tie does not hold over its own seeds gives
+    way to the next candidate, until one holds or the best is left."""
+    from .front import pareto_front, pick_trial, record_seed_noise
+    from .retrain import seed_runs, train_seeds
+
+    metric = ctx.task.primary_metric
+    front = pareto_front(study)
+    best_trial = front[pick_best([(t.values[0], t.values[1]) for t in front])]
+
+    def runs_of(t) -> int:  # seeds to hold: what is asked, or more if an earlier run trained them
+        return max(seeds, len(seed_runs(study, t, metric)), 1)
+
+    if runs_of(best_trial) > 1:
+        print(f"measuring the seed noise: trial {best_trial.number} (best {metric}) over {runs_of(best_trial)} seeds")
+    best = train_seeds(study, ctx, best_trial, runs_of(best_trial), progress, role="best")
+    noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]])
+    picked = pick_trial(study, rule)
+    candidates = [picked.number]
+    while True:
+        pick = best if picked.number == best_trial.number else \
+            train_seeds(study, ctx, picked, runs_of(picked), progress, role="pick")
+        again = pick_trial(study, rule)
+        if again.number == picked.number:
+            break
+        print(f"trial {picked.number} is not tied with the best over {pick['seeds']} seeds (selection {metric} "
+              f"{pick['selection_mean']:.4f} against {best['selection_mean']:.4f}): trying trial {again.number}")
+        picked = again
+        candidates.append(picked.number)
+    return Chosen(picked, pick, best, noise, candidates)
 
 
 def builtin_baselines(study: optuna.Study, ctx, seeds: int, progress: bool) -> list[dict[str, Any]]:

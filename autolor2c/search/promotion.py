@@ -58,7 +58,8 @@ def queue_promotion(study: Any, fidelity: Fidelity) -> int | None:
 
 
 class Promotions:
-    """A study callback (as Optuna's ``MaxTrialsCallback``): after each trial, queue ASHA's next promotion."""
+    """Called with the study after each trial (by the study's stop rule, in the study callback's signature):
+    queue ASHA's next promotion."""
 
     def __init__(self, fidelity: Fidelity):
         self.fidelity = fidelity

@@ -34,6 +34,8 @@ RETRY_OF = "retry_of"              # the interrupted trial this one re-runs
 WARM_START_FROM = "warm_start_from"  # "study#trial" a warm start copied the configuration from
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
+SEED_RUNS = "seed_runs"            # on the study: trial number -> the runs of its extra seeds (seed 1 on)
+
 
 def rung_records(t: FrozenTrial, rung: int | None = None) -> list[dict[str, Any]]:
     """The rung records ``t`` measured itself (copies of a source trial's earlier rungs skipped)."""
@@ -133,3 +135,8 @@ def trained_configurations(trials: Sequence[FrozenTrial]) -> int:
     """Configurations trained (what ``--trials`` counts): a promotion continues one, an over-budget one is not
     trained. ``trials``: the study's finished (COMPLETE or PRUNED) trials."""
     return sum(1 for chain in configuration_chains(trials).values() if is_trained(chain[0]))
+
+
+def extra_seed_runs(study: Any, number: int) -> list[dict[str, Any]]:
+    """The runs of trial ``number``'s configuration at seeds 1 on (the trial itself is seed 0)."""
+    return sorted(study.user_attrs.get(SEED_RUNS, {}).get(str(number), []), key=lambda r: r["seed"])

@@ -16,7 +16,8 @@ from autolor2c.train import lora_part
 
 from . import record
 from .retrain import trial_plan
-from .front import cost_totals, feasible_trials, hypervolume_history, pareto_front, study_hypervolume, tied_with_the_best
+from .front import cost_totals, feasible_trials, hypervolume_history, pareto_front, refuted_ties, study_hypervolume, \
+    tied_with_the_best
 from .objective import SearchContext, plan_to_spec
 
 
@@ -59,26 +60,29 @@ def _structure_text(st: dict[str, Any]) -> str:
     return f"spans[{spans}] r={rank}{share}{inj}"
 
 
-def _note(r: dict[str, Any], tied: set[int]) -> str:
+def _note(r: dict[str, Any], tied: set[int], refuted: set[int]) -> str:
     parts = []
     if r["builtin"]:
         parts.append(f"built-in `{r['builtin']}`")
     if r["trial"] in tied:
         parts.append("tied")
+    if r["trial"] in refuted:
+        parts.append("not tied over its seeds")
     if r["lora_part"]:
         parts.append("LoRA part")
     return ", ".join(parts)
 
 
-def front_markdown(study: optuna.Study, metric: str, tied: set[int] | None = None) -> str:
-    tied = tied or set()
+def front_markdown(study: optuna.Study, metric: str, tied: set[int] | None = None,
+                   refuted: set[int] | None = None) -> str:
+    tied, refuted = tied or set(), refuted or set()
     lines = [f"| trial | {metric} (selection) | {metric} (dev) | params | structure | lr | notes | cost (s) |",
              "|---|---|---|---|---|---|---|---|"]
     for r in front_rows(study):
         lr = f"{r['lr']:.2e}" if isinstance(r["lr"], (int, float)) else ""
         dev = f"{r['dev']:.4f}" if isinstance(r["dev"], (int, float)) else ""
         lines.append(f"| {r['trial']} | {r['score']:.4f} | {dev} | {r['params']:,} | {r['structure']} | {lr} | "
-                     f"{_note(r, tied)} | {r['cost_s']} |")
+                     f"{_note(r, tied, refuted)} | {r['cost_s']} |")
     return "\n".join(lines)
 
 
@@ -93,7 +97,7 @@ def print_front(study: optuna.Study, metric: str) -> None:
         lr = f"{r['lr']:.2e}" if isinstance(r["lr"], (int, float)) else ""
         dev = f"{r['dev']:.4f}" if isinstance(r["dev"], (int, float)) else ""
         table.add_row(str(r["trial"]), f"{r['score']:.4f}", dev, f"{r['params']:,}", r["structure"], lr,
-                      _note(r, set()), str(r["cost_s"]))
+                      _note(r, set(), set()), str(r["cost_s"]))
     Console(width=160).print(table)
 
 
@@ -284,6 +288,7 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
     hv = study_hypervolume(study, ctx.budget, ref)
     front = pareto_front(study)
     tied = tied_numbers(study, noise)
+    refuted = refuted_ties(study) if noise else set()
     lines = [f"# {study.study_name}", "",
              f"Task **{ctx.task.name}** ({metric}), budget **{format_params(ctx.budget)}** trainable adapter parameters "
              f"(exact count; head of {ctx.shape.head_params:,} params reported apart), space `{ctx.space.name}`. "
@@ -291,18 +296,23 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
              f"({int(ctx.settings.selection_fraction * 100)}%, fixed); the dev set chooses nothing. The top rung is "
              f"the full run ({ctx.full_steps} steps on {ctx.n_train_full:,} examples); rungs "
              f"{', '.join(f'{f:.3g}' for f in ctx.fidelity.fractions)}.", "",
-             "## Pareto front of the trials (top rung, selection split)", "", front_markdown(study, metric, tied), "",
+             "## Pareto front of the trials (top rung, selection split)", "", front_markdown(study, metric, tied, refuted), "",
              f"Hypervolume: {hv:.4f} (reference point: {ref_name}, {metric} {ref:.4f}, and params = budget; "
              f"params divided by the budget).", ""]
     if noise:
         lines += [f"Seed noise, measured on trial {noise['trial']} over {noise['seeds']} seeds: selection {metric} "
                   f"{noise['mean']:.4f} ± {noise['std']:.4f}; a front point is tied with it (marked *tied*) when its "
-                  f"score is within {noise['threshold']:.4f} of that mean.", ""]
+                  f"score is within {noise['threshold']:.4f} of that mean. The pick's tie is rechecked over its own "
+                  f"seeds (its mean at most one standard error of the difference below the best's); one that does "
+                  f"not hold is marked *not tied over its seeds* and the next candidate is tried.", ""]
     if front and max(t.values[0] for t in front) <= ref:
         lines += [f"**Nothing learned:** no trial beats {ref_name} ({ref:.4f}) on the selection split.", ""]
     if picked is not None:
+        gave_way = [n for n in (pick or {}).get("tried", []) if n != picked.number]
         lines += [f"Picked trial {picked.number} ({ctx.settings.pick}): {metric} {picked.values[0]:.4f}, "
-                  f"{int(picked.values[1]):,} params.", ""]
+                  f"{int(picked.values[1]):,} params."
+                  + (f" Tried first and not tied over their seeds: trial {', '.join(map(str, gave_way))}."
+                     if gave_way else ""), ""]
     if pick or baselines:
         lines += ["## The pick beside the baselines (same training run, seeds as listed)", "",
                   *comparison_markdown(pick, best, baselines, metric, trivial)]
@@ -322,7 +332,7 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
     paths["retrain"].write_text(json.dumps({"pick": pick, "best": best, "noise": noise, "baselines": baselines},
                                            indent=2, default=str))
     comparison = comparison_markdown(pick, best, baselines, metric, trivial) if (pick or baselines) else []
-    _dashboard_notes(study, metric, hf, pf, pick, tied, comparison)
+    _dashboard_notes(study, metric, hf, pf, pick, tied, refuted, comparison)
     return paths
 
 
@@ -331,13 +341,13 @@ def tied_numbers(study: optuna.Study, noise: dict[str, Any] | None) -> set[int]:
     return {t.number for t in tied_with_the_best(study)} if noise else set()
 
 
-def _dashboard_notes(study, metric, hv_fig, pareto_fig, pick, tied, comparison: list[str]) -> None:
+def _dashboard_notes(study, metric, hv_fig, pareto_fig, pick, tied, refuted, comparison: list[str]) -> None:
     """Attach the front table and the charts to the study so optuna-dashboard shows them."""
     try:
         from optuna_dashboard import save_note, save_plotly_graph_object
     except ImportError:
         return
-    note = f"## Pareto front\n\n{front_markdown(study, metric, tied)}\n"
+    note = f"## Pareto front\n\n{front_markdown(study, metric, tied, refuted)}\n"
     if pick:
         note += (f"\n**Pick** trial {pick['trial']}: dev {metric} {_pm(pick['dev_mean'], pick['dev_std'])} "
                  f"over {pick['seeds']} seed(s)\n")

@@ -27,7 +27,7 @@ from . import record
 from .objective import SearchContext, plan_to_spec
 from .plan import TrialPlan
 
-SEED_RUNS_ATTR = "seed_runs"  # study user attr: trial number -> the runs of its extra seeds
+SEED_RUNS_ATTR = record.SEED_RUNS
 HEAD_ONLY = "head-only"       # the head alone: no adapter, the front's true zero
 APART = ("lora",)             # built-ins a lor2c space cannot express: trained apart as baselines
 
@@ -124,8 +124,7 @@ def _run(ctx: SearchContext, spec: AdapterSpec, plan_train: dict[str, Any], seed
 
 def seed_runs(study: optuna.Study, t: optuna.trial.FrozenTrial, metric: str) -> list[dict[str, Any]]:
     """Every run of trial ``t``'s configuration so far: the trial (seed 0), then its extra seeds."""
-    extra = study.user_attrs.get(SEED_RUNS_ATTR, {}).get(str(t.number), [])
-    return [trial_run(t, metric)] + sorted(extra, key=lambda r: r["seed"])
+    return [trial_run(t, metric)] + record.extra_seed_runs(study, t.number)
 
 
 def train_seeds(study: optuna.Study, ctx: SearchContext, t: optuna.trial.FrozenTrial, seeds: int,

@@ -95,7 +95,8 @@ class SearchSettings:
         "train the head alone and the built-ins the space cannot express (LoRA) beside the front, for "
         "comparison (cached across searches)"))
     pick: str = field(default="smallest-tied", metadata=_help(
-        "smallest-tied: the fewest params within the measured seed noise of the best; best; knee"))
+        "smallest-tied: the fewest params within the measured seed noise of the best, the tie rechecked "
+        "over the pick's own seeds (each refuted candidate costs its seeds); best; knee"))
     out: str | None = field(default=None, metadata=_help("artifacts folder (default studies/<study>)"))
     warm_start: str | None = field(default=None, metadata=_help(
         "STUDY or STORAGE_URL#STUDY whose Pareto configurations start this one (default none)"))
