@@ -285,45 +285,50 @@ def _load_study_for(a: argparse.Namespace):
 
 
 def cmd_show(a: argparse.Namespace) -> int:
+    from autolor2c.search import record
     from autolor2c.search.report import print_front
     from autolor2c.search.front import cost_totals, study_hypervolume
 
     study = _load_study_for(a)
     metric = (study.metric_names or ["score"])[0]
     print_front(study, metric)
-    budget = study.user_attrs.get("budget_params")
+    budget = study.user_attrs.get(record.BUDGET_PARAMS)
     if budget:
-        ref = study.user_attrs.get("hv_reference") or {
-            "score": (study.user_attrs.get("trivial_score") or {}).get("selection", 0.0), "name": "the input-blind score"}
+        ref = study.user_attrs.get(record.HV_REFERENCE) or {
+            "score": (study.user_attrs.get(record.TRIVIAL_SCORE) or {}).get("selection", 0.0),
+            "name": "the input-blind score"}
         print(f"hypervolume {study_hypervolume(study, budget, ref['score']):.4f} (reference: {ref['name']}, "
               f"{metric} {ref['score']:.4f}, params = budget); cost {cost_totals(study)}")
-    if "retrain" in study.user_attrs:
-        r = study.user_attrs["retrain"]
+    if record.PICK in study.user_attrs:
+        r = study.user_attrs[record.PICK]
         std = f" ± {r['dev_std']:.4f}" if r.get("dev_std") is not None else ""
         print(f"pick: trial {r['trial']}, dev {metric} {r['dev_mean']:.4f}{std} over {r['seeds']} seed(s)")
     return 0
 
 
 def _context_for_study(study, a):
+    from autolor2c.search import record
     from autolor2c.search.settings import SearchSettings
     from autolor2c.search.study import build_context
 
-    ident = study.user_attrs.get("identity")
+    ident = study.user_attrs.get(record.IDENTITY)
     if not ident:
         raise UserError(f"study {study.study_name!r} was not made by autolor2c search")
     settings = SearchSettings.from_identity(
-        ident, model=study.user_attrs.get("model_arg"), data_dir=a.data_dir or study.user_attrs.get("data_dir"),
-        space=study.user_attrs.get("space_path"), out=a.out or study.user_attrs.get("artifacts_dir"),
+        ident, model=study.user_attrs.get(record.MODEL_ARG),
+        data_dir=a.data_dir or study.user_attrs.get(record.DATA_DIR), space=study.user_attrs.get(record.SPACE_PATH),
+        out=a.out or study.user_attrs.get(record.ARTIFACTS_DIR),
         seeds=getattr(a, "seeds", 3), progress=not getattr(a, "no_progress", False))
     return settings, build_context(settings, study.study_name)
 
 
 def cmd_retrain(a: argparse.Namespace) -> int:
+    from autolor2c.search import record
     from autolor2c.search.retrain import train_seeds
     from autolor2c.search.front import pick_trial
 
     study = _load_study_for(a)
-    own = study.user_attrs.get("retrain", {}).get("trial")
+    own = record.own_pick(study)
     if a.trial is None and a.pick is None and own is not None:
         picked = pick_trial(study, trial=int(own))
     else:
@@ -348,12 +353,13 @@ def cmd_export(a: argparse.Namespace) -> int:
 
     study = _load_study_for(a)
     out = Path(a.out)
-    src = Path(a.source) if a.source else Path(study.user_attrs.get("artifacts_dir") or Path("studies") / study.study_name)
+    src = Path(a.source) if a.source else Path(study.user_attrs.get(record.ARTIFACTS_DIR)
+                                               or Path("studies") / study.study_name)
     # the study's own pick: the trial its adapter/ and best_config.yaml hold
     best_file = src / "best_config.yaml"
     own_pick = ((yaml.safe_load(best_file.read_text()) or {}).get("source") or {}).get("trial") if best_file.is_file() else None
     if own_pick is None:
-        own_pick = study.user_attrs.get("retrain", {}).get("trial")
+        own_pick = record.own_pick(study)
     # one selection for every format: --trial, else --pick, else the study's pick
     if a.trial is not None or (a.pick is None and own_pick is None):
         t = pick_trial(study, a.pick or "best", a.trial)
@@ -537,10 +543,13 @@ def _off_switch(g, flag: str) -> argparse.Action:
 
 def _add_data_flags(p: argparse.ArgumentParser, search: bool = False) -> None:
     g = p.add_argument_group("task and data")
-    if search:
+    if search:  # a search takes a GLUE task: its identity, resume and baseline cache know no data files yet
         _setting_flag(g, "--task")
-    else:
-        g.add_argument("--task", required=True, help=_setting_help("task"))
+        _setting_flag(g, "--data-dir")
+        _setting_flag(g, "--model")
+        return
+    g.add_argument("--task", required=True, help=f"{_setting_help('task')}, or 'custom' (with --train-file, "
+                   "--validation-file and --text-columns)")
     _setting_flag(g, "--data-dir")
     g.add_argument("--train-file", default=None, help="custom task: training file (csv/tsv/json/jsonl/parquet); "
                    "default none")

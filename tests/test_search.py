@@ -281,6 +281,8 @@ BAD_SEARCH = [
     (["--selection-fraction", "1"], "--selection-fraction"), (["--max-length", "9000"], "--max-length 9000"),
     (["--min-rung-steps", "0"], "'0'"), (["--batch-size", "0"], "'0'"), (["--max-train-samples", "0"], "'0'"),
     (["--reduction-factor", "1"], "'1'"),
+    # a search takes a GLUE task: custom data files are refused, never silently ignored
+    (["--task", "custom"], "train` only"), (["--train-file", "x.csv"], "--train-file"),
 ]
 
 

@@ -15,7 +15,7 @@ from .pareto import front_indices, hypervolume, pick_best, pick_knee, pick_small
     tied_with_best
 from .settings import PICKS
 
-SEED_NOISE_ATTR = "seed_noise"
+SEED_NOISE_ATTR = record.SEED_NOISE
 
 
 def trained_configurations(study: optuna.Study) -> int:

@@ -61,7 +61,7 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
         after_trials(study)
     wall = {"search": time.time() - t0}
     out = ctx.out
-    study.set_user_attr("artifacts_dir", str(out))
+    study.set_user_attr(record.ARTIFACTS_DIR, str(out))
     front = pareto_front(study)
     if not front:
         why = _why_nothing(study, ctx)
@@ -89,10 +89,10 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
         cache = out.parent / "baselines"
         for name, spec, plan_train in baselines_apart(ctx):
             baselines.append(train_baseline(ctx, cache, name, spec, plan_train, baseline_seeds, settings.progress))
-        study.set_user_attr("baselines", [{k: v for k, v in b.items() if k != "runs"} for b in baselines])
+        study.set_user_attr(record.BASELINES, [{k: v for k, v in b.items() if k != "runs"} for b in baselines])
     wall["baselines"] = time.time() - t2
     if pick is not None:
-        study.set_user_attr("retrain", {k: v for k, v in pick.items() if k != "runs"})
+        study.set_user_attr(record.PICK, {k: v for k, v in pick.items() if k != "runs"})
     paths = write_artifacts(study, ctx, out, picked, wall["search"], pick=pick, best=best, noise=noise,
                             baselines=baselines)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

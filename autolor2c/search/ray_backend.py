@@ -245,5 +245,5 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
         if remaining is None or n_finished() == finished:
             break
     study = optuna.load_study(study_name=name, storage=resolve_storage(storage_url))
-    study.set_user_attr("cost", cost_totals(study))
+    study.set_user_attr(record.COST, cost_totals(study))
     return study, ctx

@@ -1,6 +1,6 @@
-"""The trial record: every user-attribute key a search writes on an Optuna trial, and the functions that
-read them: rung records, configuration chains, trained, feasible. Other modules call these instead of
-spelling the keys (as Optuna's successive-halving pruner keeps each of its keys behind one function)."""
+"""The record: every user-attribute key a search writes on an Optuna trial or study, and the functions that
+read them: rung records, configuration chains, trained, feasible, the study's pick. Other modules call these
+instead of spelling the keys (as Optuna's successive-halving pruner keeps each of its keys behind one function)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,24 @@ RETRY_OF = "retry_of"              # the interrupted trial this one re-runs
 WARM_START_FROM = "warm_start_from"  # "study#trial" a warm start copied the configuration from
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 
-SEED_RUNS = "seed_runs"            # on the study: trial number -> the runs of its extra seeds (seed 1 on)
+# On the study
+IDENTITY = "identity"              # SearchSettings.identity(): what a resumed search must match
+MODEL_ARG = "model_arg"            # the --model as given (a hub id or folder)
+DATA_DIR = "data_dir"              # the GLUE folder it read (None: the hub)
+SPACE = "space"                    # the search space's name
+SPACE_PATH = "space_path"          # the search space file
+BACKBONE_PARAMS = "backbone_params"
+FULL_STEPS = "full_steps"          # the top rung's optimiser steps
+RUNG_FRACTIONS = "rungs"           # each rung's share of the full run
+ARTIFACTS_DIR = "artifacts_dir"    # where its report, charts and adapters are written
+BUDGET_PARAMS = "budget_params"    # the budget in parameters
+TRIVIAL_SCORE = "trivial_score"    # the input-blind score: {"selection", "dev"}
+HV_REFERENCE = "hv_reference"      # the hypervolume's score reference: {"score", "name"} (the head alone)
+COST = "cost"                      # front.cost_totals at the last trial
+SEED_NOISE = "seed_noise"          # the best configuration's seed noise (front.record_seed_noise)
+SEED_RUNS = "seed_runs"            # trial number -> the runs of its extra seeds (seed 1 on)
+PICK = "retrain"                   # the pick over its seeds (retrain.summary without its runs)
+BASELINES = "baselines"            # the baselines over their seeds, without their runs
 
 
 def rung_records(t: FrozenTrial, rung: int | None = None) -> list[dict[str, Any]]:
@@ -140,3 +157,9 @@ def trained_configurations(trials: Sequence[FrozenTrial]) -> int:
 def extra_seed_runs(study: Any, number: int) -> list[dict[str, Any]]:
     """The runs of trial ``number``'s configuration at seeds 1 on (the trial itself is seed 0)."""
     return sorted(study.user_attrs.get(SEED_RUNS, {}).get(str(number), []), key=lambda r: r["seed"])
+
+
+def own_pick(study: Any) -> int | None:
+    """The trial number the search picked (its adapter/ and best_config.yaml), or None before it picked."""
+    v = study.user_attrs.get(PICK, {}).get("trial")
+    return None if v is None else int(v)

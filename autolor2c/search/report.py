@@ -248,7 +248,7 @@ def comparison_markdown(pick: dict[str, Any] | None, best: dict[str, Any] | None
 def hv_reference(study: optuna.Study, ctx: SearchContext) -> tuple[float, str]:
     """The hypervolume's score reference: the head alone's selection score where it was trained, else the
     input-blind score; named wherever a hypervolume is printed."""
-    ref = study.user_attrs.get("hv_reference")
+    ref = study.user_attrs.get(record.HV_REFERENCE)
     if ref:
         return float(ref["score"]), ref["name"]
     return ctx.trivial, "the input-blind score"
@@ -267,7 +267,7 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
     trivial = {"selection": ctx.trivial, "dev": ctx.trivial_dev}
     head = next((b for b in baselines if b["config"] == HEAD_ONLY), None)
     if head is not None:
-        study.set_user_attr("hv_reference", {"score": head["selection_mean"], "name": "the head alone"})
+        study.set_user_attr(record.HV_REFERENCE, {"score": head["selection_mean"], "name": "the head alone"})
     ref, ref_name = hv_reference(study, ctx)
     paths: dict[str, Path] = {}
     if picked is not None:

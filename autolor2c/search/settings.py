@@ -38,7 +38,7 @@ class SearchSettings:
     """
 
     task: str = field(default="sst2", metadata=_help(
-        "GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli) or 'custom'"))
+        "GLUE task (cola, sst2, mrpc, qqp, stsb, mnli, qnli, rte, wnli)"))
     budget: str = field(default="0.1M", metadata=_help(
         "trainable adapter params: 0.1M, 100K, 100000, 1e5 or 0.5% of the backbone"))
     model: str | None = field(default=None, metadata=_help(
@@ -186,6 +186,9 @@ class SearchSettings:
         def bad(name: str, why: str) -> UserError:
             return UserError(why, param=name, value=getattr(self, name))
 
+        if self.task == "custom":
+            raise bad("task", "a search takes a GLUE task; a custom task's own data files train with "
+                      "`autolor2c train` only")
         if self.sampler not in SAMPLERS:
             raise bad("sampler", f"choose one of {', '.join(SAMPLERS)}")
         if self.pick not in PICKS:

@@ -75,7 +75,7 @@ def open_study(settings: SearchSettings, storage, name: str, primary_metric: str
             raise UserError(f"no study named {name!r} in this storage") from None
         existed = False
     if existed:
-        got = study.user_attrs.get("identity")
+        got = study.user_attrs.get(record.IDENTITY)
         want = settings.identity()
         if got is not None and got != want:
             diff = sorted(k for k in want if got.get(k) != want.get(k))
@@ -89,7 +89,7 @@ def open_study(settings: SearchSettings, storage, name: str, primary_metric: str
                                                      top_rung=top_rung),
                                 load_if_exists=True)
     study.set_metric_names([primary_metric, "trainable_params"])
-    study.set_user_attr("identity", settings.identity())
+    study.set_user_attr(record.IDENTITY, settings.identity())
     return study
 
 
@@ -174,12 +174,13 @@ def prepare_study(settings: SearchSettings, ctx: SearchContext, storage, name: s
     (the one set-up both backends use; they only run trials)."""
     study = open_study(settings, storage, name, ctx.task.primary_metric, budget=ctx.budget, top_rung=ctx.fidelity.top)
     data_dir = resolve_data_dir(settings.data_dir)
-    for key, value in {"budget_params": ctx.budget, "trivial_score": {"selection": ctx.trivial, "dev": ctx.trivial_dev},
-                       "space": ctx.space.name, "backbone_params": ctx.shape.backbone_params,
-                       "model_arg": settings.model, "data_dir": str(data_dir.resolve()) if data_dir else None,
-                       "space_path": str(Path(settings.space_path()).resolve()),
-                       "artifacts_dir": str(ctx.out), "full_steps": ctx.full_steps,
-                       "rungs": list(ctx.fidelity.fractions)}.items():
+    for key, value in {record.BUDGET_PARAMS: ctx.budget,
+                       record.TRIVIAL_SCORE: {"selection": ctx.trivial, "dev": ctx.trivial_dev},
+                       record.SPACE: ctx.space.name, record.BACKBONE_PARAMS: ctx.shape.backbone_params,
+                       record.MODEL_ARG: settings.model, record.DATA_DIR: str(data_dir.resolve()) if data_dir else None,
+                       record.SPACE_PATH: str(Path(settings.space_path()).resolve()),
+                       record.ARTIFACTS_DIR: str(ctx.out), record.FULL_STEPS: ctx.full_steps,
+                       record.RUNG_FRACTIONS: list(ctx.fidelity.fractions)}.items():
         study.set_user_attr(key, value)
     return study
 
@@ -237,7 +238,7 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
                            gc_after_trial=True)
     finally:
         progress.close()
-    study.set_user_attr("cost", cost_totals(study))
+    study.set_user_attr(record.COST, cost_totals(study))
     return study, ctx, objective, time.time() - started
 
 
@@ -258,7 +259,7 @@ class _StopRule:
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         self.failures_in_a_row = self.failures_in_a_row + 1 if trial.state == TrialState.FAIL else 0
-        study.set_user_attr("cost", cost_totals(study))
+        study.set_user_attr(record.COST, cost_totals(study))
         if self.failures_in_a_row >= self.max_failures:
             print(f"stopping: {self.failures_in_a_row} trials failed in a row "
                   f"(last: {trial.user_attrs.get(record.FAIL_REASON, '')})")

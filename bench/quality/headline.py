@@ -79,7 +79,7 @@ def main() -> None:
     from autolor2c.search.study import build_context
 
     study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
-    settings = SearchSettings.from_identity(study.user_attrs["identity"], data_dir=GLUE_DIR, out=str(work / "study"),
+    settings = SearchSettings.from_identity(study.user_attrs[record.IDENTITY], data_dir=GLUE_DIR, out=str(work / "study"),
                                             progress=False)
     ctx = build_context(settings, study.study_name)
     trials = study.get_trials(deepcopy=False)
@@ -90,7 +90,7 @@ def main() -> None:
     t0 = time.time()
     baselines = builtin_baselines(study, ctx, a.baseline_seeds, False)
     baselines += [train_baseline(ctx, cache, n, spec, pt, a.baseline_seeds, False) for n, spec, pt in baselines_apart(ctx)]
-    pick_attr = study.user_attrs["retrain"]
+    pick_attr = study.user_attrs[record.PICK]
     pick = train_seeds(study, ctx, study.trials[pick_attr["trial"]], max(3, pick_attr["seeds"]), False, role="pick")
     data["extra_seeds_wall_s"] = time.time() - t0
     head = next(b for b in baselines if b["config"] == HEAD_ONLY)

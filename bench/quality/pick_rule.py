@@ -30,6 +30,7 @@ def main() -> None:
 
     import optuna
 
+    from autolor2c.search import record
     from autolor2c.search.front import pareto_front, refuted_ties
     from autolor2c.search.pareto import pick_best, pick_smallest_tied
     from autolor2c.search.pipeline import pick_over_seeds
@@ -48,7 +49,7 @@ def main() -> None:
         baselines = json.loads(head.read_text())["baselines"]
         storage = f"sqlite:///{db}"
         study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
-        settings = SearchSettings.from_identity(study.user_attrs["identity"], data_dir=GLUE_DIR,
+        settings = SearchSettings.from_identity(study.user_attrs[record.IDENTITY], data_dir=GLUE_DIR,
                                                 out=str(OUT / f"headline-{task}" / "study"), progress=False)
         ctx = build_context(settings, study.study_name)
         seeds = max(3, settings.seeds)
