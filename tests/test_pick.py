@@ -11,7 +11,8 @@ import pytest
 import optuna
 
 from autolor2c.search import record
-from autolor2c.search.front import SEED_NOISE_ATTR, pick_trial, record_seed_noise, refuted_ties, tied_with_the_best
+from autolor2c.search.front import SEED_NOISE_ATTR, pick_trial, record_seed_noise, refuted_ties, \
+    selection_over_seeds, tied_with_the_best
 from autolor2c.search.pareto import pick_best, pick_smallest_tied, tie_holds, tie_threshold, tied_with_best
 from autolor2c.search.report import best_baseline, verdict
 
@@ -110,6 +111,35 @@ def test_a_refuted_tie_hands_the_pick_to_the_next_candidate_then_the_best():
     _seeds(study, 1, [0.7300, 0.7250])                               # had it not, the best is
     assert pick_trial(study, "smallest-tied").number == 2
     assert pick_trial(study, "best").number == 2
+
+
+def test_the_search_trains_each_candidates_seeds_until_a_tie_holds(monkeypatch):
+    from types import SimpleNamespace
+
+    from autolor2c.search import pipeline
+    from autolor2c.search import retrain as retrain_mod
+
+    study = _study_with_front([(0.7575, 2_304), (0.7602, 5_760), (0.7820, 18_432)])
+    later = {0: [0.7248, 0.7357], 1: [0.7700, 0.7650], 2: [0.7575, 0.7520]}  # each trial's seeds 1 and 2
+    trained = []
+
+    def fake_train_seeds(study, ctx, t, seeds, progress=True, role=""):  # records seeds as the real one does
+        if len(record.extra_seed_runs(study, t.number)) + 1 < seeds:
+            trained.append(t.number)
+            _seeds(study, t.number, later[t.number][:seeds - 1])
+        scores = selection_over_seeds(study, t)[:seeds]
+        return {"trial": t.number, "seeds": len(scores), "selection_mean": statistics.fmean(scores),
+                "runs": [{"selection": x} for x in scores]}
+
+    monkeypatch.setattr(retrain_mod, "train_seeds", fake_train_seeds)
+    ctx = SimpleNamespace(task=SimpleNamespace(primary_metric="accuracy"))
+    chosen = pipeline.pick_over_seeds(study, ctx, "smallest-tied", 3)
+    assert trained == [2, 0, 1]  # the best (its seeds are the noise), then the candidates, smallest first
+    assert chosen.candidates == [0, 1] and chosen.picked.number == 1 and chosen.best["trial"] == 2
+    assert chosen.pick["trial"] == 1 and chosen.noise["trial"] == 2
+    trained.clear()  # asked again, nothing trains: every seed is on record, and the pick is the same
+    assert pipeline.pick_over_seeds(study, ctx, "smallest-tied", 3).picked.number == 1 and trained == []
+    assert pipeline.pick_over_seeds(study, ctx, "best", 3).picked.number == 2 and trained == []
 
 
 def _b(config, sel, dev, params, seeds=3, dev_std=0.004):
