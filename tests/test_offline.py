@@ -24,9 +24,6 @@ from autolor2c import locations
 REPO = Path(__file__).resolve().parents[1]
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 CLOSED_PORT = "http://127.0.0.1:9"  # discard: nothing listens, so a connection is refused at once
-# Under the 23 s that the client's back-off sleeps alone take, with room for importing torch and loading the
-# embedded model on a busy 2-core machine (7-13 s measured there; 28-51 s before the fix).
-QUICK_S = 22.0
 
 
 def _env(tmp_path: Path, *, offline_var: bool, endpoint: str | None = None) -> dict[str, str]:
@@ -39,18 +36,18 @@ def _env(tmp_path: Path, *, offline_var: bool, endpoint: str | None = None) -> d
     return env
 
 
-def _run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[subprocess.CompletedProcess, float]:
-    started = time.monotonic()
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
     p = subprocess.run([sys.executable, "-m", "autolor2c.cli", *args], env=env, cwd=cwd, capture_output=True,
                        text=True, timeout=180)
-    return p, time.monotonic() - started
+    return p
 
 
-def _assert_one_line(p: subprocess.CompletedProcess, elapsed: float, *needles: str) -> str:
+def _assert_one_line(p: subprocess.CompletedProcess, *needles: str) -> str:
+    # no retry: the client logs each of its back-off retries, so one line means none ran (the time it takes
+    # on a loaded machine is no test of that)
     lines = p.stderr.splitlines()
     assert p.returncode == 2, p.stderr[-3000:]
-    assert len(lines) == 1, p.stderr[-3000:]
-    assert elapsed < QUICK_S, f"took {elapsed:.1f} s: {p.stderr[-3000:]}"
+    assert len(lines) == 1 and "Retrying" not in p.stderr, p.stderr[-3000:]
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
@@ -66,9 +63,9 @@ CASES = [pytest.param(True, None, "HF_HUB_OFFLINE is set", id="HF_HUB_OFFLINE"),
 
 @pytest.mark.parametrize("offline_var,endpoint,why", CASES)
 def test_train_without_data_dir_offline_is_one_line(tmp_path, offline_var, endpoint, why):
-    p, elapsed = _run(["train", "--task", "sst2", "--config", "lor2c", "--out", str(tmp_path / "run")],
+    p = _run(["train", "--task", "sst2", "--config", "lor2c", "--out", str(tmp_path / "run")],
                       _env(tmp_path, offline_var=offline_var, endpoint=endpoint), tmp_path)
-    line = _assert_one_line(p, elapsed, why, "--data-dir", "AUTOLOR2C_DATA_DIR", "go online")
+    line = _assert_one_line(p, why, "--data-dir", "AUTOLOR2C_DATA_DIR", "go online")
     assert "Retrying" not in line
     assert not (tmp_path / "run").exists()
 
@@ -76,10 +73,10 @@ def test_train_without_data_dir_offline_is_one_line(tmp_path, offline_var, endpo
 @pytest.mark.parametrize("offline_var,endpoint,why", CASES)
 def test_search_without_data_dir_offline_is_one_line(tmp_path, offline_var, endpoint, why):
     db = tmp_path / "s.db"
-    p, elapsed = _run(["search", "--task", "sst2", "--budget", "0.1M", "--storage", f"sqlite:///{db}",
+    p = _run(["search", "--task", "sst2", "--budget", "0.1M", "--storage", f"sqlite:///{db}",
                        "--out", str(tmp_path / "out"), "--no-progress"],
                       _env(tmp_path, offline_var=offline_var, endpoint=endpoint), tmp_path)
-    _assert_one_line(p, elapsed, why, "--data-dir", "AUTOLOR2C_DATA_DIR", "go online")
+    _assert_one_line(p, why, "--data-dir", "AUTOLOR2C_DATA_DIR", "go online")
     assert not db.exists()  # refused before a study exists
 
 
@@ -89,10 +86,10 @@ def test_search_without_data_dir_offline_is_one_line(tmp_path, offline_var, endp
 
 @pytest.mark.parametrize("offline_var,endpoint,why", CASES)
 def test_uncached_hub_model_offline_is_one_line(tmp_path, glue_dir, offline_var, endpoint, why):
-    p, elapsed = _run(["train", "--task", "sst2", "--config", "lor2c", "--model", "nobody-here/no-such-model",
+    p = _run(["train", "--task", "sst2", "--config", "lor2c", "--model", "nobody-here/no-such-model",
                        "--data-dir", str(glue_dir), "--out", str(tmp_path / "run")],
                       _env(tmp_path, offline_var=offline_var, endpoint=endpoint), tmp_path)
-    _assert_one_line(p, elapsed, "--model 'nobody-here/no-such-model'", why, "not in its local cache", "go online")
+    _assert_one_line(p, "--model 'nobody-here/no-such-model'", why, "not in its local cache", "go online")
 
 
 def _fake_hub_cache(hf_home: Path, repo_id: str) -> None:
@@ -113,14 +110,11 @@ def test_cached_hub_model_loads_when_the_hub_is_unreachable(tmp_path):
             "tok = load_tokenizer('someone/cached-minilm')\n"
             "model = load_backbone('someone/cached-minilm', 2)\n"
             "print('loaded', type(model).__name__, len(tok))\n")
-    started = time.monotonic()
     p = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
                        timeout=180)
-    elapsed = time.monotonic() - started
     assert p.returncode == 0, p.stderr[-3000:]
     assert p.stdout.startswith("loaded BertForSequenceClassification"), p.stdout
     assert "Retrying" not in p.stderr, p.stderr[-3000:]
-    assert elapsed < QUICK_S, f"took {elapsed:.1f} s: {p.stderr[-3000:]}"
 
 
 # ---------------------------------------------------------------------------------------------
