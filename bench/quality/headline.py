@@ -96,12 +96,9 @@ def main() -> None:
     head = next(b for b in baselines if b["config"] == HEAD_ONLY)
     metric = ctx.task.primary_metric
     # configurations: each one's highest rung score, against the head alone on the selection split
-    chains: dict[int, float] = {}
-    for t in trials:
-        rs = record.rung_records(t)
-        if rs:
-            root = record.promoted_from(t) if record.promoted_from(t) is not None else t.number
-            chains[root] = max(chains.get(root, -1.0), max(r["score"] for r in rs))
+    chains = {root: max(r["score"] for t in chain for r in record.rung_records(t))
+              for root, chain in record.configuration_chains(trials).items()
+              if any(record.rung_records(t) for t in chain)}
     beat = sum(1 for v in chains.values() if v > head["selection_mean"] + 0.02)
     # CPU seconds beside wall time: another view of the cost, not immune to other jobs on the cores
     hand_cpu = json.loads((work / "hand-set" / "metrics.json").read_text())["cpu_time_s"]
