@@ -115,10 +115,14 @@ def refuted_ties(study: optuna.Study) -> set[int]:
     front = pareto_front(study)
     if not front:
         return set()
-    best = front[pick_best([(t.values[0], t.values[1]) for t in front])]
-    best_scores = selection_over_seeds(study, best)
-    return {t.number for t in front
-            if t.number != best.number and not tie_holds(selection_over_seeds(study, t), best_scores)}
+    pts = [(t.values[0], t.values[1]) for t in front]
+    best = pick_best(pts)
+    noise = _noise_on(study, front[best])
+    if noise is None:
+        return set()
+    best_scores = selection_over_seeds(study, front[best])
+    return {front[i].number for i in tied_with_best(pts, best, noise["mean"], noise["threshold"])
+            if i != best and not tie_holds(selection_over_seeds(study, front[i]), best_scores)}
 
 
 def _refuted_indices(study: optuna.Study, front: list[optuna.trial.FrozenTrial]) -> set[int]:
