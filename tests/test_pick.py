@@ -97,7 +97,8 @@ def _seeds(study, number, scores):
 
 
 def test_a_refuted_tie_hands_the_pick_to_the_next_candidate_then_the_best():
-    study = _study_with_front([(0.7575, 2_304), (0.7602, 5_760), (0.7820, 18_432), (0.70, 40_000)])
+    study = _study_with_front([(0.7575, 2_304), (0.7602, 5_760), (0.7820, 18_432), (0.70, 40_000), (0.70, 1_000)])
+    _seeds(study, 4, [0.69, 0.70])  # on the front but never tied: its seeds refute nothing
     _seeds(study, 2, [0.7575, 0.7520])
     record_seed_noise(study, 2, [0.7820, 0.7575, 0.7520])
     assert study.user_attrs[SEED_NOISE_ATTR]["trial"] == 2
@@ -135,7 +136,7 @@ def test_the_search_trains_each_candidates_seeds_until_a_tie_holds(monkeypatch):
     ctx = SimpleNamespace(task=SimpleNamespace(primary_metric="accuracy"))
     chosen = pipeline.pick_over_seeds(study, ctx, "smallest-tied", 3)
     assert trained == [2, 0, 1]  # the best (its seeds are the noise), then the candidates, smallest first
-    assert chosen.candidates == [0, 1] and chosen.picked.number == 1 and chosen.best["trial"] == 2
+    assert refuted_ties(study) == {0} and chosen.picked.number == 1 and chosen.best["trial"] == 2
     assert chosen.pick["trial"] == 1 and chosen.noise["trial"] == 2
     trained.clear()  # asked again, nothing trains: every seed is on record, and the pick is the same
     assert pipeline.pick_over_seeds(study, ctx, "smallest-tied", 3).picked.number == 1 and trained == []

@@ -75,11 +75,9 @@ def pick_trial(study: optuna.Study, pick: str = "best", trial: int | None = None
     if pick == "knee":
         return front[pick_knee(pts)]
     if pick == "smallest-tied":
-        best = pick_best(pts)
-        noise = _noise_on(study, front[best])
+        _, best, noise, refuted = _ties(study)
         if noise is None:
             return front[best]
-        refuted = _refuted_indices(study, front)
         return front[pick_smallest_tied(pts, best, noise["mean"], noise["threshold"], refuted)]
     raise UserError(f"choose one of {', '.join(PICKS)}", param="pick", value=pick)
 
@@ -92,16 +90,20 @@ def _noise_on(study: optuna.Study, t: optuna.trial.FrozenTrial) -> dict[str, Any
 
 def tied_with_the_best(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     """The front trials within the measured seed noise of the best (the best alone without it)."""
-    front = pareto_front(study)
+    front, best, noise, refuted = _ties(study)
     if not front:
         return []
-    pts = [(t.values[0], t.values[1]) for t in front]
-    best = pick_best(pts)
-    noise = _noise_on(study, front[best])
     if noise is None:
         return [front[best]]
-    refuted = _refuted_indices(study, front)
+    pts = [(t.values[0], t.values[1]) for t in front]
     return [front[i] for i in tied_with_best(pts, best, noise["mean"], noise["threshold"], refuted)]
+
+
+def refuted_ties(study: optuna.Study) -> set[int]:
+    """Front trials tied with the best on their first seed whose tie did not hold over their own seeds: a
+    first seed tied by luck (the front keeps the luckiest seeds) is caught here, not in the shipped model."""
+    front, _, _, refuted = _ties(study)
+    return {front[i].number for i in refuted}
 
 
 def selection_over_seeds(study: optuna.Study, t: optuna.trial.FrozenTrial) -> list[float]:
@@ -109,25 +111,21 @@ def selection_over_seeds(study: optuna.Study, t: optuna.trial.FrozenTrial) -> li
     return [t.values[0]] + [float(r["selection"]) for r in record.extra_seed_runs(study, t.number)]
 
 
-def refuted_ties(study: optuna.Study) -> set[int]:
-    """Front trials whose extra seeds were trained and whose tie with the best did not hold over them: a
-    first seed tied by luck (the front keeps the luckiest seeds) is caught here, not in the shipped model."""
+def _ties(study: optuna.Study) -> tuple[list[optuna.trial.FrozenTrial], int, dict[str, Any] | None, set[int]]:
+    """The front, the best's index on it, the seed noise measured on the best (None: nothing ties), and the
+    indices of the front points tied on their first seed that their own seeds refuted (``pareto.tie_holds``)."""
     front = pareto_front(study)
     if not front:
-        return set()
+        return [], -1, None, set()
     pts = [(t.values[0], t.values[1]) for t in front]
     best = pick_best(pts)
     noise = _noise_on(study, front[best])
     if noise is None:
-        return set()
+        return front, best, None, set()
     best_scores = selection_over_seeds(study, front[best])
-    return {front[i].number for i in tied_with_best(pts, best, noise["mean"], noise["threshold"])
-            if i != best and not tie_holds(selection_over_seeds(study, front[i]), best_scores)}
-
-
-def _refuted_indices(study: optuna.Study, front: list[optuna.trial.FrozenTrial]) -> set[int]:
-    numbers = refuted_ties(study)
-    return {i for i, t in enumerate(front) if t.number in numbers}
+    refuted = {i for i in tied_with_best(pts, best, noise["mean"], noise["threshold"])
+               if i != best and not tie_holds(selection_over_seeds(study, front[i]), best_scores)}
+    return front, best, noise, refuted
 
 
 def seed_noise(study: optuna.Study) -> dict[str, Any] | None:

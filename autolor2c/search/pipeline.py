@@ -73,8 +73,7 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
 
     t1 = time.time()
     chosen = pick_over_seeds(study, ctx, settings.pick, settings.seeds, settings.progress)
-    picked, best, noise = chosen.picked, chosen.best, chosen.noise
-    pick = {**chosen.pick, "tried": chosen.candidates}
+    picked, pick, best, noise = chosen.picked, chosen.pick, chosen.best, chosen.noise
     wall["seeds"] = time.time() - t1
     print(f"picked trial {picked.number} ({settings.pick}): {metric} {picked.values[0]:.4f}, "
           f"{int(picked.values[1]):,} params; over {pick['seeds']} seed(s) dev {pick['dev_mean']:.4f}")
@@ -104,13 +103,12 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
 
 @dataclass
 class Chosen:
-    """What ``pick_over_seeds`` decided: the pick and the best over their seeds, the noise, and every
-    candidate tried in order (the first is the pick before its tie was rechecked)."""
+    """What ``pick_over_seeds`` decided: the pick and the best over their seeds, and the noise (the candidates
+    it refuted on the way are ``front.refuted_ties``)."""
     picked: optuna.trial.FrozenTrial
     pick: dict[str, Any]
     best: dict[str, Any]
     noise: dict[str, Any] | None
-    candidates: list[int]
 
 
 def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: bool = False) -> Chosen:
@@ -132,7 +130,6 @@ def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: b
     best = train_seeds(study, ctx, best_trial, runs_of(best_trial), progress, role="best")
     noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]])
     picked = pick_trial(study, rule)
-    candidates = [picked.number]
     while True:
         pick = best if picked.number == best_trial.number else \
             train_seeds(study, ctx, picked, runs_of(picked), progress, role="pick")
@@ -142,8 +139,7 @@ def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: b
         print(f"trial {picked.number} is not tied with the best over {pick['seeds']} seeds (selection {metric} "
               f"{pick['selection_mean']:.4f} against {best['selection_mean']:.4f}): trying trial {again.number}")
         picked = again
-        candidates.append(picked.number)
-    return Chosen(picked, pick, best, noise, candidates)
+    return Chosen(picked, pick, best, noise)
 
 
 def builtin_baselines(study: optuna.Study, ctx, seeds: int, progress: bool) -> list[dict[str, Any]]:

@@ -308,11 +308,10 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
     if front and max(t.values[0] for t in front) <= ref:
         lines += [f"**Nothing learned:** no trial beats {ref_name} ({ref:.4f}) on the selection split.", ""]
     if picked is not None:
-        gave_way = [n for n in (pick or {}).get("tried", []) if n != picked.number]
         lines += [f"Picked trial {picked.number} ({ctx.settings.pick}): {metric} {picked.values[0]:.4f}, "
                   f"{int(picked.values[1]):,} params."
-                  + (f" Tried first and not tied over their seeds: trial {', '.join(map(str, gave_way))}."
-                     if gave_way else ""), ""]
+                  + (f" Tied on their first seed, not over their own: trial {', '.join(map(str, sorted(refuted)))}."
+                     if refuted else ""), ""]
     if pick or baselines:
         lines += ["## The pick beside the baselines (same training run, seeds as listed)", "",
                   *comparison_markdown(pick, best, baselines, metric, trivial)]
