@@ -334,7 +334,13 @@ def cmd_retrain(a: argparse.Namespace) -> int:
     else:
         picked = pick_trial(study, a.pick or "best", a.trial)
     settings, ctx = _context_for_study(study, a)
-    r = train_seeds(study, ctx, picked, a.seeds, settings.progress)
+    if a.trial is None and a.pick == "smallest-tied":
+        # as the search picks: the best's seeds measure the noise, and a candidate whose tie fails gives way
+        from autolor2c.search.pipeline import pick_over_seeds
+        chosen = pick_over_seeds(study, ctx, a.pick, a.seeds, settings.progress)
+        picked, r = chosen.picked, chosen.pick
+    else:
+        r = train_seeds(study, ctx, picked, a.seeds, settings.progress)
     std = f" ± {r['dev_std']:.4f}" if r["dev_std"] is not None else ""
     print(f"trial {picked.number} over {r['seeds']} seed(s): dev {ctx.task.primary_metric} {r['dev_mean']:.4f}{std} "
           f"(the trial is seed 0; its seeds' adapters are in {ctx.out / 'retrain'})")

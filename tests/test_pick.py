@@ -11,7 +11,7 @@ import pytest
 import optuna
 
 from autolor2c.search import record
-from autolor2c.search.front import SEED_NOISE_ATTR, pick_trial, record_seed_noise, refuted_ties, \
+from autolor2c.search.front import pick_trial, record_seed_noise, refuted_ties, \
     selection_over_seeds, tied_with_the_best
 from autolor2c.search.pareto import pick_best, pick_smallest_tied, tie_holds, tie_threshold, tied_with_best
 from autolor2c.search.report import best_baseline, verdict
@@ -101,7 +101,7 @@ def test_a_refuted_tie_hands_the_pick_to_the_next_candidate_then_the_best():
     _seeds(study, 4, [0.69, 0.70])  # on the front but never tied: its seeds refute nothing
     _seeds(study, 2, [0.7575, 0.7520])
     record_seed_noise(study, 2, [0.7820, 0.7575, 0.7520])
-    assert study.user_attrs[SEED_NOISE_ATTR]["trial"] == 2
+    assert study.user_attrs[record.SEED_NOISE]["trial"] == 2
     assert pick_trial(study, "smallest-tied").number == 0          # tied on its first seed
     _seeds(study, 0, [0.7248, 0.7357])                               # its own seeds refute it
     assert refuted_ties(study) == {0}
@@ -141,6 +141,22 @@ def test_the_search_trains_each_candidates_seeds_until_a_tie_holds(monkeypatch):
     trained.clear()  # asked again, nothing trains: every seed is on record, and the pick is the same
     assert pipeline.pick_over_seeds(study, ctx, "smallest-tied", 3).picked.number == 1 and trained == []
     assert pipeline.pick_over_seeds(study, ctx, "best", 3).picked.number == 2 and trained == []
+
+
+def test_a_builtin_baseline_uses_every_seed_on_record(monkeypatch):
+    from autolor2c.search import pipeline
+    from autolor2c.search import retrain as retrain_mod
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for name in ("lor2c", "sharelor2c"):
+        study.add_trial(optuna.trial.create_trial(values=[0.84, 1_000], user_attrs={record.FEASIBLE: True,
+                                                                                    record.BUILTIN: name}))
+    _seeds(study, 0, [0.838, 0.835])  # a refuted pick: its seeds were trained by the pick rule
+    asked = {}
+    monkeypatch.setattr(retrain_mod, "train_seeds", lambda st, ctx, t, seeds, progress=True, role="": asked.update(
+        {t.number: seeds}) or {"seeds": seeds})
+    rows = pipeline.builtin_baselines(study, None, 1, False)
+    assert asked == {0: 3, 1: 1} and [r["config"] for r in rows] == ["lor2c", "sharelor2c"]
 
 
 def _b(config, sel, dev, params, seeds=3, dev_std=0.004):

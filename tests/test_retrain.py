@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from autolor2c.search import record
 from autolor2c.search import retrain as retrain_mod
 from autolor2c.search.fidelity import Fidelity
 from autolor2c.search.settings import SearchSettings
@@ -21,7 +22,7 @@ def test_seeds_in_parallel_worker_processes_give_what_one_process_gives(tmp_path
     t = [t for t in study.trials if t.values is not None][0]
     assert retrain_mod.parallel_workers(2) == min(2, len(os.sched_getaffinity(0)))  # one process per core
     parallel = retrain_mod.train_seeds(study, ctx, t, 3, progress=False)
-    study.set_user_attr(retrain_mod.SEED_RUNS_ATTR, {})
+    study.set_user_attr(record.SEED_RUNS, {})
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # a pinned thread count: one process
     assert retrain_mod.parallel_workers(2) == 1
     sequential = retrain_mod.train_seeds(study, ctx, t, 3, progress=False)

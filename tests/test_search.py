@@ -130,12 +130,25 @@ def test_retrain_defaults_to_the_searchs_own_pick(searched, tmp_path, monkeypatc
     other = next(t for t in feasible_trials(study) if t.number != pick_trial(study, "best").number)
     study.set_user_attr("retrain", {**study.user_attrs["retrain"], "trial": other.number})
     asked = []
-    monkeypatch.setattr(retrain_mod, "train_seeds", lambda st, ctx, t, seeds, progress: asked.append(t.number) or
-                        {"seeds": 1, "dev_mean": 0.5, "dev_std": None})
+    monkeypatch.setattr(retrain_mod, "train_seeds", lambda st, ctx, t, seeds, progress, role="": asked.append(
+        t.number) or {"trial": t.number, "seeds": 1, "dev_mean": 0.5, "dev_std": None, "selection_mean": t.values[0],
+                      "runs": [{"selection": t.values[0]}]})
     for extra, want in (([], other.number), (["--pick", "best"], pick_trial(study, "best").number),
                         (["--trial", str(other.number)], other.number)):
         assert main(["retrain", "--study", "c", "--storage", copy, "--no-progress", *extra]) == 0
         assert asked[-1] == want, extra
+    # smallest-tied picks as the search does (the best's seeds, then each candidate's: tested in test_pick)
+    from autolor2c.search import pipeline
+    rules = []
+    real = pipeline.pick_over_seeds
+    monkeypatch.setattr(pipeline, "pick_over_seeds", lambda st, ctx, rule, seeds, progress=False: rules.append(rule)
+                        or real(st, ctx, rule, seeds, progress))
+    asked.clear()
+    assert main(["retrain", "--study", "c", "--storage", copy, "--no-progress", "--pick", "smallest-tied"]) == 0
+    assert rules == ["smallest-tied"] and asked[0] == pick_trial(study, "best").number
+    assert asked[-1] == pick_trial(study, "smallest-tied").number
+    assert main(["retrain", "--study", "c", "--storage", copy, "--no-progress", "--pick", "knee"]) == 0
+    assert rules == ["smallest-tied"]
 
 
 def test_over_budget_configurations_are_never_trained(tmp_path, glue_dir):

@@ -15,8 +15,6 @@ from .pareto import front_indices, hypervolume, pick_best, pick_knee, pick_small
     tied_with_best
 from .settings import PICKS
 
-SEED_NOISE_ATTR = record.SEED_NOISE
-
 
 def trained_configurations(study: optuna.Study) -> int:
     """Configurations trained so far (a promotion continues one; an over-budget one is not trained)."""
@@ -130,7 +128,7 @@ def _ties(study: optuna.Study) -> tuple[list[optuna.trial.FrozenTrial], int, dic
 
 def seed_noise(study: optuna.Study) -> dict[str, Any] | None:
     """The seed noise measured on the best trial's configuration (``record_seed_noise``), or None."""
-    return study.user_attrs.get(SEED_NOISE_ATTR)
+    return study.user_attrs.get(record.SEED_NOISE)
 
 
 def record_seed_noise(study: optuna.Study, trial: int, scores: list[float]) -> dict[str, Any] | None:
@@ -141,7 +139,7 @@ def record_seed_noise(study: optuna.Study, trial: int, scores: list[float]) -> d
     std = statistics.stdev(scores)
     noise = {"trial": trial, "seeds": len(scores), "mean": statistics.fmean(scores), "std": std,
              "threshold": tie_threshold(std, len(scores))}
-    study.set_user_attr(SEED_NOISE_ATTR, noise)
+    study.set_user_attr(record.SEED_NOISE, noise)
     return noise
 
 

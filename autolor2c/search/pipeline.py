@@ -143,13 +143,15 @@ def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: b
 
 
 def builtin_baselines(study: optuna.Study, ctx, seeds: int, progress: bool) -> list[dict[str, Any]]:
-    """The built-ins the study tried as its first trials, as baselines (their trial is seed 0)."""
+    """The built-ins the study tried as its first trials, as baselines (their trial is seed 0), over ``seeds``
+    seeds or every seed already on record (a refuted pick's seeds sharpen its baseline row)."""
     from .retrain import train_seeds
 
     out = []
     for name, t in record.builtin_trials(study.get_trials(deepcopy=False)).items():
+        n = max(seeds, 1 + len(record.extra_seed_runs(study, t.number)))
         out.append({"config": name, "source": f"trial {t.number}",
-                    **train_seeds(study, ctx, t, seeds, progress, role=f"built-in {name}")})
+                    **train_seeds(study, ctx, t, n, progress, role=f"built-in {name}")})
     return out
 
 

@@ -27,7 +27,6 @@ from . import record
 from .objective import SearchContext, plan_to_spec
 from .plan import TrialPlan
 
-SEED_RUNS_ATTR = record.SEED_RUNS
 HEAD_ONLY = "head-only"       # the head alone: no adapter, the front's true zero
 APART = ("lora",)             # built-ins a lor2c space cannot express: trained apart as baselines
 
@@ -146,9 +145,9 @@ def train_seeds(study: optuna.Study, ctx: SearchContext, t: optuna.trial.FrozenT
             raise RuntimeError(f"seed {seed} of trial {t.number} has {r['params']} params, the trial had "
                                f"{int(t.values[1])}: the configuration was not reproduced")
         runs.append(r)
-        all_extra = dict(study.user_attrs.get(SEED_RUNS_ATTR, {}))
+        all_extra = dict(study.user_attrs.get(record.SEED_RUNS, {}))
         all_extra[str(t.number)] = [{k: v for k, v in x.items() if k != "final_structure"} for x in runs[1:]]
-        study.set_user_attr(SEED_RUNS_ATTR, all_extra)
+        study.set_user_attr(record.SEED_RUNS, all_extra)
         print(f"  trial {t.number}{f' ({role})' if role else ''} seed {seed}: selection {r['selection']:.4f}, "
               f"dev {r['dev']:.4f} ({r['params']:,} params, {r['wall_s']:.0f}s)")
     return {"trial": t.number, "role": role, "trial_score": t.values[0], "builtin": record.builtin_of(t),

@@ -74,7 +74,7 @@ def main() -> None:
     from autolor2c.search import record
     from autolor2c.search.pipeline import builtin_baselines
     from autolor2c.search.report import best_baseline, verdict
-    from autolor2c.search.retrain import HEAD_ONLY, SEED_RUNS_ATTR, baselines_apart, train_baseline, train_seeds
+    from autolor2c.search.retrain import HEAD_ONLY, baselines_apart, train_baseline, train_seeds
     from autolor2c.search.settings import SearchSettings
     from autolor2c.search.study import build_context
 
@@ -104,7 +104,7 @@ def main() -> None:
     hand_cpu = json.loads((work / "hand-set" / "metrics.json").read_text())["cpu_time_s"]
     trials_cpu = sum(float(t.user_attrs.get(record.CPU_S, 0.0)) for t in trials)
     builtin_cpu = sum(float(t.user_attrs.get(record.CPU_S, 0.0)) for t in trials if record.builtin_of(t))
-    seeds_cpu = sum(float(r.get("cpu_s", 0.0)) for runs in study.user_attrs.get(SEED_RUNS_ATTR, {}).values()
+    seeds_cpu = sum(float(r.get("cpu_s", 0.0)) for runs in study.user_attrs.get(record.SEED_RUNS, {}).values()
                     for r in runs)
     apart_cpu = sum(float(b.get("cpu_s", 0.0)) for b in apart)
     dom, sentence = verdict(pick, baselines, metric, pick["dev_std"])
