@@ -116,14 +116,14 @@ def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: b
     and train the pick's seeds; a ``smallest-tied`` pick whose tie does not hold over its own seeds gives
     way to the next candidate, until one holds or the best is left."""
     from .front import pareto_front, pick_trial, record_seed_noise
-    from .retrain import seed_runs, train_seeds
+    from .retrain import train_seeds
 
     metric = ctx.task.primary_metric
     front = pareto_front(study)
     best_trial = front[pick_best([(t.values[0], t.values[1]) for t in front])]
 
-    def runs_of(t) -> int:  # seeds to hold: what is asked, or more if an earlier run trained them
-        return max(seeds, len(seed_runs(study, t, metric)), 1)
+    def runs_of(t) -> int:
+        return seeds_to_hold(study, t.number, seeds)
 
     if runs_of(best_trial) > 1:
         print(f"measuring the seed noise: trial {best_trial.number} (best {metric}) over {runs_of(best_trial)} seeds")
@@ -149,10 +149,15 @@ def builtin_baselines(study: optuna.Study, ctx, seeds: int, progress: bool) -> l
 
     out = []
     for name, t in record.builtin_trials(study.get_trials(deepcopy=False)).items():
-        n = max(seeds, 1 + len(record.extra_seed_runs(study, t.number)))
         out.append({"config": name, "source": f"trial {t.number}",
-                    **train_seeds(study, ctx, t, n, progress, role=f"built-in {name}")})
+                    **train_seeds(study, ctx, t, seeds_to_hold(study, t.number, seeds), progress,
+                                  role=f"built-in {name}")})
     return out
+
+
+def seeds_to_hold(study: optuna.Study, number: int, asked: int) -> int:
+    """Seeds to report for trial ``number``: what is asked, or more where an earlier step trained them."""
+    return max(asked, 1 + len(record.extra_seed_runs(study, number)))
 
 
 def _why_nothing(study: optuna.Study, ctx) -> str:

@@ -37,7 +37,7 @@ def main() -> None:
 
     from autolor2c.search import record
     from autolor2c.search.objective import plan_to_spec
-    from autolor2c.search.retrain import seed_runs, trial_plan
+    from autolor2c.search.retrain import trial_plan
     from autolor2c.search.settings import SearchSettings
     from autolor2c.search.study import build_context
     from autolor2c.train import train
@@ -49,11 +49,9 @@ def main() -> None:
     ctx = build_context(settings, study.study_name)
     metric = ctx.task.primary_metric
     top = [t for t in study.get_trials(deepcopy=False) if record.is_feasible(t) and t.values is not None]
+    # the full run is each trial itself (seed 0), as the retrained rungs are
     data.update({"study": study.study_name, "full_steps": ctx.full_steps, "metric": metric,
-                 "full": {str(t.number): {"seed0": t.values[0], "params": int(t.values[1]),
-                                          "mean": sum(r["selection"] for r in seed_runs(study, t, metric))
-                                          / len(seed_runs(study, t, metric)),
-                                          "seeds": len(seed_runs(study, t, metric))} for t in top}})
+                 "full": {str(t.number): {"seed0": t.values[0], "params": int(t.values[1])} for t in top}})
     done = {(r["trial"], round(r["fraction"], 4)) for r in data["runs"]}
     for t in top:
         for frac in FRACTIONS:
@@ -102,7 +100,8 @@ def render(d: dict) -> str:
     return (f"# Does a low rung rank like the full run? ({d['task']}, the headline study's top-rung configurations)\n\n"
             f"Machine: {d['machine'].get('cpu')}. Script: `bench/quality/rung_rank.py --task {d['task']}`. Full run "
             f"{d['full_steps']} steps; each configuration retrained at each fraction with seed 0 (the full-run "
-            f"score is its trial, seed 0). Selection {d['metric']}.\n\n"
+            f"score is its trial, seed 0: rung and full run share the seed, so the correlation includes what one seed "
+            f"shares). Selection {d['metric']}.\n\n"
             + md_table(["rung", "configurations", "Spearman with the full run", "full run's best 3 promoted",
                         "promoted (top 1/3)", "mean cost"], summary)
             + "\n" + md_table(["configuration", "params", "full run", *[f"{f:.3f}" for f in FRACTIONS]], rows))
