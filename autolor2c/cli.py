@@ -303,6 +303,8 @@ def cmd_show(a: argparse.Namespace) -> int:
         r = study.user_attrs[record.PICK]
         std = f" ± {r['dev_std']:.4f}" if r.get("dev_std") is not None else ""
         print(f"pick: trial {r['trial']}, dev {metric} {r['dev_mean']:.4f}{std} over {r['seeds']} seed(s)")
+    if record.VERDICT in study.user_attrs:
+        print(f"verdict: {study.user_attrs[record.VERDICT]['sentence']}")
     return 0
 
 
@@ -718,7 +720,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-eval-samples", type=_int_at_least(1), help="default: all")
     g.add_argument("--eval-every", type=_int_at_least(1), help="steps between evaluations (default: at the end)")
     g.add_argument("--min-steps", type=_int_at_least(0),
-                   help="optimiser steps at least, repeating a small training set (default 300)")
+                   help="optimiser steps at least, repeating a small training set (default 1200)")
     g.add_argument("--seed", type=_int_at_least(0), help="default 0, or the config's")
     g.add_argument("--backbone-dropout", type=_dropout_rate,
                    help="dropout inside the frozen model (default 0: off; the adapter keeps its own)")

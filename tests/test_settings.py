@@ -4,6 +4,7 @@ rung equal to `autolor2c train`, rungs from (minimum, full, eta), and checks bef
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
@@ -70,7 +71,7 @@ def test_the_top_rung_is_the_run_autolor2c_train_makes():
 def test_a_low_rung_is_a_share_of_the_top_rung_evaluated_once():
     s = SearchSettings(task="sst2")
     rung = s.train_args({}, n_full=9000, fraction=1 / 9)
-    assert rung.max_train_samples == 1000 and rung.min_steps == 34 and rung.max_evals == 1 and not rung.score_dev
+    assert rung.max_train_samples == 1000 and rung.min_steps == math.ceil(TrainArgs.min_steps / 9) and rung.max_evals == 1 and not rung.score_dev
     assert planned_steps(rung, 1000) * 9 == pytest.approx(planned_steps(s.train_args({}), 9000), rel=0.02)
     with pytest.raises(ValueError):
         s.train_args({}, fraction=0.5)  # a low rung needs the top rung's rows
@@ -103,3 +104,23 @@ def test_every_value_that_reaches_training_is_checked_up_front(field, value):
     with pytest.raises(UserError):
         SearchSettings(**{field: value}).validate()
     SearchSettings().validate()
+
+
+def test_the_run_length_rule_lifts_small_tasks_and_keeps_an_epoch_on_large_ones():
+    from autolor2c.cli import build_parser
+    from autolor2c.search.settings import settings_fields
+
+    args = TrainArgs()
+    small, large = 3_300, 65_000                     # MRPC's and SST-2's training rows less the selection split
+    epoch = lambda n: math.ceil(n / args.batch_size)  # noqa: E731
+    assert planned_steps(args, small) == args.min_steps > 2 * epoch(small)   # a small task: several epochs
+    assert planned_steps(args, large) == epoch(large) >= args.min_steps      # a large one: one epoch, no fewer
+    assert planned_steps(TrainArgs(epochs=2), large) == 2 * epoch(large)
+    # the search's top rung and `autolor2c train` share the rule; the help texts name its default
+    assert SearchSettings().train_args({}).min_steps == args.min_steps
+    assert str(args.min_steps) in settings_fields()["min_steps"].metadata["help"]
+    train_help = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert f"default {args.min_steps}" in " ".join(train_help.split())
+    # multi-fidelity is on for a small task's full run now
+    fid, note = SearchSettings().resolve_fidelity(planned_steps(args, small))
+    assert fid.enabled and note is None

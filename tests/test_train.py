@@ -114,6 +114,7 @@ def test_head_only_baseline_trains_the_head_alone(glue_dir):
 
 
 def test_adalora_baseline_trains_within_the_budget_and_reports_what_it_keeps(glue_dir):
+    from autolor2c.train.adapters import adalora_schedule
     from autolor2c.train import AdaLoRASpec, count_adapter_params, load_backbone, model_shape
 
     shape = model_shape(load_backbone(None, 2), AdapterSpec("adalora", adalora=AdaLoRASpec()))
@@ -124,6 +125,25 @@ def test_adalora_baseline_trains_within_the_budget_and_reports_what_it_keeps(glu
                                       min_steps=20, selection_fraction=0.1), data_dir=str(glue_dir))
     assert r.trainable_params == counts["initial"] <= 100_000  # what it trains: PEFT's own count agrees
     assert r.final_structure["kept_params"] == counts["final"] < r.trainable_params  # what it ends with
+    # the checkpoint it reports is one of the pruned model: none from before the budget was final
+    assert r.best_step > adalora_schedule(spec.adalora, r.steps)["final_step"]
+
+
+def test_adalora_schedule_scales_with_the_run():
+    from autolor2c.train.adapters import adalora_schedule
+    from autolor2c.train import AdaLoRASpec
+
+    spec = AdaLoRASpec()
+    short, long = adalora_schedule(spec, 300), adalora_schedule(spec, 3000)
+    for k in ("tinit", "tfinal", "deltaT"):
+        assert long[k] == pytest.approx(10 * short[k], rel=0.1)   # the same shape, ten times as long
+    assert short["tinit"] < short["final_step"] <= 300 and long["final_step"] == 3000 - long["tfinal"]
+    # PEFT's own config takes exactly these (attach builds it from the same function)
+    from autolor2c.train import attach, load_backbone
+    import dataclasses
+    model = attach(load_backbone(None, 2), AdapterSpec("adalora", adalora=dataclasses.replace(spec, total_step=3000)))
+    cfg = model.peft_config["default"]
+    assert (cfg.tinit, cfg.tfinal, cfg.deltaT, cfg.total_step) == (long["tinit"], long["tfinal"], long["deltaT"], 3000)
 
 
 @pytest.mark.parametrize("arch", ["bert", "llama"])

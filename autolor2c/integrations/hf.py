@@ -18,7 +18,6 @@ the full model.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -34,7 +33,7 @@ from transformers.utils import SAFE_WEIGHTS_NAME
 from autolor2c.lor2c import CONFIG_NAME, WEIGHTS_NAME, LoR2CConfig, LoR2CModel, read_adapter_config
 from autolor2c.train.adapters import META_NAME
 from autolor2c.train.backbone import EMBEDDED_HUB_ID, resolve_model, set_backbone_dropout
-from autolor2c.train.loop import TrainArgs, structure_schedule, training_args
+from autolor2c.train.loop import TrainArgs, planned_steps, structure_schedule, training_args
 
 
 def load_config(path: str | Path) -> LoR2CConfig:
@@ -81,9 +80,8 @@ def training_arguments(output_dir: str | Path, train: TrainArgs | Mapping[str, A
         max_grad_norm=args.grad_clip, num_train_epochs=args.epochs, seed=args.seed, lr_scheduler_type="linear",
         train_sampling_strategy="group_by_length" if args.group_by_length else "random")
     steps = args.max_steps
-    if train_rows is not None:
-        total = max(1, math.ceil(math.ceil(train_rows / args.batch_size) * args.epochs), args.min_steps)
-        steps = min(total, steps) if steps else total
+    if train_rows is not None:  # the run length rule has one home: planned_steps
+        steps = planned_steps(args, train_rows)
     if steps:
         kw["max_steps"] = steps
     kw.update(overrides)

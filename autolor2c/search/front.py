@@ -121,8 +121,9 @@ def _ties(study: optuna.Study) -> tuple[list[optuna.trial.FrozenTrial], int, dic
     if noise is None:
         return front, best, None, set()
     best_scores = selection_over_seeds(study, front[best])
+    margin = noise.get("margin", 0.01)
     refuted = {i for i in tied_with_best(pts, best, noise["mean"], noise["threshold"])
-               if i != best and not tie_holds(selection_over_seeds(study, front[i]), best_scores)}
+               if i != best and not tie_holds(selection_over_seeds(study, front[i]), best_scores, margin)}
     return front, best, noise, refuted
 
 
@@ -131,14 +132,15 @@ def seed_noise(study: optuna.Study) -> dict[str, Any] | None:
     return study.user_attrs.get(record.SEED_NOISE)
 
 
-def record_seed_noise(study: optuna.Study, trial: int, scores: list[float]) -> dict[str, Any] | None:
-    """Record the best configuration's selection scores over seeds: their mean, standard deviation and the
-    tie threshold the ``smallest-tied`` pick uses. Needs two seeds or more."""
+def record_seed_noise(study: optuna.Study, trial: int, scores: list[float], margin: float = 0.01) -> dict[str, Any] | None:
+    """Record the best configuration's selection scores over seeds: their mean, standard deviation, the
+    threshold that makes a front point a candidate on its first seed, and the practical ``margin`` its own
+    seeds must then show it within (``pareto.tie_holds``). Needs two seeds or more."""
     if len(scores) < 2:
         return None
     std = statistics.stdev(scores)
     noise = {"trial": trial, "seeds": len(scores), "mean": statistics.fmean(scores), "std": std,
-             "threshold": tie_threshold(std, len(scores))}
+             "threshold": tie_threshold(std, len(scores)), "margin": margin}
     study.set_user_attr(record.SEED_NOISE, noise)
     return noise
 

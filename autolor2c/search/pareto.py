@@ -86,17 +86,15 @@ def tie_threshold(seed_std: float, best_seeds: int) -> float:
     return 1.96 * seed_std * math.sqrt(1.0 + 1.0 / max(1, best_seeds))
 
 
-def tie_holds(candidate: Sequence[float], best: Sequence[float]) -> bool:
-    """Whether a candidate tied with the best on its first seed stays tied over its seeds: its mean is at
-    most one standard error of the difference below the best's mean (the one-standard-error rule, Hastie et
-    al., *Elements of Statistical Learning* 7.10), the seed noise pooled over both. A single seed decides
-    nothing, so it holds until each side has two."""
-    nc, nb = len(candidate), len(best)
-    if nc < 2 or nb < 2:
-        return True
-    mc, mb = math.fsum(candidate) / nc, math.fsum(best) / nb
-    pooled = (math.fsum((x - mc) ** 2 for x in candidate) + math.fsum((x - mb) ** 2 for x in best)) / (nc + nb - 2)
-    return mc >= mb - math.sqrt(pooled * (1.0 / nc + 1.0 / nb))
+def tie_holds(candidate: Sequence[float], best: Sequence[float], margin: float = 0.01) -> bool:
+    """Whether a candidate tied with the best on its first seed stays tied over its seeds: shown to be no
+    worse than the best by more than ``margin`` (``stats.non_inferior``: the 90% interval of the difference
+    of means, the seed noise pooled, lies above -margin). An inconclusive comparison is no tie. A single seed
+    a side decides nothing yet, so it holds until each side has two (its seeds are then trained)."""
+    from .stats import non_inferior
+
+    held = non_inferior(candidate, best, margin)
+    return True if held is None else held
 
 
 def tied_with_best(points: Sequence[Point], best: int, best_mean: float, threshold: float,

@@ -117,6 +117,7 @@ def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: b
     way to the next candidate, until one holds or the best is left."""
     from .front import pareto_front, pick_trial, record_seed_noise
     from .retrain import train_seeds
+    from .stats import practical_margin
 
     metric = ctx.task.primary_metric
     front = pareto_front(study)
@@ -128,7 +129,8 @@ def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: b
     if runs_of(best_trial) > 1:
         print(f"measuring the seed noise: trial {best_trial.number} (best {metric}) over {runs_of(best_trial)} seeds")
     best = train_seeds(study, ctx, best_trial, runs_of(best_trial), progress, role="best")
-    noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]])
+    noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]],
+                              practical_margin(metric))
     picked = pick_trial(study, rule)
     while True:
         pick = best if picked.number == best_trial.number else \

@@ -52,6 +52,7 @@ SEED_NOISE = "seed_noise"          # the best configuration's seed noise (front.
 SEED_RUNS = "seed_runs"            # trial number -> the runs of its extra seeds (seed 1 on)
 PICK = "retrain"                   # the pick over its seeds (retrain.summary without its runs)
 BASELINES = "baselines"            # the baselines over their seeds, without their runs
+VERDICT = "verdict"                # the report's verdict: {"sentence", "dominates", "comparison"} (report.verdict)
 
 
 def rung_records(t: FrozenTrial, rung: int | None = None) -> list[dict[str, Any]]:

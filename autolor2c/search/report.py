@@ -4,6 +4,7 @@ optuna-dashboard. Training lives elsewhere (retrain.py, pipeline.py); this modul
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from .retrain import trial_plan
 from .front import cost_totals, feasible_trials, hypervolume_history, pareto_front, refuted_ties, study_hypervolume, \
     tied_with_the_best
 from .objective import SearchContext, plan_to_spec
+from .retrain import HEAD_ONLY
+from .stats import HEAD_GAIN_SDS, Comparison, compare, pooled_sd, practical_margin, training_adds_enough
 
 
 def best_config_dict(t: optuna.trial.FrozenTrial, study_name: str) -> dict[str, Any]:
@@ -187,39 +190,54 @@ def _pm(mean: float | None, std: float | None) -> str:
 def best_baseline(baselines: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The baseline a user would have set by hand, chosen on the selection split (never on dev); the head
     alone is the front's zero, not a contender."""
-    from .retrain import HEAD_ONLY
-
     rivals = [b for b in baselines if b["config"] != HEAD_ONLY]
     return max(rivals, key=lambda b: b["selection_mean"]) if rivals else None
 
 
-def verdict(pick: dict[str, Any] | None, baselines: list[dict[str, Any]], metric: str,
-            dev_std: float | None) -> tuple[bool | None, str]:
-    """(dominates?, one sentence): the pick dominates the best baseline when its dev mean over seeds is
-    higher at no more params, or equal within the measured noise at <= 0.7x its params."""
-    from .pareto import tie_threshold
+def _devs(r: dict[str, Any]) -> list[float]:
+    """Per-seed dev scores of a pick or baseline summary (its runs; a summary without them is its mean alone)."""
+    runs = [x["dev"] for x in r.get("runs") or [] if x.get("dev") is not None]
+    return runs or ([r["dev_mean"]] if r.get("dev_mean") is not None and r["dev_mean"] == r["dev_mean"] else [])
 
+
+def verdict(pick: dict[str, Any] | None, baselines: list[dict[str, Any]], metric: str,
+            trivial_dev: float | None = None) -> tuple[bool | None, str, Comparison | None]:
+    """(dominates?, one sentence, the comparison) of the pick against the best baseline on dev, over seeds.
+
+    The comparison (``stats.compare``) is *higher*, *level* (equivalence within the metric's practical
+    margin), *lower* or *inconclusive*. The pick dominates when it is higher at no more params, or level at
+    <= 0.7x the params. Before that: when training adds less over the head alone (else the input-blind
+    score, ``trivial_dev``) than a few seed standard deviations, no comparison can be made."""
     top = best_baseline(baselines)
     if pick is None or top is None:
-        return None, "No verdict: the pick or the baselines were not trained (--seeds 0 / --no-baselines)."
+        return None, "No verdict: the pick or the baselines were not trained (--seeds 0 / --no-baselines).", None
+    a, b = _devs(pick), _devs(top)
+    margin = practical_margin(metric)
+    c = compare(a, b, margin)
+    head = next((x for x in baselines if x["config"] == HEAD_ONLY), None)
+    head_devs = _devs(head) if head else ([trivial_dev] if trivial_dev is not None else [])
+    sd, _ = pooled_sd(a, b, head_devs)
+    if head_devs:
+        best_mean = max(statistics.fmean(a), statistics.fmean(b))
+        if training_adds_enough([best_mean], head_devs, sd) is False:
+            what = "the head alone" if head else "the input-blind score"
+            return False, (f"The comparison cannot be made: training adds {best_mean - statistics.fmean(head_devs):+.4f} "
+                           f"dev {metric} over {what}, less than {HEAD_GAIN_SDS:g} seed standard deviations "
+                           f"({HEAD_GAIN_SDS:g} x {sd:.4f}), so these runs rank noise (train longer: --min-steps)."), c
     if pick.get("builtin"):
         return False, (f"The pick is the built-in `{pick['builtin']}` itself, which a user sets by hand: the search "
-                       f"found nothing that dominates the best baseline `{top['config']}`.")
-    diff = pick["dev_mean"] - top["dev_mean"]
-    thr = tie_threshold(dev_std, max(1, pick["seeds"])) if dev_std is not None else 0.0
+                       f"found nothing that dominates the best baseline `{top['config']}`."), c
     ratio = pick["params"] / top["params"] if top["params"] else float("inf")
-    noise = f"measured noise ±{thr:.4f}" if dev_std is not None else "no noise measured"
-    if diff > 0 and pick["params"] <= top["params"]:
-        return True, (f"The search beat hand-setting: trial {pick['trial']} has a higher dev {metric} "
-                      f"({pick['dev_mean']:.4f} vs {top['dev_mean']:.4f}) than the best baseline `{top['config']}` "
-                      f"with no more params ({pick['params']:,} vs {top['params']:,}; {noise}).")
-    if dev_std is not None and abs(diff) <= thr and ratio <= 0.7:
-        return True, (f"The search beat hand-setting: trial {pick['trial']} is level with the best baseline "
-                      f"`{top['config']}` on dev {metric} ({pick['dev_mean']:.4f} vs {top['dev_mean']:.4f}, within the "
-                      f"{noise}) at {ratio:.0%} of its params ({pick['params']:,} vs {top['params']:,}).")
-    return False, (f"The search did not dominate hand-setting: the best baseline `{top['config']}` has dev {metric} "
-                   f"{top['dev_mean']:.4f} with {top['params']:,} params; the pick (trial {pick['trial']}) has "
-                   f"{pick['dev_mean']:.4f} with {pick['params']:,} ({noise}).")
+    vs = (f"trial {pick['trial']} against the best baseline `{top['config']}`: dev {metric} {statistics.fmean(a):.4f} "
+          f"vs {statistics.fmean(b):.4f} ({len(a)} vs {len(b)} seeds, {c.interval()}), {pick['params']:,} vs "
+          f"{top['params']:,} params")
+    if c.verdict == "higher" and pick["params"] <= top["params"]:
+        return True, f"The search beat hand-setting: higher, with no more params: {vs}.", c
+    if c.verdict == "level" and ratio <= 0.7:
+        return True, f"The search beat hand-setting: level at {ratio:.0%} of the params: {vs}.", c
+    if c.verdict == "inconclusive":
+        return False, f"Inconclusive: {vs}; {c.decide_note()}.", c
+    return False, f"The search did not dominate hand-setting ({c.verdict}, at {ratio:.0%} of the params): {vs}.", c
 
 
 def comparison_markdown(pick: dict[str, Any] | None, best: dict[str, Any] | None, baselines: list[dict[str, Any]],
@@ -240,8 +258,7 @@ def comparison_markdown(pick: dict[str, Any] | None, best: dict[str, Any] | None
                      f"{r['params']:,} | {r['seeds']} |")
     lines.append(f"| input-blind (majority class / mean) | {trivial.get('selection', 0):.4f} | {trivial.get('dev', 0):.4f} | 0 | |")
     lines.append("")
-    dev_std = next((r["dev_std"] for r in (pick, best) if r and r.get("dev_std") is not None), None)
-    lines += [f"**Verdict.** {verdict(pick, baselines, metric, dev_std)[1]}", ""]
+    lines += [f"**Verdict.** {verdict(pick, baselines, metric, trivial.get('dev'))[1]}", ""]
     return lines
 
 
@@ -259,8 +276,6 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
                     noise: dict[str, Any] | None = None, baselines: list[dict[str, Any]] | None = None) -> dict[str, Path]:
     """Write the study's artifacts to ``out`` (best_config.yaml, the charts, importances, trials.csv, report.md,
     retrain.json) and attach the notes and charts to the study for optuna-dashboard; returns the paths."""
-    from .retrain import HEAD_ONLY
-
     out.mkdir(parents=True, exist_ok=True)
     baselines = baselines or []
     metric = ctx.task.primary_metric
@@ -303,8 +318,10 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
         lines += [f"Seed noise, measured on trial {noise['trial']} over {noise['seeds']} seeds: selection {metric} "
                   f"{noise['mean']:.4f} ± {noise['std']:.4f}; a front point is tied with it (marked *tied*) when its "
                   f"score is within {noise['threshold']:.4f} of that mean. The pick's tie is rechecked over its own "
-                  f"seeds (its mean at most one standard error of the difference below the best's); one that does "
-                  f"not hold is marked *not tied over its seeds* and the next candidate is tried.", ""]
+                  f"seeds: it holds only where they show it no worse than the best by more than "
+                  f"{noise.get('margin', 0.01):g} (the 90% interval of the difference above -{noise.get('margin', 0.01):g}); "
+                  f"one that does not, inconclusive included, is marked *not tied over its seeds* and the next "
+                  f"candidate is tried.", ""]
     if front and max(t.values[0] for t in front) <= ref:
         lines += [f"**Nothing learned:** no trial beats {ref_name} ({ref:.4f}) on the selection split.", ""]
     if picked is not None:
@@ -331,6 +348,9 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
     paths["retrain"].write_text(json.dumps({"pick": pick, "best": best, "noise": noise, "baselines": baselines},
                                            indent=2, default=str))
     comparison = comparison_markdown(pick, best, baselines, metric, trivial) if (pick or baselines) else []
+    dominates, sentence, c = verdict(pick, baselines, metric, trivial["dev"])
+    study.set_user_attr(record.VERDICT, {"sentence": sentence, "dominates": dominates,
+                                         "comparison": None if c is None else c.__dict__})
     _dashboard_notes(study, metric, hf, pf, pick, tied, refuted, comparison)
     return paths
 

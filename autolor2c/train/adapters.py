@@ -104,6 +104,15 @@ class AdaLoRASpec:
                 "target_modules": list(self.target_modules), "tinit": self.tinit, "tfinal": self.tfinal}
 
 
+def adalora_schedule(spec: AdaLoRASpec, total_step: int) -> dict[str, int]:
+    """PEFT's AdaLoRA schedule in steps of a run of ``total_step``: ranks pruned from ``tinit`` on, every
+    ``deltaT`` steps, until ``final_step`` (= total_step - tfinal), after which the budget is final. All
+    scale with the run, so a longer default run keeps the same shape."""
+    tinit, tfinal = int(spec.tinit * total_step), int(spec.tfinal * total_step)
+    return {"total_step": total_step, "tinit": tinit, "tfinal": tfinal,
+            "deltaT": max(1, (total_step - tinit - tfinal) // 10), "final_step": total_step - tfinal}
+
+
 def _adalora_per_rank(spec: AdaLoRASpec, shape: ModelShape) -> int:
     # one rank of one module: a row of A (d_in), a column of B (d_out) and one singular value E
     return shape.num_layers * sum(sum(shape.proj_shapes[t]) + 1 for t in spec.target_modules)
@@ -224,11 +233,11 @@ def attach(model: nn.Module, spec: AdapterSpec) -> nn.Module:
         _, layers = find_layer_stack(model)
         names = sorted({find_projection(layers[0], t)[0].split(".")[-1] for t in ada.target_modules})
         extra_head = [n for n in find_head(model) if n not in HEAD_NAMES]
-        tinit, tfinal = int(ada.tinit * ada.total_step), int(ada.tfinal * ada.total_step)
+        sched = adalora_schedule(ada, ada.total_step)
         cfg = AdaLoraConfig(task_type=TaskType.SEQ_CLS, init_r=ada.init_r, target_r=ada.target_r,
                             lora_alpha=ada.alpha, lora_dropout=ada.dropout, target_modules=names,
-                            total_step=ada.total_step, tinit=tinit, tfinal=tfinal,
-                            deltaT=max(1, (ada.total_step - tinit - tfinal) // 10), modules_to_save=extra_head or None)
+                            total_step=ada.total_step, tinit=sched["tinit"], tfinal=sched["tfinal"],
+                            deltaT=sched["deltaT"], modules_to_save=extra_head or None)
         return get_peft_model(model, cfg)
     from peft import LoraConfig, TaskType, get_peft_model
 

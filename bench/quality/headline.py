@@ -107,7 +107,7 @@ def main() -> None:
     seeds_cpu = sum(float(r.get("cpu_s", 0.0)) for runs in study.user_attrs.get(record.SEED_RUNS, {}).values()
                     for r in runs)
     apart_cpu = sum(float(b.get("cpu_s", 0.0)) for b in apart)
-    dom, sentence = verdict(pick, baselines, metric, pick["dev_std"])
+    dom, sentence, _ = verdict(pick, baselines, metric, ctx.trivial_dev)
     top = best_baseline(baselines)
     search_wall = data["search"]["wall_s"]
     data.update({

@@ -64,7 +64,7 @@ def main() -> None:
         metric = ctx.task.primary_metric
         rows = {}
         for rule, s in rules.items():
-            dom, sentence = verdict(s, baselines, metric, s["dev_std"])
+            dom, sentence, _ = verdict(s, baselines, metric, ctx.trivial_dev)
             rows[rule] = {**{k: v for k, v in s.items() if k != "runs"}, "runs": s["runs"], "dominates": dom,
                           "verdict": sentence}
         data["tasks"][task] = {"metric": metric, "noise": chosen.noise, "refuted": sorted(refuted_ties(study)),

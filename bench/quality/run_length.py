@@ -1,0 +1,193 @@
+"""Has the default full run learned? The built-in ``lor2c`` (and ``lora``) at the default run length, at
+twice it, and at the old default (300 steps), 3 seeds each, on SST-2, MRPC and STS-B.
+
+Each run is the search's top rung for that task (``SearchSettings.train_args``: the selection split held out,
+the checkpoint chosen on it, the dev set scored at the end), with only ``min_steps`` (and for a task whose
+one epoch is longer, ``epochs``) changed. Two 1-thread worker processes run at once (the shipped seed
+workers); each finished run is appended to ``results/run_length_runs.jsonl`` at once, so a killed benchmark
+resumes where it stopped and anyone can recompute the summary from the raw runs.
+
+    python -m bench.quality.run_length                  # every arm, in priority order, resumable
+    python -m bench.quality.run_length --render         # the summary again from the kept runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.common import GLUE_DIR, RESULTS, machine_info, md_table, write_results
+
+RAW = RESULTS / "run_length_runs.jsonl"
+TASKS = ("stsb", "mrpc", "sst2")
+SEEDS = (0, 1, 2)
+OLD_MIN_STEPS = 300
+
+# One run: the search's top rung of a built-in configuration with `steps` optimiser steps at least.
+RUN = r"""
+import json, sys
+from autolor2c.search.settings import SearchSettings
+from autolor2c.train import planned_steps, read_config_file, train
+task, config, arm, steps, seed, data_dir = sys.argv[1:7]
+steps, seed = int(steps), int(seed)
+s = SearchSettings(task=task, data_dir=data_dir, progress=False, min_steps=steps)
+spec, plan_train = read_config_file(config)
+args = s.train_args(plan_train, seed=seed)
+r = train(task, spec, args, data_dir=data_dir)
+print("RESULT " + json.dumps({"task": task, "config": config, "arm": arm, "min_steps": steps, "seed": seed,
+      "steps": r.steps, "epochs": r.epochs, "n_train": r.n_train, "metric": r.primary_metric,
+      "selection": r.primary_score, "dev": r.dev_score, "best_step": r.best_step, "evals": r.evals,
+      "wall_s": r.wall_time_s, "cpu_s": r.cpu_time_s, "threads": r.threads}))
+"""
+
+
+def default_steps() -> int:
+    from autolor2c.train import TrainArgs
+
+    return TrainArgs().min_steps
+
+
+def one_epoch_steps(task: str) -> int:
+    """The top rung's steps at the default epochs with no minimum (SST-2: one epoch of its training rows)."""
+    from autolor2c.search.settings import SearchSettings
+    from autolor2c.search.study import build_context
+
+    s = SearchSettings(task=task, data_dir=GLUE_DIR, progress=False, min_steps=0)
+    return build_context(s).full_steps
+
+
+def jobs(configs: tuple[str, ...]) -> list[tuple]:
+    """(task, config, arm, min_steps, seed), most needed first: the new default and its double on the small
+    tasks, the old default beside them, then SST-2, then LoRA."""
+    default = default_steps()
+    out = []
+    for config in configs:
+        for task in TASKS:
+            epoch = one_epoch_steps(task) if task == "sst2" else 0
+            base = max(default, epoch)
+            arms = [("default", base), ("double", 2 * base)]
+            if OLD_MIN_STEPS < base and task != "sst2":
+                arms.append(("old_default", OLD_MIN_STEPS))
+            for arm, steps in arms:
+                out += [(task, config, arm, steps, seed) for seed in SEEDS]
+    # priority: small tasks before SST-2, lor2c before lora, the default before its double
+    rank = {"default": 0, "old_default": 1, "double": 2}
+    return sorted(out, key=lambda j: (j[1] != "lor2c", j[0] == "sst2", rank[j[2]], TASKS.index(j[0]), j[4]))
+
+
+def kept() -> list[dict]:
+    if not RAW.is_file():
+        return []
+    return [json.loads(line) for line in RAW.read_text().splitlines() if line.strip()]
+
+
+def _key(r) -> tuple:
+    return (r["task"], r["config"], r["min_steps"], r["seed"]) if isinstance(r, dict) else (r[0], r[1], r[3], r[4])
+
+
+def run_all(configs: tuple[str, ...], workers: int) -> None:
+    done = {_key(r) for r in kept()}
+    todo = [j for j in jobs(configs) if _key(j) not in done]
+    print(f"{len(todo)} runs to do ({len(done)} kept)", flush=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    running: list[tuple[tuple, subprocess.Popen, float]] = []
+    while todo or running:
+        while todo and len(running) < workers:
+            j = todo.pop(0)
+            cmd = [sys.executable, "-c", RUN, j[0], j[1], j[2], str(j[3]), str(j[4]), GLUE_DIR]
+            running.append((j, subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                                text=True), time.time()))
+        time.sleep(2)
+        for item in list(running):
+            j, p, t0 = item
+            if p.poll() is None:
+                continue
+            running.remove(item)
+            lines = [ln for ln in p.stdout.read().splitlines() if ln.startswith("RESULT ")]
+            if p.returncode or not lines:
+                print(f"FAILED {j} rc={p.returncode}", flush=True)
+                continue
+            rec = json.loads(lines[-1][len("RESULT "):])
+            rec["process_wall_s"] = round(time.time() - t0, 1)
+            rec["loadavg"] = list(os.getloadavg())
+            with open(RAW, "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            print(f"done {j}: dev {rec['dev']:.4f} selection {rec['selection']:.4f} in {rec['wall_s']:.0f} s", flush=True)
+
+
+def summarise() -> dict:
+    runs = kept()
+    out: dict = {"protocol": "search top rung (selection split 0.1, checkpoint chosen on it, dev scored at the "
+                             "end), built-in configurations, seeds 0-2, two 1-thread workers side by side",
+                 "default_min_steps": default_steps(), "tasks": {}}
+    for task in TASKS:
+        t = {}
+        for config in ("lor2c", "lora"):
+            arms = {}
+            for arm in ("old_default", "default", "double"):
+                rs = [r for r in runs if r["task"] == task and r["config"] == config and r["arm"] == arm]
+                if not rs:
+                    continue
+                dev = [r["dev"] for r in rs]
+                mean = sum(dev) / len(dev)
+                std = math.sqrt(sum((x - mean) ** 2 for x in dev) / (len(dev) - 1)) if len(dev) > 1 else None
+                arms[arm] = {"steps": rs[0]["steps"], "dev_mean": round(mean, 4),
+                             "dev_std": None if std is None else round(std, 4), "seeds": len(dev),
+                             "dev": [round(x, 4) for x in dev],
+                             "wall_s_mean": round(sum(r["wall_s"] for r in rs) / len(rs), 1)}
+            if arms:
+                t[config] = arms
+        if not t:
+            continue
+        entry = {"metric": runs[[r["task"] for r in runs].index(task)]["metric"], **t.get("lor2c", {}),
+                 "configs": t}
+        if "default" in entry and "double" in entry:
+            entry["double_minus_default"] = round(entry["double"]["dev_mean"] - entry["default"]["dev_mean"], 4)
+        if "default" in entry and "old_default" in entry:
+            entry["default_minus_old"] = round(entry["default"]["dev_mean"] - entry["old_default"]["dev_mean"], 4)
+        out["tasks"][task] = entry
+    return out
+
+
+def render(d: dict) -> str:
+    rows = []
+    for task, e in d["tasks"].items():
+        for config, arms in e["configs"].items():
+            for arm, a in arms.items():
+                rows.append([task, config, arm, a["steps"], f"{a['dev_mean']:.4f}",
+                             "-" if a["dev_std"] is None else f"{a['dev_std']:.4f}", a["seeds"],
+                             ", ".join(f"{x:.4f}" for x in a["dev"]), f"{a['wall_s_mean']:.0f}"])
+    gaps = [[task, e.get("double_minus_default", "-"), e.get("default_minus_old", "-")] for task, e in d["tasks"].items()]
+    m = d.get("machine", {})
+    return ("# Run length: the default full run against twice it and the old 300-step default\n\n"
+            f"Machine: {m.get('cpu')}. Script: `bench/quality/run_length.py`; raw runs (with each run's evaluation "
+            "curve) in `run_length_runs.jsonl`. Protocol: " + d["protocol"] + f". Default min_steps "
+            f"{d['default_min_steps']} (SST-2: one epoch is longer).\n\n"
+            + md_table(["task", "config", "arm", "steps", "dev mean", "dev std", "seeds", "per seed",
+                        "wall s/run (1 thread)"], rows)
+            + "\n`lor2c` gaps (target: double - default < 0.005; default - old >= 0.01 on MRPC and STS-B):\n\n"
+            + md_table(["task", "double - default", "default - old (300 steps)"], gaps))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--render", action="store_true", help="the summary again from the kept runs")
+    ap.add_argument("--configs", default="lor2c,lora")
+    ap.add_argument("--workers", type=int, default=2)
+    a = ap.parse_args()
+    if not a.render:
+        run_all(tuple(a.configs.split(",")), a.workers)
+    data = summarise()
+    data["machine"] = machine_info()
+    write_results("run_length", data, render)
+
+
+if __name__ == "__main__":
+    main()
