@@ -13,7 +13,7 @@ check ``--budget`` or ``--fidelity-rungs`` before Optuna and torch are imported.
 
 from __future__ import annotations
 
-import importlib
+from .faces import lazy_exports
 
 _HOME = {
     "search": "pipeline", "SearchOutcome": "pipeline", "NothingTrained": "pipeline",
@@ -23,9 +23,4 @@ _HOME = {
 }
 
 __all__ = sorted(_HOME)
-
-
-def __getattr__(name: str):
-    if name in _HOME:
-        return getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _HOME)
