@@ -491,7 +491,7 @@ def _check_predict_values(a: argparse.Namespace) -> None:
 
 
 def _check_search_values(a: argparse.Namespace) -> None:
-    from autolor2c.search.budget import parse_budget
+    from autolor2c.search.space import parse_budget
     from autolor2c.search.fidelity import Fidelity
 
     _check_common_values(a)

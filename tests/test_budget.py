@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from autolor2c.errors import UserError
-from autolor2c.search.budget import format_params, parse_budget
+from autolor2c.search.space import format_params, parse_budget
 
 GOOD = [
     ("0.1M", 100_000),

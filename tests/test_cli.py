@@ -151,7 +151,7 @@ def test_one_error_prefix_and_version(capsys):
 
 def test_library_errors_name_the_parameter_and_the_cli_the_flag(capsys):
     from autolor2c.errors import UserError
-    from autolor2c.search.budget import parse_budget
+    from autolor2c.search.space import parse_budget
 
     with pytest.raises(UserError) as bad:
         parse_budget("0.1Q")

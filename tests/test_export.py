@@ -96,7 +96,7 @@ def study(tmp_path_factory):
     best_config.yaml, trial 1 (the knee) retrained the old way, trials 0 and 2 with their own adapters."""
     import optuna
 
-    from autolor2c.search.plan import TrialPlan
+    from autolor2c.search.space import TrialPlan
     from autolor2c.train import TrainArgs
 
     tmp = tmp_path_factory.mktemp("study")

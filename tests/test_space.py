@@ -15,8 +15,8 @@ from optuna.trial import FixedTrial
 from autolor2c.errors import UserError
 from autolor2c.lor2c.config import LoR2CConfig
 from autolor2c.lor2c.structure import guaranteed_events
-from autolor2c.search.plan import TrialPlan, is_dead, spans_from_mask
-from autolor2c.search.space import BUILTIN_DIR, SearchSpace, default_space_path, list_builtin_spaces, load_space
+from autolor2c.search.space import (BUILTIN_DIR, SearchSpace, TrialPlan, default_space_path, is_dead,
+                                    list_builtin_spaces, load_space, spans_from_mask)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -19,7 +19,7 @@ _HOME = {
     "search": "pipeline", "SearchOutcome": "pipeline", "NothingTrained": "pipeline",
     "SearchSettings": "settings", "run_search": "study", "build_context": "study", "pareto_front": "front",
     "pick_trial": "front", "resolve_storage": "storage", "load_space": "space", "SearchSpace": "space",
-    "TrialPlan": "plan", "Fidelity": "fidelity", "format_params": "budget", "parse_budget": "budget",
+    "TrialPlan": "space", "Fidelity": "fidelity", "format_params": "space", "parse_budget": "space",
 }
 
 __all__ = sorted(_HOME)

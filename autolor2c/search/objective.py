@@ -21,8 +21,7 @@ from . import record
 from .fidelity import Fidelity
 from .optuna_internals import frozen_trial, set_worker
 from .settings import SearchSettings
-from .plan import TrialPlan
-from .space import SearchSpace
+from .space import SearchSpace, TrialPlan
 
 
 def plan_to_spec(plan: TrialPlan) -> AdapterSpec:

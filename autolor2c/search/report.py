@@ -12,7 +12,7 @@ import optuna
 import yaml
 
 from .artifacts import write_offline_html, write_tables_and_charts
-from .budget import format_params
+from .space import format_params
 from autolor2c.train import lora_part
 
 from . import record

@@ -25,7 +25,7 @@ from autolor2c.train import TRAINER_VERSION, AdapterSpec, builtin_configs, count
 
 from . import record
 from .objective import SearchContext, plan_to_spec
-from .plan import TrialPlan
+from .space import TrialPlan
 
 HEAD_ONLY = "head-only"       # the head alone: no adapter, the front's true zero
 APART = ("lora",)             # built-ins a lor2c space cannot express: trained apart as baselines

@@ -181,7 +181,7 @@ class SearchSettings:
     def validate(self) -> "SearchSettings":
         """Every value checked before a study, a model or a dataset is touched; a bad one is a UserError that
         names it. Training values are checked by building a low and a top rung's arguments."""
-        from .budget import parse_budget
+        from .space import parse_budget
 
         def bad(name: str, why: str) -> UserError:
             return UserError(why, param=name, value=getattr(self, name))

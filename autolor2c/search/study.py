@@ -25,7 +25,6 @@ from autolor2c.tasks import get_task, load_task_data, resolve_data_dir, trivial_
 from autolor2c.train import AdapterSpec, LoRASpec, TrainArgs, load_backbone, model_label, model_shape, planned_steps
 
 from . import record
-from .budget import format_params, parse_budget
 from .promotion import Promotions
 from .front import cost_totals, trained_configurations
 from .objective import Objective, SearchContext, failure_recording
@@ -33,7 +32,7 @@ from .optuna_internals import fail_trial, worker_of
 from .progress import Progress
 from .sampler import RungAwareSampler
 from .settings import DEFAULT_STORAGE, SAMPLERS, SearchSettings, rungs_needed
-from .space import load_space
+from .space import format_params, load_space, parse_budget
 from .starting_points import enqueue_builtins, startable_builtins, warm_start
 from .storage import resolve_storage
 

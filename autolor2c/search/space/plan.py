@@ -1,6 +1,7 @@
 """The plan a trial produces from a space's sampled values: the adapter (spans tiled from the layers, merges
 and injections clamped to what always succeeds, no dead structure in a ranged space) and the training
-settings. The space's schema and checks are in space.py; it calls :func:`build_plan` once per suggestion.
+settings. The space (search_space.py) calls :func:`build_plan` once per suggestion; both read the keys of a
+space file from schema.py.
 """
 
 from __future__ import annotations
@@ -8,17 +9,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from autolor2c.errors import UserError
 from autolor2c.lor2c.config import ConfigError, LoR2CConfig
-from autolor2c.lor2c.structure import structure_limits
+from autolor2c.lor2c.structure import guaranteed_events, structure_limits
 
-# space.py imports this module only inside SearchSpace.suggest, so these names are there by then
-from .space import _FLOAT_FIELDS, _LOR2C_FIELDS, LORA_DEFAULTS, LORA_KEYS, METHODS, RANGE_KEYS, TRAIN_KEYS, _is_int
-
-if TYPE_CHECKING:
-    from .space import SearchSpace
+from .schema import (_FLOAT_FIELDS, _LOR2C_FIELDS, LORA_DEFAULTS, LORA_KEYS, METHODS, RANGE_KEYS, TRAIN_KEYS, ParamSpec,
+                     _is_int)
 
 __all__ = ["TrialPlan", "build_plan", "spans_from_mask", "is_dead"]
 
@@ -84,6 +82,15 @@ class TrialPlan:
                    space=str(data.get("space") or ""), clamped=copy.deepcopy(dict(clamped)))
 
 
+class SpaceView(Protocol):
+    """What a plan reads of its ``SearchSpace`` (search_space.py builds plans with this module, so the class is
+    not imported here)."""
+    name: str
+    method: str
+    source: str
+    params: dict[str, ParamSpec]
+
+
 # --------------------------------------------------------------------------------------------------
 # Span construction
 # --------------------------------------------------------------------------------------------------
@@ -106,7 +113,7 @@ def spans_from_mask(mask: list[bool], span_length: int) -> list[list[int]]:
 # --------------------------------------------------------------------------------------------------
 # Building a plan
 # --------------------------------------------------------------------------------------------------
-def _layer_indices(space: SearchSpace, values: dict[str, Any], num_layers: int,
+def _layer_indices(space: SpaceView, values: dict[str, Any], num_layers: int,
                    clamped: dict[str, dict[str, Any]]) -> list[int]:
     if values.get("bypass_from") is not None:  # every layer between the two ends (to the top by default)
         ends = []
@@ -138,7 +145,7 @@ def _layer_indices(space: SearchSpace, values: dict[str, Any], num_layers: int,
         raise UserError(f"{space.source}: params.layers: {raw!r} names a layer twice for {num_layers} layers")
     return sorted(out)
 
-def build_plan(space: SearchSpace, values: dict[str, Any], num_layers: int) -> TrialPlan:
+def build_plan(space: SpaceView, values: dict[str, Any], num_layers: int) -> TrialPlan:
     """The plan of a trial whose sampled values are ``values``: the adapter (structural conflicts clamped and
     recorded), the training settings."""
     clamped: dict[str, dict[str, Any]] = {}
@@ -202,8 +209,6 @@ def _alive_range(layers: list[int], span_length: int, num_layers: int,
 def is_dead(config: LoR2CConfig, num_layers: int) -> bool:
     """True when every bypass may end on the top layer after the merges that always succeed, and no layer is
     injected: a structure that trains nothing the head cannot do alone."""
-    from autolor2c.lor2c.structure import guaranteed_events
-
     merges, injects = guaranteed_events(config, num_layers)
     if injects > 0 or config.injected:
         return False
