@@ -620,7 +620,7 @@ def _add_storage_and_backend_flags(s: argparse.ArgumentParser) -> None:
 
 
 def _add_retrain_flags(s: argparse.ArgumentParser) -> None:
-    from autolor2c.search.settings import PICKS
+    from autolor2c.search.front import PICKS
 
     g = s.add_argument_group("pick, seeds and baselines")
     _setting_flag(g, "--pick", choices=PICKS)
@@ -638,7 +638,7 @@ _STUDY_HELP = "study name (default: the storage's only study)"
 
 
 def _add_search_commands(sub) -> None:
-    from autolor2c.search.settings import PICKS
+    from autolor2c.search.front import PICKS
 
     storage_help = _setting_help("storage")
     s = sub.add_parser("search", help="multi-objective search (score up, params down) under a parameter budget",

@@ -63,7 +63,8 @@ def test_search_flags_are_grouped_and_fixed_values_are_choices():
     for title in ("search space and budget", "trial size and fidelity", "storage and backend",
                   "pick, seeds and baselines", "output"):
         assert title in titles
-    from autolor2c.search.settings import PICKS, SAMPLERS
+    from autolor2c.search.front import PICKS
+    from autolor2c.search.settings import SAMPLERS
 
     by_dest = {a.dest: a for a in search._actions}
     assert by_dest["sampler"].choices is SAMPLERS and by_dest["pick"].choices is PICKS and by_dest["backend"].choices

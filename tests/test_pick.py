@@ -11,9 +11,8 @@ import pytest
 import optuna
 
 from autolor2c.search import record
-from autolor2c.search.front import pick_trial, record_seed_noise, refuted_ties, \
-    selection_over_seeds, tied_with_the_best
-from autolor2c.search.pareto import pick_best, pick_smallest_tied, tie_holds, tie_threshold, tied_with_best
+from autolor2c.search.front import (pick_best, pick_smallest_tied, pick_trial, record_seed_noise, refuted_ties,
+                                    selection_over_seeds, tie_holds, tie_threshold, tied_with_best, tied_with_the_best)
 from autolor2c.search.report import best_baseline, verdict
 
 
@@ -57,7 +56,7 @@ def test_tie_holds_only_where_the_seeds_show_non_inferiority():
     assert tie_holds([0.7790, 0.7780, 0.7800], quiet) and not tie_holds([0.7810, 0.7700, 0.7690], quiet)
     # the boundary is the 90% interval's lower bound at -margin
     c, b = [0.770, 0.771, 0.772], [0.775, 0.776, 0.777]
-    from autolor2c.search.stats import compare
+    from autolor2c.search.front import compare
     low = compare(c, b, 0.01).low
     assert tie_holds(c, b, margin=-low + 1e-9) and not tie_holds(c, b, margin=-low - 1e-9)
 
@@ -211,7 +210,7 @@ def test_no_comparison_when_training_adds_nothing_over_the_head():
 
 
 def test_stats_compare_on_synthetic_runs_with_known_means_and_noise():
-    from autolor2c.search.stats import compare, seeds_to_decide
+    from autolor2c.search.front import compare, seeds_to_decide
 
     rng = random.Random(3)
 

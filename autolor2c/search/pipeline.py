@@ -14,7 +14,7 @@ import optuna
 
 
 from . import record
-from .pareto import pick_best
+from .front import pick_best
 from .settings import SearchSettings
 
 
@@ -115,9 +115,8 @@ def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: b
     """Train the best front trial's extra seeds (its noise decides what is tied with it), pick by ``rule``
     and train the pick's seeds; a ``smallest-tied`` pick whose tie does not hold over its own seeds gives
     way to the next candidate, until one holds or the best is left."""
-    from .front import pareto_front, pick_trial, record_seed_noise
+    from .front import pareto_front, pick_trial, practical_margin, record_seed_noise
     from .retrain import train_seeds
-    from .stats import practical_margin
 
     metric = ctx.task.primary_metric
     front = pareto_front(study)

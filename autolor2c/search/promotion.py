@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from . import record
 from .fidelity import Fidelity
-from .pareto import Point
+from .front import Point
 
 
 def next_promotion(trials: Sequence[Any], fidelity: Fidelity) -> tuple[int, int] | None:

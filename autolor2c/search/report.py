@@ -21,7 +21,7 @@ from .front import cost_totals, feasible_trials, hypervolume_history, pareto_fro
     tied_with_the_best
 from .objective import SearchContext, plan_to_spec
 from .retrain import HEAD_ONLY
-from .stats import HEAD_GAIN_SDS, Comparison, compare, pooled_sd, practical_margin, training_adds_enough
+from .front import HEAD_GAIN_SDS, Comparison, compare, pooled_sd, practical_margin, training_adds_enough
 
 
 def best_config_dict(t: optuna.trial.FrozenTrial, study_name: str) -> dict[str, Any]:

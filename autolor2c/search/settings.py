@@ -16,10 +16,10 @@ from typing import Any
 from autolor2c.errors import UserError
 
 from .fidelity import Fidelity
+from .front import PICKS
 
 DEFAULT_STORAGE = "sqlite:///studies/autolor2c.db"
 SAMPLERS = ("parego", "tpe", "gp", "nsga2", "random")
-PICKS = ("smallest-tied", "best", "knee")
 # The lowest rung: optimiser steps. bench/speed/min_resource.py measures where the hand-set run leaves the
 # input-blind score on SST-2, MRPC and STS-B; this is at or above that point on all three.
 MIN_RUNG_STEPS = 200

@@ -31,8 +31,7 @@ def main() -> None:
     import optuna
 
     from autolor2c.search import record
-    from autolor2c.search.front import pareto_front, refuted_ties
-    from autolor2c.search.pareto import pick_best, pick_smallest_tied
+    from autolor2c.search.front import pareto_front, pick_best, pick_smallest_tied, refuted_ties
     from autolor2c.search.pipeline import pick_over_seeds
     from autolor2c.search.report import best_baseline, verdict
     from autolor2c.search.retrain import train_seeds

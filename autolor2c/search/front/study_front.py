@@ -10,10 +10,9 @@ from optuna.trial import TrialState
 
 from autolor2c.errors import UserError
 
-from . import record
-from .pareto import front_indices, hypervolume, pick_best, pick_knee, pick_smallest_tied, tie_holds, tie_threshold, \
+from .. import record
+from .pareto import PICKS, front_indices, hypervolume, pick_best, pick_knee, pick_smallest_tied, tie_holds, tie_threshold, \
     tied_with_best
-from .settings import PICKS
 
 
 def trained_configurations(study: optuna.Study) -> int:

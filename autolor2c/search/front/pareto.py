@@ -1,12 +1,16 @@
 """Pareto arithmetic for (score: maximise, params: minimise): fronts, non-dominated sorting,
-2-D hypervolume against a fixed reference point, and picking a configuration off the front."""
+2-D hypervolume against a fixed reference point, and the pick rules (``PICKS``) that choose a configuration
+off the front."""
 
 from __future__ import annotations
 
 import math
 from typing import Collection, Sequence
 
+from .stats import non_inferior
+
 Point = tuple[float, float]  # (score, params)
+PICKS = ("smallest-tied", "best", "knee")  # the pick rules by name (study_front.pick_trial applies them)
 
 
 def dominates(a: Point, b: Point) -> bool:
@@ -91,8 +95,6 @@ def tie_holds(candidate: Sequence[float], best: Sequence[float], margin: float =
     worse than the best by more than ``margin`` (``stats.non_inferior``: the 90% interval of the difference
     of means, the seed noise pooled, lies above -margin). An inconclusive comparison is no tie. A single seed
     a side decides nothing yet, so it holds until each side has two (its seeds are then trained)."""
-    from .stats import non_inferior
-
     held = non_inferior(candidate, best, margin)
     return True if held is None else held
 
