@@ -27,7 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from autolor2c.errors import UserError
 
 from . import record
-from .promotion import queue_promotion
+from .fidelity import queue_promotion
 from .front import cost_totals, trained_configurations
 from .objective import Objective, failure_recording
 from .optuna_internals import create_running_trial, fail_trial, frozen_trial, live_trial, set_worker, worker_of

@@ -25,7 +25,7 @@ from autolor2c.tasks import get_task, load_task_data, resolve_data_dir, trivial_
 from autolor2c.train import AdapterSpec, LoRASpec, TrainArgs, load_backbone, model_label, model_shape, planned_steps
 
 from . import record
-from .promotion import Promotions
+from .fidelity import Promotions
 from .front import cost_totals, trained_configurations
 from .objective import Objective, SearchContext, failure_recording
 from .optuna_internals import fail_trial, worker_of

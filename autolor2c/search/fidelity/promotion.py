@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from . import record
-from .fidelity import Fidelity
-from .front import Point
+from .. import record
+from ..front import Point
+from .rungs import Fidelity
 
 
 def next_promotion(trials: Sequence[Any], fidelity: Fidelity) -> tuple[int, int] | None:

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from autolor2c.errors import UserError
 
-from .front import Point, promotion_order
+from ..front import Point, promotion_order
 
 
 @dataclass(frozen=True)
