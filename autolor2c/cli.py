@@ -198,7 +198,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------------
 def _settings_from_args(a: argparse.Namespace):
     from autolor2c.search.fidelity import Fidelity
-    from autolor2c.search.settings import SearchSettings, settings_fields
+    from autolor2c.search.run import SearchSettings, settings_fields
 
     if a.trials is None and a.timeout is None:
         a.trials = SearchSettings.trials
@@ -268,7 +268,7 @@ def cmd_search(a: argparse.Namespace) -> int:
 def _load_study_for(a: argparse.Namespace):
     import optuna
 
-    from autolor2c.search.storage import resolve_storage
+    from autolor2c.search.run import resolve_storage
 
     storage = resolve_storage(a.storage, heartbeat=False)
     names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
@@ -310,8 +310,7 @@ def cmd_show(a: argparse.Namespace) -> int:
 
 def _context_for_study(study, a):
     from autolor2c.search import record
-    from autolor2c.search.settings import SearchSettings
-    from autolor2c.search.study import build_context
+    from autolor2c.search.run import SearchSettings, build_context
 
     ident = study.user_attrs.get(record.IDENTITY)
     if not ident:
@@ -426,8 +425,7 @@ def cmd_export(a: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(a: argparse.Namespace) -> int:
-    from autolor2c.search.settings import DEFAULT_STORAGE
-    from autolor2c.search.storage import resolve_storage
+    from autolor2c.search.run import DEFAULT_STORAGE, resolve_storage
 
     url = a.storage or os.environ.get("AUTOLOR2C_STORAGE") or DEFAULT_STORAGE
     if url.startswith("sqlite:///"):
@@ -468,7 +466,7 @@ def _check_common_values(a: argparse.Namespace) -> None:
     if getattr(a, "model", None):
         local_model_folder(a.model)
     if getattr(a, "storage", None):
-        from autolor2c.search.storage_url import storage_kind
+        from autolor2c.search.run import storage_kind
 
         storage_kind(a.storage)
 
@@ -522,7 +520,7 @@ class _HelpFormatter(argparse.HelpFormatter):
 # Search flags take their default and help from their one home, SearchSettings' fields (settings.py
 # imports no heavy module, so --help stays fast).
 def _setting(name: str):
-    from autolor2c.search.settings import settings_fields
+    from autolor2c.search.run import settings_fields
 
     return settings_fields()[name]
 
@@ -570,7 +568,7 @@ def _add_data_flags(p: argparse.ArgumentParser, search: bool = False) -> None:
 
 # One function per group of `search` flags: a new flag goes into the group it belongs to.
 def _add_space_and_budget_flags(s: argparse.ArgumentParser) -> None:
-    from autolor2c.search.settings import SAMPLERS
+    from autolor2c.search.run import SAMPLERS
 
     g = s.add_argument_group("search space and budget")
     _setting_flag(g, "--budget")

@@ -49,7 +49,7 @@ from autolor2c.testing import ARCHS, tiny_model  # noqa: E402,F401  (the tests' 
 def fast_context():
     """Build the real context (embedded model + SST-2) once for the module; later run_search calls with the
     same model/data/budget reuse it with their own settings (keeps the module within seconds)."""
-    import autolor2c.search.study as study_mod
+    import autolor2c.search.run.study as study_mod
 
     real = study_mod.build_context
     cache: dict = {}
@@ -91,7 +91,7 @@ def fast_tmp(tmp_path):
 def study_a(fast_context, tmp_path_factory, glue_dir):
     shm = os.access("/dev/shm", os.W_OK)
     tmp = Path(tempfile.mkdtemp(prefix="autolor2c-fid-", dir="/dev/shm")) if shm else tmp_path_factory.mktemp("fid")
-    from autolor2c.search.study import run_search
+    from autolor2c.search.run import run_search
     from synthetic_search import factory, settings_for
 
     storage = f"sqlite:///{tmp}/x.db"

@@ -11,8 +11,7 @@ import json
 import math
 
 from autolor2c.search.fidelity import Fidelity
-from autolor2c.search.objective import Objective, plan_to_spec
-from autolor2c.search.settings import SearchSettings
+from autolor2c.search.run import Objective, SearchSettings, plan_to_spec
 from autolor2c.train import TrainResult, count_adapter_params
 
 FULL = 900

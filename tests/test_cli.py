@@ -64,7 +64,7 @@ def test_search_flags_are_grouped_and_fixed_values_are_choices():
                   "pick, seeds and baselines", "output"):
         assert title in titles
     from autolor2c.search.front import PICKS
-    from autolor2c.search.settings import SAMPLERS
+    from autolor2c.search.run import SAMPLERS
 
     by_dest = {a.dest: a for a in search._actions}
     assert by_dest["sampler"].choices is SAMPLERS and by_dest["pick"].choices is PICKS and by_dest["backend"].choices
@@ -84,7 +84,7 @@ def test_search_flags_take_default_and_help_from_their_settings_field():
     """SearchSettings is the one home of a search default and its help: a flag that spelled either again
     would drift from it."""
     from autolor2c.cli import _OFF_SWITCHES
-    from autolor2c.search.settings import settings_fields
+    from autolor2c.search.run import settings_fields
 
     fields = settings_fields()
     by_dest = {a.dest: a for a in _search_parser()._actions}
@@ -111,7 +111,7 @@ def test_search_flags_take_default_and_help_from_their_settings_field():
 
 def test_search_with_no_flags_is_the_library_default_search():
     from autolor2c.cli import _settings_from_args
-    from autolor2c.search.settings import SearchSettings
+    from autolor2c.search.run import SearchSettings
 
     assert _settings_from_args(build_parser().parse_args(["search"])) == SearchSettings()
     a = build_parser().parse_args(["search", "--no-baselines", "--no-progress", "--no-builtins-first"])
@@ -122,7 +122,7 @@ def test_search_with_no_flags_is_the_library_default_search():
 def test_every_settings_field_has_help_that_tells_a_none_default():
     """None means "the library's default" (or none): the help says which, and the library's numbers are
     TrainArgs' own."""
-    from autolor2c.search.settings import settings_fields
+    from autolor2c.search.run import settings_fields
     from autolor2c.train import TrainArgs
 
     for name, f in settings_fields().items():

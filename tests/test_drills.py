@@ -16,9 +16,7 @@ from optuna.trial import TrialState
 
 from autolor2c.search.fidelity import Fidelity
 from autolor2c.search.front import trained_configurations
-from autolor2c.search.objective import Objective
-from autolor2c.search.settings import SearchSettings
-from autolor2c.search.study import run_search
+from autolor2c.search.run import Objective, SearchSettings, run_search
 from autolor2c.train import train
 
 

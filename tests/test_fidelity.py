@@ -15,8 +15,7 @@ from autolor2c.search import record
 from autolor2c.search.fidelity import Fidelity, next_promotion
 from autolor2c.search.front import (front_indices, hypervolume, non_dominated_sort, pareto_front, pick_best, pick_knee,
                                     promotion_order, trained_configurations)
-from autolor2c.search.objective import Objective
-from autolor2c.search.study import run_search
+from autolor2c.search.run import Objective, run_search
 from synthetic_search import FID, FULL, expected_full, fake_result, rung_score, settings_for
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -7,8 +7,7 @@ import os
 from autolor2c.search import record
 from autolor2c.search import retrain as retrain_mod
 from autolor2c.search.fidelity import Fidelity
-from autolor2c.search.settings import SearchSettings
-from autolor2c.search.study import run_search
+from autolor2c.search.run import SearchSettings, run_search
 
 
 def test_seeds_in_parallel_worker_processes_give_what_one_process_gives(tmp_path, glue_dir, monkeypatch):

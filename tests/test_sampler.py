@@ -8,7 +8,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from autolor2c.search import record
-from autolor2c.search.sampler import RungAwareSampler
+from autolor2c.search.run import RungAwareSampler
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,9 +18,7 @@ import yaml
 from autolor2c.cli import main
 from autolor2c.search.fidelity import Fidelity
 from autolor2c.search.front import trained_configurations
-from autolor2c.search.objective import Objective
-from autolor2c.search.settings import SearchSettings
-from autolor2c.search.study import run_search
+from autolor2c.search.run import Objective, SearchSettings, run_search
 from autolor2c.train import count_adapter_params, train
 
 SMALL = ["--min-steps", "0", "--max-train-samples", "96", "--max-eval-samples", "64", "--max-length", "32",
@@ -386,7 +384,7 @@ def test_optuna_private_names_only_in_their_module():
 
 
 def test_a_search_whose_every_trial_fails_exits_non_zero_in_one_line(tmp_path, glue_dir, capsys, monkeypatch):
-    import autolor2c.search.objective as objective_mod
+    import autolor2c.search.run.objective as objective_mod
 
     def boom(self, trial):
         raise RuntimeError("a bug in every trial")

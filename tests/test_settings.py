@@ -10,7 +10,7 @@ import pytest
 
 from autolor2c.errors import UserError
 from autolor2c.search.fidelity import Fidelity
-from autolor2c.search.settings import SearchSettings
+from autolor2c.search.run import SearchSettings
 from autolor2c.tasks import load_task_data, trivial_score
 from autolor2c.train import TrainArgs, planned_steps, training_args
 
@@ -108,7 +108,7 @@ def test_every_value_that_reaches_training_is_checked_up_front(field, value):
 
 def test_the_run_length_rule_lifts_small_tasks_and_keeps_an_epoch_on_large_ones():
     from autolor2c.cli import build_parser
-    from autolor2c.search.settings import settings_fields
+    from autolor2c.search.run import settings_fields
 
     args = TrainArgs()
     small, large = 3_300, 65_000                     # MRPC's and SST-2's training rows less the selection split

@@ -434,7 +434,7 @@ def test_default_space_has_no_dead_structure(num_layers):
 
 @pytest.mark.parametrize("num_layers", [6, 12])
 def test_default_space_expresses_the_lor2c_builtins(num_layers):
-    from autolor2c.search.starting_points import builtin_params
+    from autolor2c.search.run import builtin_params
     from autolor2c.train import read_config_file
 
     space = load_space("lor2c_full")

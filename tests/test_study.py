@@ -14,12 +14,8 @@ from optuna.trial import TrialState
 from autolor2c.errors import UserError
 from autolor2c.search import record
 from autolor2c.search.front import pareto_front, trained_configurations
-from autolor2c.search.objective import Objective
-from autolor2c.search.optuna_internals import WORKER_ATTR
-from autolor2c.search.settings import SearchSettings
-from autolor2c.search.starting_points import warm_start
-from autolor2c.search.storage import resolve_storage
-from autolor2c.search.study import open_study, run_search
+from autolor2c.search.run import (WORKER_ATTR, Objective, SearchSettings, open_study, resolve_storage, run_search,
+                                  warm_start)
 from synthetic_search import FULL, Killed, expected_full, factory, make_fake, settings_for
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -17,8 +17,8 @@ from .faces import lazy_exports
 
 _HOME = {
     "search": "pipeline", "SearchOutcome": "pipeline", "NothingTrained": "pipeline",
-    "SearchSettings": "settings", "run_search": "study", "build_context": "study", "pareto_front": "front",
-    "pick_trial": "front", "resolve_storage": "storage", "load_space": "space", "SearchSpace": "space",
+    "SearchSettings": "run", "run_search": "run", "build_context": "run", "pareto_front": "front",
+    "pick_trial": "front", "resolve_storage": "run", "load_space": "space", "SearchSpace": "space",
     "TrialPlan": "space", "Fidelity": "fidelity", "format_params": "space", "parse_budget": "space",
 }
 

@@ -46,8 +46,7 @@ def write_tables_and_charts(study: optuna.Study, out: Path, imp: dict[str, dict[
 def artifact_dir(storage_url: str | None) -> Path:
     """Where a storage's artifact store lives: ``artifacts/`` beside a SQLite or journal file, else
     ``studies/artifacts`` (PostgreSQL, MySQL, memory). `autolor2c dashboard` applies the same rule."""
-    from .settings import DEFAULT_STORAGE
-    from .storage_url import storage_kind
+    from .run import DEFAULT_STORAGE, storage_kind
 
     url = storage_url or os.environ.get("AUTOLOR2C_STORAGE") or DEFAULT_STORAGE
     kind = storage_kind(url)
@@ -72,7 +71,7 @@ def upload_study_artifacts(study: optuna.Study, out: Path, storage_url: str | No
     search keeps one artifact per file. Returns file name -> artifact id."""
     from optuna.artifacts import upload_artifact
 
-    from .optuna_internals import artifact_metadata
+    from .run import artifact_metadata
 
     store = artifact_store(storage_url)
     files = [out / n for n in ("report.md", "best_config.yaml", "pareto.html", "hypervolume.html",

@@ -15,7 +15,7 @@ import optuna
 
 from . import record
 from .front import pick_best
-from .settings import SearchSettings
+from .run import SearchSettings
 
 
 class NothingTrained(RuntimeError):
@@ -48,7 +48,7 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     from .report import print_front, write_artifacts
     from .retrain import baselines_apart, replace_dir, train_baseline
     from .front import pareto_front
-    from .study import run_search
+    from .run import run_search
     from .artifacts import upload_study_artifacts
 
     settings.validate()

@@ -29,13 +29,10 @@ from autolor2c.errors import UserError
 from . import record
 from .fidelity import queue_promotion
 from .front import cost_totals, trained_configurations
-from .objective import Objective, failure_recording
-from .optuna_internals import create_running_trial, fail_trial, frozen_trial, live_trial, set_worker, worker_of
-from .settings import SearchSettings
-from .starting_points import enqueue_builtins
-from .storage import resolve_storage
-from .study import (build_context, check_trials_can_reach_the_top, default_study_name, fail_orphaned_trials,
-                    make_sampler, prepare_study, sampler_seed)
+from .run import (Objective, SearchSettings, build_context, check_trials_can_reach_the_top, create_running_trial,
+                  default_study_name, enqueue_builtins, fail_orphaned_trials, fail_trial, failure_recording,
+                  frozen_trial, live_trial, make_sampler, prepare_study, resolve_storage, sampler_seed, set_worker,
+                  worker_of)
 
 TRIAL_NUMBER_KEY = "autolor2c_trial_number"
 _CONTEXT_CACHE: dict[str, Any] = {}

@@ -19,7 +19,7 @@ from . import record
 from .retrain import trial_plan
 from .front import cost_totals, feasible_trials, hypervolume_history, pareto_front, refuted_ties, study_hypervolume, \
     tied_with_the_best
-from .objective import SearchContext, plan_to_spec
+from .run import SearchContext, plan_to_spec
 from .retrain import HEAD_ONLY
 from .front import HEAD_GAIN_SDS, Comparison, compare, pooled_sd, practical_margin, training_adds_enough
 

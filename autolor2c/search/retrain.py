@@ -24,7 +24,7 @@ from autolor2c.train import TRAINER_VERSION, AdapterSpec, builtin_configs, count
     read_config_file, train
 
 from . import record
-from .objective import SearchContext, plan_to_spec
+from .run import SearchContext, plan_to_spec
 from .space import TrialPlan
 
 HEAD_ONLY = "head-only"       # the head alone: no adapter, the front's true zero

@@ -75,8 +75,7 @@ def main() -> None:
     from autolor2c.search.pipeline import builtin_baselines
     from autolor2c.search.report import best_baseline, verdict
     from autolor2c.search.retrain import HEAD_ONLY, baselines_apart, train_baseline, train_seeds
-    from autolor2c.search.settings import SearchSettings
-    from autolor2c.search.study import build_context
+    from autolor2c.search.run import SearchSettings, build_context
 
     study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
     settings = SearchSettings.from_identity(study.user_attrs[record.IDENTITY], data_dir=GLUE_DIR, out=str(work / "study"),

@@ -26,8 +26,7 @@ def main() -> None:
     ap.add_argument("--sst2", action="store_true", help="also SST-2 (about 6 min a run on 2 cores)")
     ap.add_argument("--mrpc", action="store_true", help="also MRPC (its sentence pairs make a run 2-5x STS-B's)")
     a = ap.parse_args()
-    from autolor2c.search.settings import SearchSettings
-    from autolor2c.search.study import build_context
+    from autolor2c.search.run import SearchSettings, build_context
     from autolor2c.train import read_config_file, train
 
     path = RESULTS / f"{NAME}.json"

@@ -35,8 +35,7 @@ def main() -> None:
     from autolor2c.search.pipeline import pick_over_seeds
     from autolor2c.search.report import best_baseline, verdict
     from autolor2c.search.retrain import train_seeds
-    from autolor2c.search.settings import SearchSettings
-    from autolor2c.search.study import build_context
+    from autolor2c.search.run import SearchSettings, build_context
 
     data = {"machine": machine_info(), "tasks": {}}
     for task in a.tasks:

@@ -32,7 +32,7 @@ OLD_MIN_STEPS = 300
 # One run: the search's top rung of a built-in configuration with `steps` optimiser steps at least.
 RUN = r"""
 import json, sys
-from autolor2c.search.settings import SearchSettings
+from autolor2c.search.run import SearchSettings
 from autolor2c.train import planned_steps, read_config_file, train
 task, config, arm, steps, seed, data_dir = sys.argv[1:7]
 steps, seed = int(steps), int(seed)
@@ -55,8 +55,7 @@ def default_steps() -> int:
 
 def one_epoch_steps(task: str) -> int:
     """The top rung's steps at the default epochs with no minimum (SST-2: one epoch of its training rows)."""
-    from autolor2c.search.settings import SearchSettings
-    from autolor2c.search.study import build_context
+    from autolor2c.search.run import SearchSettings, build_context
 
     s = SearchSettings(task=task, data_dir=GLUE_DIR, progress=False, min_steps=0)
     return build_context(s).full_steps

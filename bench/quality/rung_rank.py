@@ -36,10 +36,9 @@ def main() -> None:
     import optuna
 
     from autolor2c.search import record
-    from autolor2c.search.objective import plan_to_spec
+    from autolor2c.search.run import plan_to_spec
     from autolor2c.search.retrain import trial_plan
-    from autolor2c.search.settings import SearchSettings
-    from autolor2c.search.study import build_context
+    from autolor2c.search.run import SearchSettings, build_context
     from autolor2c.train import train
 
     storage = f"sqlite:///{OUT / f'headline-{a.task}' / 'studies.db'}"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-from autolor2c.search.settings import MIN_RUNG_STEPS
+from autolor2c.search.run import MIN_RUNG_STEPS
 from bench.common import GLUE_DIR, RESULTS, machine_info, md_table, write_results
 
 STEPS = (25, 50, 100, 200, 400)
@@ -30,8 +30,7 @@ def main() -> None:
     if "--render" in sys.argv:  # the summary again from the kept runs
         write_results(NAME, json.loads(path.read_text()), render)
         return
-    from autolor2c.search.settings import SearchSettings
-    from autolor2c.search.study import build_context
+    from autolor2c.search.run import SearchSettings, build_context
     from autolor2c.train import planned_steps, read_config_file, train
 
     path = RESULTS / f"{NAME}.json"

@@ -18,8 +18,7 @@ from bench.common import GLUE_DIR, machine_info, md_table, write_results
 
 
 def main() -> None:
-    from autolor2c.search.settings import SearchSettings
-    from autolor2c.search.study import build_context
+    from autolor2c.search.run import SearchSettings, build_context
     from autolor2c.train import read_config_file, train
 
     settings = SearchSettings(task="sst2", data_dir=GLUE_DIR, progress=False, out="/tmp/autolor2c-bench-rungs")

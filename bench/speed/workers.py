@@ -20,8 +20,7 @@ from bench.common import GLUE_DIR, machine_info, md_table, write_results
 
 RUN = """
 import json, sys
-from autolor2c.search.settings import SearchSettings
-from autolor2c.search.study import build_context
+from autolor2c.search.run import SearchSettings, build_context
 from autolor2c.train import read_config_file, train
 s = SearchSettings(task="sst2", data_dir=sys.argv[1], progress=False, out="/tmp/autolor2c-bench-workers")
 ctx = build_context(s)

@@ -24,15 +24,15 @@ from autolor2c.errors import UserError
 from autolor2c.tasks import get_task, load_task_data, resolve_data_dir, trivial_score
 from autolor2c.train import AdapterSpec, LoRASpec, TrainArgs, load_backbone, model_label, model_shape, planned_steps
 
-from . import record
-from .fidelity import Promotions
-from .front import cost_totals, trained_configurations
+from .. import record
+from ..fidelity import Promotions
+from ..front import cost_totals, trained_configurations
+from ..space import format_params, load_space, parse_budget
 from .objective import Objective, SearchContext, failure_recording
 from .optuna_internals import fail_trial, worker_of
 from .progress import Progress
 from .sampler import RungAwareSampler
 from .settings import DEFAULT_STORAGE, SAMPLERS, SearchSettings, rungs_needed
-from .space import format_params, load_space, parse_budget
 from .starting_points import enqueue_builtins, startable_builtins, warm_start
 from .storage import resolve_storage
 

@@ -27,7 +27,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler, RandomSampler, TPESampler
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
-from . import record
+from .. import record
 
 RHO = 0.05  # ParEGO's augmentation term
 

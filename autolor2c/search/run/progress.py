@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import optuna
 
-from .front import feasible_trials, study_hypervolume, trained_configurations
+from ..front import feasible_trials, study_hypervolume, trained_configurations
 from .objective import SearchContext
 
 

@@ -17,11 +17,11 @@ from autolor2c.lor2c import ModelShape
 from autolor2c.tasks import TaskSpec
 from autolor2c.train import AdapterSpec, LoRASpec, TrainResult, count_adapter_params, train
 
-from . import record
-from .fidelity import Fidelity
+from .. import record
+from ..fidelity import Fidelity
+from ..space import SearchSpace, TrialPlan
 from .optuna_internals import frozen_trial, set_worker
 from .settings import SearchSettings
-from .space import SearchSpace, TrialPlan
 
 
 def plan_to_spec(plan: TrialPlan) -> AdapterSpec:

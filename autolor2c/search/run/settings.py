@@ -15,8 +15,8 @@ from typing import Any
 
 from autolor2c.errors import UserError
 
-from .fidelity import Fidelity
-from .front import PICKS
+from ..fidelity import Fidelity
+from ..front import PICKS
 
 DEFAULT_STORAGE = "sqlite:///studies/autolor2c.db"
 SAMPLERS = ("parego", "tpe", "gp", "nsga2", "random")
@@ -107,7 +107,7 @@ class SearchSettings:
 
     # ---- identity ----------------------------------------------------------------------------------
     def space_path(self) -> str:
-        from .space import default_space_path
+        from ..space import default_space_path
 
         return str(self.space) if self.space else str(default_space_path())
 
@@ -181,7 +181,7 @@ class SearchSettings:
     def validate(self) -> "SearchSettings":
         """Every value checked before a study, a model or a dataset is touched; a bad one is a UserError that
         names it. Training values are checked by building a low and a top rung's arguments."""
-        from .space import parse_budget
+        from ..space import parse_budget
 
         def bad(name: str, why: str) -> UserError:
             return UserError(why, param=name, value=getattr(self, name))

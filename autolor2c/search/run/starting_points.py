@@ -11,11 +11,11 @@ from optuna.trial import TrialState
 from autolor2c.errors import UserError
 from autolor2c.train import TrainArgs, builtin_configs, count_adapter_params, read_config_file
 
-from . import record
-from .front import pareto_front
+from .. import record
+from ..front import pareto_front
+from ..space import SearchSpace
 from .objective import SearchContext
 from .optuna_internals import queued_params
-from .space import SearchSpace
 from .storage import resolve_storage
 
 # What a user would set by hand, tried first when the space can express them (the rest are baselines).
