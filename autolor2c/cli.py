@@ -286,7 +286,7 @@ def _load_study_for(a: argparse.Namespace):
 
 def cmd_show(a: argparse.Namespace) -> int:
     from autolor2c.search import record
-    from autolor2c.search.report import print_front
+    from autolor2c.search.results import print_front
     from autolor2c.search.front import cost_totals, study_hypervolume
 
     study = _load_study_for(a)
@@ -325,7 +325,7 @@ def _context_for_study(study, a):
 
 def cmd_retrain(a: argparse.Namespace) -> int:
     from autolor2c.search import record
-    from autolor2c.search.retrain import train_seeds
+    from autolor2c.search.results import train_seeds
     from autolor2c.search.front import pick_trial
 
     study = _load_study_for(a)
@@ -337,7 +337,7 @@ def cmd_retrain(a: argparse.Namespace) -> int:
     settings, ctx = _context_for_study(study, a)
     if a.trial is None and a.pick == "smallest-tied":
         # as the search picks: the best's seeds measure the noise, and a candidate whose tie fails gives way
-        from autolor2c.search.pipeline import pick_over_seeds
+        from autolor2c.search.results import pick_over_seeds
         chosen = pick_over_seeds(study, ctx, a.pick, a.seeds, settings.progress)
         picked, r = chosen.picked, chosen.pick
     else:
@@ -354,7 +354,7 @@ def cmd_export(a: argparse.Namespace) -> int:
     from autolor2c import export
     from autolor2c.search import record
     from autolor2c.search.front import pareto_front, pick_trial
-    from autolor2c.search.report import best_config_dict
+    from autolor2c.search.results import best_config_dict
     from autolor2c.train import load_adapter, load_backbone, read_meta
     from autolor2c.train.backbone import portable_model_name
 
@@ -436,7 +436,7 @@ def cmd_dashboard(a: argparse.Namespace) -> int:
     from optuna.artifacts import FileSystemArtifactStore
     from optuna_dashboard import run_server
 
-    from autolor2c.search.artifacts import artifact_dir
+    from autolor2c.search.results import artifact_dir
 
     folder = Path(a.artifact_dir) if a.artifact_dir else artifact_dir(url)
     folder.mkdir(parents=True, exist_ok=True)

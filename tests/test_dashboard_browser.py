@@ -19,9 +19,9 @@ import optuna
 import pytest
 
 from autolor2c.lor2c import LoR2CConfig
-from autolor2c.search.artifacts import artifact_dir, upload_study_artifacts
+from autolor2c.search.results import artifact_dir, upload_study_artifacts
 from autolor2c.search.fidelity import Fidelity
-from autolor2c.search.report import write_artifacts
+from autolor2c.search.results import write_artifacts
 from autolor2c.search.front import pareto_front
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,7 +13,7 @@ import optuna
 from autolor2c.search import record
 from autolor2c.search.front import (pick_best, pick_smallest_tied, pick_trial, record_seed_noise, refuted_ties,
                                     selection_over_seeds, tie_holds, tie_threshold, tied_with_best, tied_with_the_best)
-from autolor2c.search.report import best_baseline, verdict
+from autolor2c.search.results import best_baseline, verdict
 
 
 def test_smallest_tied_on_a_synthetic_front_with_known_noise():
@@ -120,8 +120,7 @@ def test_a_refuted_tie_hands_the_pick_to_the_next_candidate_then_the_best():
 def test_the_search_trains_each_candidates_seeds_until_a_tie_holds(monkeypatch):
     from types import SimpleNamespace
 
-    from autolor2c.search import pipeline
-    from autolor2c.search import retrain as retrain_mod
+    import autolor2c.search.results.retrain as retrain_mod
 
     study = _study_with_front([(0.7795, 2_304), (0.7800, 5_760), (0.7820, 18_432)])
     later = {0: [0.7700, 0.7690], 1: [0.7790, 0.7780], 2: [0.7800, 0.7790]}  # each trial's seeds 1 and 2
@@ -137,18 +136,17 @@ def test_the_search_trains_each_candidates_seeds_until_a_tie_holds(monkeypatch):
 
     monkeypatch.setattr(retrain_mod, "train_seeds", fake_train_seeds)
     ctx = SimpleNamespace(task=SimpleNamespace(primary_metric="accuracy"))
-    chosen = pipeline.pick_over_seeds(study, ctx, "smallest-tied", 3)
+    chosen = retrain_mod.pick_over_seeds(study, ctx, "smallest-tied", 3)
     assert trained == [2, 0, 1]  # the best (its seeds are the noise), then the candidates, smallest first
     assert refuted_ties(study) == {0} and chosen.picked.number == 1 and chosen.best["trial"] == 2
     assert chosen.pick["trial"] == 1 and chosen.noise["trial"] == 2
     trained.clear()  # asked again, nothing trains: every seed is on record, and the pick is the same
-    assert pipeline.pick_over_seeds(study, ctx, "smallest-tied", 3).picked.number == 1 and trained == []
-    assert pipeline.pick_over_seeds(study, ctx, "best", 3).picked.number == 2 and trained == []
+    assert retrain_mod.pick_over_seeds(study, ctx, "smallest-tied", 3).picked.number == 1 and trained == []
+    assert retrain_mod.pick_over_seeds(study, ctx, "best", 3).picked.number == 2 and trained == []
 
 
 def test_a_builtin_baseline_uses_every_seed_on_record(monkeypatch):
-    from autolor2c.search import pipeline
-    from autolor2c.search import retrain as retrain_mod
+    import autolor2c.search.results.retrain as retrain_mod
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     for name in ("lor2c", "sharelor2c"):
@@ -158,7 +156,7 @@ def test_a_builtin_baseline_uses_every_seed_on_record(monkeypatch):
     asked = {}
     monkeypatch.setattr(retrain_mod, "train_seeds", lambda st, ctx, t, seeds, progress=True, role="": asked.update(
         {t.number: seeds}) or {"seeds": seeds})
-    rows = pipeline.builtin_baselines(study, None, 1, False)
+    rows = retrain_mod.builtin_baselines(study, None, 1, False)
     assert asked == {0: 3, 1: 1} and [r["config"] for r in rows] == ["lor2c", "sharelor2c"]
 
 

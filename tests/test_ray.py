@@ -242,7 +242,7 @@ def test_both_backends_set_a_study_up_alike(tmp_path, glue_dir, tiny_bert_folder
     either study trains the search's --model (not the default one)."""
     import dataclasses
 
-    import autolor2c.search.retrain as retrain_mod
+    import autolor2c.search.results.retrain as retrain_mod
     from autolor2c.cli import main
 
     common = ["search", "--task", "sst2", "--budget", "1M", "--trials", "2", "--seeds", "0", "--no-baselines",

@@ -11,7 +11,7 @@ import pytest
 
 from autolor2c.cli import main
 from autolor2c.search.fidelity import Fidelity
-from autolor2c.search.report import IMPORTANCE_MIN_TRIALS, importances, write_artifacts
+from autolor2c.search.results import IMPORTANCE_MIN_TRIALS, importances, write_artifacts
 from autolor2c.search.front import hypervolume_history, study_hypervolume
 
 BUDGET = 50_000

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
+import autolor2c.search.results.retrain as retrain_mod
 from autolor2c.search import record
-from autolor2c.search import retrain as retrain_mod
 from autolor2c.search.fidelity import Fidelity
 from autolor2c.search.run import SearchSettings, run_search
 

@@ -118,7 +118,7 @@ def _recording_objective(record):
 
 
 def test_retrain_defaults_to_the_searchs_own_pick(searched, tmp_path, monkeypatch):
-    from autolor2c.search import retrain as retrain_mod
+    import autolor2c.search.results.retrain as retrain_mod
     from autolor2c.search.front import feasible_trials, pick_trial
 
     _, storage, _ = searched
@@ -136,10 +136,9 @@ def test_retrain_defaults_to_the_searchs_own_pick(searched, tmp_path, monkeypatc
         assert main(["retrain", "--study", "c", "--storage", copy, "--no-progress", *extra]) == 0
         assert asked[-1] == want, extra
     # smallest-tied picks as the search does (the best's seeds, then each candidate's: tested in test_pick)
-    from autolor2c.search import pipeline
     rules = []
-    real = pipeline.pick_over_seeds
-    monkeypatch.setattr(pipeline, "pick_over_seeds", lambda st, ctx, rule, seeds, progress=False: rules.append(rule)
+    real = retrain_mod.pick_over_seeds
+    monkeypatch.setattr(retrain_mod, "pick_over_seeds", lambda st, ctx, rule, seeds, progress=False: rules.append(rule)
                         or real(st, ctx, rule, seeds, progress))
     asked.clear()
     assert main(["retrain", "--study", "c", "--storage", copy, "--no-progress", "--pick", "smallest-tied"]) == 0
@@ -330,7 +329,7 @@ def test_bad_flags_of_other_commands(searched, args, needle, tmp_path):
 
 
 def test_backbone_dropout_reaches_every_trial_and_every_seed(tmp_path, glue_dir):
-    from autolor2c.search.retrain import train_seeds
+    from autolor2c.search.results import train_seeds
 
     seen = []
 

@@ -51,7 +51,7 @@ def test_the_top_rung_is_the_run_autolor2c_train_makes():
     plan_train = {"learning_rate": 3e-3, "weight_decay": 0.05, "warmup_ratio": 0.1, "batch_size": 16}
     top = s.train_args(plan_train)
     # what `autolor2c train --config best_config.yaml` builds from the file the search writes (cli.cmd_train)
-    from autolor2c.search.report import best_config_dict
+    from autolor2c.search.results import best_config_dict
 
     class T:
         number, values = 7, [0.9, 100.0]

@@ -72,9 +72,8 @@ def main() -> None:
     import optuna
 
     from autolor2c.search import record
-    from autolor2c.search.pipeline import builtin_baselines
-    from autolor2c.search.report import best_baseline, verdict
-    from autolor2c.search.retrain import HEAD_ONLY, baselines_apart, train_baseline, train_seeds
+    from autolor2c.search.results import (HEAD_ONLY, baselines_apart, best_baseline, builtin_baselines, train_baseline,
+                                          train_seeds, verdict)
     from autolor2c.search.run import SearchSettings, build_context
 
     study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)

@@ -32,9 +32,7 @@ def main() -> None:
 
     from autolor2c.search import record
     from autolor2c.search.front import pareto_front, pick_best, pick_smallest_tied, refuted_ties
-    from autolor2c.search.pipeline import pick_over_seeds
-    from autolor2c.search.report import best_baseline, verdict
-    from autolor2c.search.retrain import train_seeds
+    from autolor2c.search.results import best_baseline, pick_over_seeds, train_seeds, verdict
     from autolor2c.search.run import SearchSettings, build_context
 
     data = {"machine": machine_info(), "tasks": {}}

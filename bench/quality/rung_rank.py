@@ -37,7 +37,7 @@ def main() -> None:
 
     from autolor2c.search import record
     from autolor2c.search.run import plan_to_spec
-    from autolor2c.search.retrain import trial_plan
+    from autolor2c.search.results import trial_plan
     from autolor2c.search.run import SearchSettings, build_context
     from autolor2c.train import train
 

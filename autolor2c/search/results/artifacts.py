@@ -8,8 +8,9 @@ import os
 import shutil
 from pathlib import Path
 
-
 import optuna
+
+from ..run import DEFAULT_STORAGE, artifact_metadata, storage_kind
 
 ARTIFACTS_ATTR = "artifact_ids"  # study user attr: uploaded file name -> artifact id (re-uploads overwrite)
 ARTIFACT_DIR_NAME = "artifacts"
@@ -46,8 +47,6 @@ def write_tables_and_charts(study: optuna.Study, out: Path, imp: dict[str, dict[
 def artifact_dir(storage_url: str | None) -> Path:
     """Where a storage's artifact store lives: ``artifacts/`` beside a SQLite or journal file, else
     ``studies/artifacts`` (PostgreSQL, MySQL, memory). `autolor2c dashboard` applies the same rule."""
-    from .run import DEFAULT_STORAGE, storage_kind
-
     url = storage_url or os.environ.get("AUTOLOR2C_STORAGE") or DEFAULT_STORAGE
     kind = storage_kind(url)
     if kind == "sqlite":
@@ -70,8 +69,6 @@ def upload_study_artifacts(study: optuna.Study, out: Path, storage_url: str | No
     study's artifact store. A file uploaded before is overwritten under its artifact id, so a resumed
     search keeps one artifact per file. Returns file name -> artifact id."""
     from optuna.artifacts import upload_artifact
-
-    from .run import artifact_metadata
 
     store = artifact_store(storage_url)
     files = [out / n for n in ("report.md", "best_config.yaml", "pareto.html", "hypervolume.html",

@@ -1,10 +1,12 @@
-"""More seeds of a trial, and the baselines trained apart from the study.
+"""After the trials: more seeds of a trial, the pick over seeds, and the baselines.
 
 A trial that reached the top rung already *is* the run ``autolor2c train`` makes (seed 0, its adapter kept);
 another seed trains the same configuration with the same arguments (``SearchSettings.train_args``) and a
-different seed. The baselines a study cannot express as trials (the head alone, LoRA) are trained the same
-way and cached across studies. Everything is scored on the selection split (which chooses checkpoints
-and picks) and on the dev set (which chooses nothing).
+different seed. The pick over seeds trains the best's seeds (they measure the noise), then the pick's own
+until its tie with the best holds. The baselines are the built-ins the study tried as trials, over seeds, and
+those a study cannot express as trials (the head alone, LoRA), trained the same way and cached across
+studies. Everything is scored on the selection split (which chooses checkpoints and picks) and on the dev
+set (which chooses nothing).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import hashlib
 import json
 import shutil
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +26,10 @@ from autolor2c.tasks import resolve_data_dir
 from autolor2c.train import TRAINER_VERSION, AdapterSpec, builtin_configs, count_adapter_params, model_label, \
     read_config_file, train
 
-from . import record
-from .run import SearchContext, plan_to_spec
-from .space import TrialPlan
+from .. import record
+from ..front import pareto_front, pick_best, pick_trial, practical_margin, record_seed_noise
+from ..run import SearchContext, plan_to_spec
+from ..space import TrialPlan
 
 HEAD_ONLY = "head-only"       # the head alone: no adapter, the front's true zero
 APART = ("lora",)             # built-ins a lor2c space cannot express: trained apart as baselines
@@ -155,8 +159,78 @@ def train_seeds(study: optuna.Study, ctx: SearchContext, t: optuna.trial.FrozenT
 
 
 # --------------------------------------------------------------------------------------------------
-# Baselines trained apart (cached across studies)
+# The pick over seeds
 # --------------------------------------------------------------------------------------------------
+@dataclass
+class Chosen:
+    """What ``pick_over_seeds`` decided: the pick and the best over their seeds, and the noise (the candidates
+    it refuted on the way are ``front.refuted_ties``)."""
+    picked: optuna.trial.FrozenTrial
+    pick: dict[str, Any]
+    best: dict[str, Any]
+    noise: dict[str, Any] | None
+
+
+def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: bool = False) -> Chosen:
+    """Train the best front trial's extra seeds (its noise decides what is tied with it), pick by ``rule``
+    and train the pick's seeds; a ``smallest-tied`` pick whose tie does not hold over its own seeds gives
+    way to the next candidate, until one holds or the best is left."""
+    metric = ctx.task.primary_metric
+    front = pareto_front(study)
+    best_trial = front[pick_best([(t.values[0], t.values[1]) for t in front])]
+
+    def runs_of(t) -> int:
+        return seeds_to_hold(study, t.number, seeds)
+
+    if runs_of(best_trial) > 1:
+        print(f"measuring the seed noise: trial {best_trial.number} (best {metric}) over {runs_of(best_trial)} seeds")
+    best = train_seeds(study, ctx, best_trial, runs_of(best_trial), progress, role="best")
+    noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]],
+                              practical_margin(metric))
+    picked = pick_trial(study, rule)
+    while True:
+        pick = best if picked.number == best_trial.number else \
+            train_seeds(study, ctx, picked, runs_of(picked), progress, role="pick")
+        again = pick_trial(study, rule)
+        if again.number == picked.number:
+            break
+        print(f"trial {picked.number} is not tied with the best over {pick['seeds']} seeds (selection {metric} "
+              f"{pick['selection_mean']:.4f} against {best['selection_mean']:.4f}): trying trial {again.number}")
+        picked = again
+    return Chosen(picked, pick, best, noise)
+
+
+def seeds_to_hold(study: optuna.Study, number: int, asked: int) -> int:
+    """Seeds to report for trial ``number``: what is asked, or more where an earlier step trained them."""
+    return max(asked, 1 + len(record.extra_seed_runs(study, number)))
+
+
+# --------------------------------------------------------------------------------------------------
+# Baselines: the built-ins the study tried, and those trained apart (cached across studies)
+# --------------------------------------------------------------------------------------------------
+def train_baselines(study: optuna.Study, ctx: SearchContext, seeds: int, progress: bool) -> list[dict[str, Any]]:
+    """Every baseline over ``seeds`` seeds, recorded on the study: the built-ins the study tried as trials
+    (``builtin_baselines``), then the baselines trained apart (``baselines_apart``, cached beside the study's
+    artifacts folder)."""
+    baselines = builtin_baselines(study, ctx, seeds, progress)
+    cache = ctx.out.parent / "baselines"
+    for name, spec, plan_train in baselines_apart(ctx):
+        baselines.append(train_baseline(ctx, cache, name, spec, plan_train, seeds, progress))
+    study.set_user_attr(record.BASELINES, [{k: v for k, v in b.items() if k != "runs"} for b in baselines])
+    return baselines
+
+
+def builtin_baselines(study: optuna.Study, ctx, seeds: int, progress: bool) -> list[dict[str, Any]]:
+    """The built-ins the study tried as its first trials, as baselines (their trial is seed 0), over ``seeds``
+    seeds or every seed already on record (a refuted pick's seeds sharpen its baseline row)."""
+    out = []
+    for name, t in record.builtin_trials(study.get_trials(deepcopy=False)).items():
+        out.append({"config": name, "source": f"trial {t.number}",
+                    **train_seeds(study, ctx, t, seeds_to_hold(study, t.number, seeds), progress,
+                                  role=f"built-in {name}")})
+    return out
+
+
 def head_only_spec() -> AdapterSpec:
     return AdapterSpec("head")
 

@@ -1,5 +1,5 @@
 """After a search: the artifacts (best config YAML, plotly charts, importances, report.md) and notes for
-optuna-dashboard. Training lives elsewhere (retrain.py, pipeline.py); this module only renders."""
+optuna-dashboard. Training lives elsewhere (retrain.py); this module only renders."""
 
 from __future__ import annotations
 
@@ -11,17 +11,16 @@ from typing import Any
 import optuna
 import yaml
 
-from .artifacts import write_offline_html, write_tables_and_charts
-from .space import format_params
 from autolor2c.train import lora_part
 
-from . import record
-from .retrain import trial_plan
-from .front import cost_totals, feasible_trials, hypervolume_history, pareto_front, refuted_ties, study_hypervolume, \
-    tied_with_the_best
-from .run import SearchContext, plan_to_spec
-from .retrain import HEAD_ONLY
-from .front import HEAD_GAIN_SDS, Comparison, compare, pooled_sd, practical_margin, training_adds_enough
+from .. import record
+from ..front import (HEAD_GAIN_SDS, Comparison, compare, cost_totals, feasible_trials, hypervolume_history, pareto_front,
+                     pooled_sd, practical_margin, refuted_ties, study_hypervolume, tied_with_the_best,
+                     training_adds_enough)
+from ..run import SearchContext, plan_to_spec
+from ..space import format_params
+from .artifacts import write_offline_html, write_tables_and_charts
+from .retrain import HEAD_ONLY, trial_plan
 
 
 def best_config_dict(t: optuna.trial.FrozenTrial, study_name: str) -> dict[str, Any]:
