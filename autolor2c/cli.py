@@ -247,7 +247,7 @@ def cmd_search(a: argparse.Namespace) -> int:
     children: list = []
     kwargs: dict[str, Any] = {}
     if a.backend == "ray":
-        from autolor2c.search.ray_backend import run_search_ray
+        from autolor2c.search.backends import run_search_ray
 
         kwargs["run_trials"] = lambda st: run_search_ray(
             st, ray_address=a.ray_address, cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial,

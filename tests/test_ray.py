@@ -38,7 +38,7 @@ def _env():
 
 def test_reopen_trial_after_a_driver_kill(tmp_path):
     """What a Ray trial re-run by Tune's restore does with its Optuna trial, in each state the kill can leave."""
-    from autolor2c.search.ray_backend import reopen_trial
+    from autolor2c.search.backends import reopen_trial
 
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'o.db'}", directions=["maximize", "minimize"])
     running = study.ask()
@@ -78,7 +78,7 @@ def test_a_finished_trial_rerun_by_tunes_restore_reports_its_record():
     (found by the multi-fidelity kill drill: a paused trial reported nothing and the resumed driver died)."""
     from optuna.distributions import IntDistribution
 
-    from autolor2c.search.ray_backend import _recorded_result
+    from autolor2c.search.backends.ray_tune import _recorded_result
 
     base = dict(params={"rank": 4}, distributions={"rank": IntDistribution(2, 8)})
     done = optuna.trial.create_trial(state=TrialState.COMPLETE, values=[0.8, 100.0], **base)

@@ -56,7 +56,7 @@ class Objective:
 
     A new configuration starts at rung 0 (a built-in enqueued first starts at the top); a queued promotion
     continues a configuration at its ``start_rung``. Below the top rung the trial ends PRUNED (paused, see
-    fidelity.py); at the top rung its (score, params) are the study's objective values, its dev scores are
+    fidelity/rungs.py); at the top rung its (score, params) are the study's objective values, its dev scores are
     recorded, and its adapter is saved. An over-budget configuration ends PRUNED at once, untrained, with
     its exact count and the budget constraint: no score is made up for it.
     """

@@ -26,13 +26,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from autolor2c.errors import UserError
 
-from . import record
-from .fidelity import queue_promotion
-from .front import cost_totals, trained_configurations
-from .run import (Objective, SearchSettings, build_context, check_trials_can_reach_the_top, create_running_trial,
-                  default_study_name, enqueue_builtins, fail_orphaned_trials, fail_trial, failure_recording,
-                  frozen_trial, live_trial, make_sampler, prepare_study, resolve_storage, sampler_seed, set_worker,
-                  worker_of)
+from .. import record
+from ..fidelity import queue_promotion
+from ..front import cost_totals, trained_configurations
+from ..run import (Objective, SearchSettings, build_context, check_trials_can_reach_the_top, create_running_trial,
+                   default_study_name, enqueue_builtins, fail_orphaned_trials, fail_trial, failure_recording,
+                   frozen_trial, live_trial, make_sampler, prepare_study, resolve_storage, sampler_seed, set_worker,
+                   worker_of)
+from ..space import load_space
 
 TRIAL_NUMBER_KEY = "autolor2c_trial_number"
 _CONTEXT_CACHE: dict[str, Any] = {}
@@ -53,8 +54,6 @@ class _DefineByRun:
         self.space_path, self.num_layers = space_path, num_layers
 
     def __call__(self, ot_trial: optuna.Trial) -> dict[str, Any]:
-        from .space import load_space
-
         # The driver owns the trial until a worker takes it: a killed driver leaves it to be failed on resume.
         set_worker(ot_trial, f"{socket.gethostname()}:{os.getpid()}")
         load_space(self.space_path).suggest(ot_trial, self.num_layers)
