@@ -24,7 +24,7 @@ from autolor2c.search.fidelity import Fidelity
 from autolor2c.search.results import write_artifacts
 from autolor2c.search.front import pareto_front
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
 BUDGET = 50_000
 
