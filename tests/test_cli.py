@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "optuna", "datasets", "ray", "pandas", "peft", "sklearn")
 
 
-def test_help_and_bad_values_import_nothing_heavy():
+def test_help_and_bad_values_import_nothing_heavy(tmp_path):
     code = ("import sys\n"
             "from autolor2c.cli import main\n"
             "for argv in (['--help'], ['search', '--help'], ['export', '--help']):\n"
@@ -27,11 +27,23 @@ def test_help_and_bad_values_import_nothing_heavy():
             "    except SystemExit: pass\n"
             "codes = [main(['search', *bad]) for bad in (['--budget', '10MB'], ['--task', 'sst5'], ['--sampler', 'x'],\n"
             "         ['--storage', 'ftp://x'], ['--fidelity-rungs', '0.5,2'], ['--data-dir', '/no/such'],\n"
-            "         ['--model', './no/such'], ['--space', 'nope.yaml'])]\n"
+            f"         ['--model', './no/such'], ['--space', 'nope.yaml'], ['--storage', 'journal:{tmp_path}'])]\n"
             f"print(codes, [m for m in {HEAVY!r} if m in sys.modules])\n")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.strip().splitlines()[-1] == f"{[2] * 8} []"
+    assert p.stdout.strip().splitlines()[-1] == f"{[2] * 9} []"
+
+
+def test_a_journal_storage_that_is_a_folder_is_one_line_before_anything_is_made(tmp_path, capsys):
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    for command in (["search", "--task", "sst2", "--budget", "1M", "--out", str(tmp_path / "out")],
+                    ["show", "--study", "s"]):
+        assert main([*command, "--storage", f"journal:{folder}"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"autolor2c: error: bad --storage 'journal:{folder}': ")
+        assert "is a folder" in err and f"journal:{folder / 'autolor2c.log'}" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["studies"] and not any(folder.iterdir())
 
 
 def _all_parsers(parser: argparse.ArgumentParser):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import optuna
 
-from ..run import DEFAULT_STORAGE, artifact_metadata, storage_kind
+from ..run import DEFAULT_STORAGE, artifact_metadata, journal_path, storage_kind
 
 ARTIFACTS_ATTR = "artifact_ids"  # study user attr: uploaded file name -> artifact id (re-uploads overwrite)
 ARTIFACT_DIR_NAME = "artifacts"
@@ -52,7 +52,7 @@ def artifact_dir(storage_url: str | None) -> Path:
     if kind == "sqlite":
         return Path(url.split(":///", 1)[1]).parent / ARTIFACT_DIR_NAME
     if kind == "journal":
-        return Path(url.split(":", 1)[1] if url.startswith("journal:") else url).parent / ARTIFACT_DIR_NAME
+        return Path(journal_path(url)).parent / ARTIFACT_DIR_NAME
     return Path("studies") / ARTIFACT_DIR_NAME
 
 

@@ -10,7 +10,7 @@ from ..faces import lazy_exports
 _HOME = {
     "SearchSettings": "settings", "settings_fields": "settings", "rungs_needed": "settings",
     "DEFAULT_STORAGE": "settings", "SAMPLERS": "settings", "MIN_RUNG_STEPS": "settings",
-    "storage_kind": "storage_url", "resolve_storage": "storage",
+    "storage_kind": "storage_url", "journal_path": "storage_url", "resolve_storage": "storage",
     "run_search": "study", "build_context": "study", "prepare_study": "study", "open_study": "study",
     "check_trials_can_reach_the_top": "study", "default_study_name": "study", "fail_orphaned_trials": "study",
     "make_sampler": "study", "sampler_seed": "study",

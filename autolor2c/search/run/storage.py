@@ -10,7 +10,7 @@ import optuna
 from autolor2c.errors import UserError
 
 from .settings import DEFAULT_STORAGE
-from .storage_url import storage_kind
+from .storage_url import journal_path, storage_kind
 
 
 def resolve_storage(url: str | None, heartbeat: bool = True):
@@ -23,7 +23,7 @@ def resolve_storage(url: str | None, heartbeat: bool = True):
     if scheme == "memory":
         return optuna.storages.InMemoryStorage()
     if scheme == "journal":
-        path = url.split(":", 1)[1] if url.startswith("journal:") else url
+        path = journal_path(url)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
