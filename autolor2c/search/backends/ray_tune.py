@@ -150,13 +150,24 @@ def _absolute_url(url: str) -> str:
     return url
 
 
+def init_ray(ray_address: str | None = None, num_cpus: int | None = None, cpus_per_trial: float = 1.0) -> None:
+    """Start a local Ray instance (or join the cluster at ``ray_address``) for the trials, unless this process
+    has one already (then the trials run on it as they are)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(address=ray_address, num_cpus=num_cpus if ray_address is None else None,
+                 include_dashboard=False, log_to_driver=False, configure_logging=False,
+                 runtime_env={"env_vars": {"AUTOLOR2C_TRIAL_CPUS": str(cpus_per_trial),
+                                           "TOKENIZERS_PARALLELISM": "false"}})
+
+
 def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpus_per_trial: float = 1.0,
                    gpus_per_trial: float = 0.0, max_concurrent: int = 2, num_cpus: int | None = None):
     """The search's trials through Ray Tune (``Tuner`` + ``OptunaSearch``) on the same study set-up as the
     Optuna backend; returns ``(study, ctx)``, as ``pipeline.search``'s ``run_trials`` expects. A killed driver
     resumes with ``Tuner.restore``."""
     try:
-        import ray
         from ray import tune
         from ray.tune.search import ConcurrencyLimiter
         from ray.tune.search.optuna import OptunaSearch
@@ -188,11 +199,7 @@ def run_search_ray(settings: SearchSettings, ray_address: str | None = None, cpu
     gone = fail_orphaned_trials(study, requeue=False)
     if settings.trials is not None and n_done() >= settings.trials:
         return study, ctx
-    if not ray.is_initialized():
-        ray.init(address=ray_address, num_cpus=num_cpus if ray_address is None else None,
-                 include_dashboard=False, log_to_driver=False, configure_logging=False,
-                 runtime_env={"env_vars": {"AUTOLOR2C_TRIAL_CPUS": str(cpus_per_trial),
-                                           "TOKENIZERS_PARALLELISM": "false"}})
+    init_ray(ray_address, num_cpus, cpus_per_trial)
     trainable = tune.with_parameters(_trainable, settings=settings, storage_url=storage_url, study_name=name,
                                      metric=metric)
     trainable = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})

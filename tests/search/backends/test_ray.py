@@ -1,5 +1,9 @@
 """The Ray Tune backend on a real local Ray instance (2 CPUs): a small search end to end, results in the
-same Optuna storage, and the same search resumed after its driver is killed."""
+same Optuna storage, and the same search resumed after its driver is killed.
+
+Ray starts once: the searches run in this process on the session's instance (``ray_instance``); only the
+driver the kill drill kills runs in a process of its own (with its own instance, which dies with it).
+"""
 
 from __future__ import annotations
 
@@ -16,16 +20,17 @@ from optuna.trial import TrialState
 
 pytest.importorskip("ray")
 
+from autolor2c.cli import main  # noqa: E402
 from autolor2c.search.front import trained_configurations  # noqa: E402
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def _cmd(db, out, glue_dir, trials, seeds="0", fidelity=()):
+def _argv(db, out, glue_dir, trials, seeds="0", fidelity=()):
     # a 10-step top rung is too short for the automatic rungs: two explicit ones, and no built-ins at the top,
     # so configurations go through ASHA as in a long search
     fidelity = fidelity or ("--fidelity-rungs", "0.333,1")
-    return [sys.executable, "-m", "autolor2c.cli", "search", "--backend", "ray", "--ray-num-cpus", "2",
+    return ["search", "--backend", "ray", "--ray-num-cpus", "2",
             "--max-concurrent", "1", "--task", "sst2", "--budget", "1M", "--trials", str(trials), "--seeds", seeds,
             "--no-builtins-first", "--no-baselines", "--storage", f"sqlite:///{db}", "--study-name", "r", "--out", str(out),
             "--data-dir", str(glue_dir), "--min-steps", "0", "--max-train-samples", "300", "--max-eval-samples", "32", "--max-length", "24",
@@ -95,13 +100,11 @@ def test_a_finished_trial_rerun_by_tunes_restore_reports_its_record():
     assert _recorded_result(failed, "accuracy")["failed"] is True
 
 
-def test_ray_search_end_to_end(tmp_path, glue_dir):
+def test_ray_search_end_to_end(tmp_path, glue_dir, ray_instance, capsys):
     db = tmp_path / "r.db"
     # the defaults, multi-fidelity included: paused trials end PRUNED with their rung scores, and ASHA's
     # promotion of the best of three runs as its own Ray trial
-    p = subprocess.run(_cmd(db, tmp_path / "out", glue_dir, trials=3, seeds="1", fidelity=()), capture_output=True,
-                       text=True, timeout=900, env=_env())
-    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
+    assert main(_argv(db, tmp_path / "out", glue_dir, trials=3, seeds="1", fidelity=())) == 0, capsys.readouterr()
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{db}")
     assert study.metric_names == ["accuracy", "trainable_params"]
     assert trained_configurations(study) == 3 and all(t.state in DONE for t in study.trials)
@@ -142,54 +145,23 @@ def _kill_when(cmd: list[str], storage: str, ready) -> bool:
         proc.wait()
 
 
-def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
-    db = tmp_path / "k.db"
-    storage = f"sqlite:///{db}"
-    cmd = _cmd(db, tmp_path / "out", glue_dir, trials=4, fidelity=("--no-multi-fidelity",))
-    killed = _kill_when(cmd, storage, lambda trials: any(t.state == TrialState.COMPLETE for t in trials)
-                        and len([t for t in trials if t.state in DONE]) < 4)
-    assert killed, "the search finished before it could be killed"
-    before = {t.number: (t.params, t.values) for t in optuna.load_study(study_name="r", storage=storage).trials
-              if t.state == TrialState.COMPLETE}
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=_env())
-    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
-    assert "resuming the Ray experiment" in p.stdout
-    study = optuna.load_study(study_name="r", storage=storage)
-    by_number = {t.number: t for t in study.trials}
-    for n, (params, values) in before.items():
-        assert by_number[n].params == params and by_number[n].values == values
-    assert len([t for t in study.trials if t.state in DONE]) >= 4
-    assert not [t for t in study.trials if t.state == TrialState.RUNNING]
-    interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert all("interrupted" in t.user_attrs.get("fail_reason", "") for t in interrupted)
-    numbers = [t.number for t in interrupted]
-    assert all(t.user_attrs["retry_of"] in numbers for t in study.trials if "retry_of" in t.user_attrs)
-
-    # a larger --trials after the experiment finished: a new Tune experiment on the same study, no restore
-    p = subprocess.run(_cmd(db, tmp_path / "out", glue_dir, trials=5, fidelity=("--no-multi-fidelity",)),
-                       capture_output=True, text=True, timeout=900,
-                       env=_env())
-    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
-    assert "resuming the Ray experiment" not in p.stdout
-    study = optuna.load_study(study_name="r", storage=storage)
-    assert trained_configurations(study) == 5
-    assert study.user_attrs["ray_experiments"] == study.user_attrs["ray_experiments_finished"] == 2
-    assert (tmp_path / "out" / "ray" / "r-2").is_dir()
-
-
-def test_ray_search_with_multi_fidelity_resumes_after_the_driver_is_killed(tmp_path, glue_dir):
+def test_ray_search_resumes_after_the_driver_is_killed(tmp_path, glue_dir, ray_instance, capsys):
     """The kill/resume drill with the defaults (multi-fidelity on): what finished before the kill stays as it
-    was (paused trials PRUNED with their rung scores), and the resumed search reaches --trials configurations."""
-    db = tmp_path / "m.db"
+    was (paused trials PRUNED with their rung scores), the same command restores the Tune experiment and
+    reaches --trials configurations with the interrupted trials failed and re-run, and a larger --trials
+    later is a new Tune experiment on the same study."""
+    db, out = tmp_path / "m.db", tmp_path / "out"
     storage = f"sqlite:///{db}"
-    cmd = _cmd(db, tmp_path / "out", glue_dir, trials=4, fidelity=())
-    killed = _kill_when(cmd, storage, lambda trials: any(t.state in DONE for t in trials)
+    argv = _argv(db, out, glue_dir, trials=4)
+    killed = _kill_when([sys.executable, "-m", "autolor2c.cli", *argv], storage,
+                        lambda trials: any(t.state in DONE for t in trials)
                         and len([t for t in trials if t.state in DONE]) < 4)
     assert killed, "the search finished before it could be killed"
     before = {t.number: (t.state, t.params, t.values, t.user_attrs.get("rungs"))
               for t in optuna.load_study(study_name="r", storage=storage).trials if t.state in DONE}
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=_env())
-    assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
+
+    assert main(argv) == 0  # the same command, resumed (its driver in this process)
+    assert "resuming the Ray experiment" in capsys.readouterr().out
     study = optuna.load_study(study_name="r", storage=storage)
     by_number = {t.number: t for t in study.trials}
     for n, (state, params, values, rungs) in before.items():
@@ -197,7 +169,10 @@ def test_ray_search_with_multi_fidelity_resumes_after_the_driver_is_killed(tmp_p
         assert (t.state, t.params, t.values, t.user_attrs.get("rungs")) == (state, params, values, rungs)
     assert trained_configurations(study) >= 4
     assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
-    assert all("interrupted" in t.user_attrs.get("fail_reason", "") for t in study.trials if t.state == TrialState.FAIL)
+    interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert all("interrupted" in t.user_attrs.get("fail_reason", "") for t in interrupted)
+    numbers = [t.number for t in interrupted]
+    assert all(t.user_attrs["retry_of"] in numbers for t in study.trials if "retry_of" in t.user_attrs)
     paused = [t for t in study.trials if t.state == TrialState.PRUNED and t.user_attrs.get("trained")]
     assert paused and all(t.user_attrs["rungs"][-1]["score"] is not None for t in paused)
     # A later Tune experiment's sampler must not draw again what the first one drew (a seeded random start-up).
@@ -205,17 +180,26 @@ def test_ray_search_with_multi_fidelity_resumes_after_the_driver_is_killed(tmp_p
               if t.user_attrs.get("trained") and "promoted_from" not in t.user_attrs]
     assert len(firsts) == len(set(firsts)), "a configuration was trained twice as a new trial"
 
+    # a larger --trials after the experiment finished: a new Tune experiment on the same study, no restore
+    trials, experiments = trained_configurations(study) + 1, study.user_attrs["ray_experiments"]
+    assert main(_argv(db, out, glue_dir, trials=trials)) == 0
+    assert "resuming the Ray experiment" not in capsys.readouterr().out
+    study = optuna.load_study(study_name="r", storage=storage)
+    assert trained_configurations(study) == trials
+    assert study.user_attrs["ray_experiments"] == study.user_attrs["ray_experiments_finished"] > experiments
+    assert (out / "ray" / f"r-{experiments + 1}").is_dir()
 
-def test_ray_search_with_only_a_timeout(tmp_path, glue_dir):
+
+def test_ray_search_with_only_a_timeout(tmp_path, glue_dir, ray_instance, capsys):
     """--timeout without --trials: Tune's time budget; the trial it stops is closed, not left RUNNING."""
     db = tmp_path / "t.db"
-    cmd = _cmd(db, tmp_path / "out", glue_dir, trials=1)
-    i = cmd.index("--trials")
-    del cmd[i:i + 2]
-    p = subprocess.run(cmd + ["--timeout", "20"], capture_output=True, text=True, timeout=900, env=_env())
+    argv = _argv(db, tmp_path / "out", glue_dir, trials=1)
+    i = argv.index("--trials")
+    del argv[i:i + 2]
+    rc = main(argv + ["--timeout", "20"])
     # 20 s may end before any configuration reaches the top rung: then the search says so and exits 1
-    assert p.returncode == 0 or (p.returncode == 1 and "trained nothing to pick from" in p.stderr), \
-        (p.stdout[-2000:], p.stderr[-3000:])
+    err = capsys.readouterr().err
+    assert rc == 0 or (rc == 1 and "trained nothing to pick from" in err), err[-3000:]
     study = optuna.load_study(study_name="r", storage=f"sqlite:///{db}")
     assert study.trials and not [t for t in study.trials if t.state == TrialState.RUNNING]
     for t in study.trials:
@@ -237,13 +221,12 @@ def tiny_bert_folder(tmp_path_factory, minilm_path):
     return folder
 
 
-def test_both_backends_set_a_study_up_alike(tmp_path, glue_dir, tiny_bert_folder, monkeypatch, capsys):
+def test_both_backends_set_a_study_up_alike(tmp_path, glue_dir, tiny_bert_folder, ray_instance, monkeypatch, capsys):
     """The same tiny search on the Optuna and the Ray backend: the same study attributes, and `retrain` of
     either study trains the search's --model (not the default one)."""
     import dataclasses
 
     import autolor2c.search.results.retrain as retrain_mod
-    from autolor2c.cli import main
 
     common = ["search", "--task", "sst2", "--budget", "1M", "--trials", "2", "--seeds", "0", "--no-baselines",
               "--model", str(tiny_bert_folder), "--data-dir", str(glue_dir), "--min-steps", "0",
@@ -253,13 +236,9 @@ def test_both_backends_set_a_study_up_alike(tmp_path, glue_dir, tiny_bert_folder
     for backend in ("optuna", "ray"):
         storage = f"sqlite:///{tmp_path / backend}.db"
         argv = [*common, "--storage", storage, "--study-name", backend, "--out", str(tmp_path / backend)]
-        if backend == "ray":  # in its own process: Ray's instance ends with it
-            argv = [sys.executable, "-m", "autolor2c.cli", *argv, "--backend", "ray", "--ray-num-cpus", "2",
-                    "--max-concurrent", "1"]
-            p = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=_env())
-            assert p.returncode == 0, (p.stdout[-2000:], p.stderr[-3000:])
-        else:
-            assert main(argv) == 0
+        if backend == "ray":
+            argv += ["--backend", "ray", "--ray-num-cpus", "2", "--max-concurrent", "1"]
+        assert main(argv) == 0
         studies[backend] = optuna.load_study(study_name=backend, storage=storage)
 
     setup = ("identity", "model_arg", "data_dir", "space_path", "space", "budget_params", "backbone_params",
