@@ -517,7 +517,7 @@ class _HelpFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)"
 
 
-# Search flags take their default and help from their one home, SearchSettings' fields (settings.py
+# Search flags take their default and help from their one home, SearchSettings' fields (run/settings.py
 # imports no heavy module, so --help stays fast).
 def _setting(name: str):
     from autolor2c.search.run import settings_fields
