@@ -74,7 +74,11 @@ def test_one_hypervolume_with_a_named_reference_in_show_and_the_report(tmp_path,
     assert f"Hypervolume: {hv:.4f} (reference point: the head alone, accuracy 0.6500" in report
     assert "**Verdict.**" in report and "| 1 |" in report and "± " not in report.split("baseline `sharelor2c`")[1].split("\n")[0]
     assert main(["show", "--study", "r", "--storage", storage]) == 0
-    assert f"hypervolume {hv:.4f} (reference: the head alone, accuracy 0.6500" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert f"hypervolume {hv:.4f} (reference: the head alone, accuracy 0.6500" in shown
+    # show prints the report's verdict sentence, as the study keeps it
+    sentence = report.split("**Verdict.** ")[1].split("\n")[0]
+    assert f"verdict: {sentence}" in shown and sentence == study.user_attrs["verdict"]["sentence"]
     # the dashboard's note says what report.md says: the comparison and the verdict
     from optuna_dashboard import get_note
 
