@@ -20,7 +20,7 @@ TASKS = {"sst2": "accuracy", "mrpc": "accuracy", "stsb": "pearson"}
 
 
 def main() -> None:
-    from autolor2c.search.report import best_baseline, verdict
+    from autolor2c.search.results import best_baseline, verdict
 
     data = {"machine": machine_info(), "tasks": {}}
     for task, metric in TASKS.items():
