@@ -166,6 +166,14 @@ def summarise() -> dict:
         old = entry.get("old_default") or entry.get("old_default_headline")
         if "default" in entry and old:
             entry["default_minus_old"] = round(entry["default"]["dev_mean"] - old["dev_mean"], 4)
+        # the same differences with their 90% intervals (the product's comparison, seed noise pooled)
+        from autolor2c.search.front import compare
+        for name, x, y in (("double_vs_default", entry.get("double"), entry.get("default")),
+                           ("default_vs_old", entry.get("default"), old)):
+            if x and y:
+                c = compare(x["dev"], y["dev"], 0.005)
+                entry[name] = {"diff": round(c.diff, 4), "ci90": None if c.low is None else
+                               [round(c.low, 4), round(c.high, 4)], "verdict_at_0.005": c.verdict}
         out["tasks"][task] = entry
     return out
 
@@ -185,7 +193,11 @@ def render(d: dict) -> str:
             rows.append([task, "lor2c", "old default (" + h["source"] + ")", h["steps"], f"{h['dev_mean']:.4f}",
                          "-" if h["dev_std"] is None else f"{h['dev_std']:.4f}", h["seeds"],
                          ", ".join(f"{x:.4f}" for x in h["dev"]), "-", "-"])
-    gaps = [[task, e.get("double_minus_default", "-"), e.get("default_minus_old", "-")] for task, e in d["tasks"].items()]
+    def gap(c):
+        return "-" if not c else (f"{c['diff']:+.4f} (90% CI {c['ci90'][0]:+.4f} to {c['ci90'][1]:+.4f}; "
+                                  f"{c['verdict_at_0.005']} at ±0.005)" if c["ci90"] else f"{c['diff']:+.4f}")
+
+    gaps = [[task, gap(e.get("double_vs_default")), gap(e.get("default_vs_old"))] for task, e in d["tasks"].items()]
     m = d.get("machine", {})
     return ("# Run length: the default full run against twice it and the old 300-step default\n\n"
             f"Machine: {m.get('cpu')}. Script: `bench/quality/run_length.py`; raw runs (with each run's evaluation "
