@@ -227,8 +227,12 @@ def test_stats_compare_on_synthetic_runs_with_known_means_and_noise():
     # the seeds it says would decide do decide, at the measured diff and sd
     c = next(c for c in got if c.verdict == "inconclusive" and c.seeds_to_decide)
     n = c.seeds_to_decide
-    fake = lambda m: [m - c.sd, m + c.sd] * (n // 2) + ([m] if n % 2 else [])  # noqa: E731
-    assert compare(fake(c.diff), fake(0.0), 0.01).verdict != "inconclusive" or n == seeds_to_decide(c.diff, c.sd, 0.01)
+    from autolor2c.search.front.stats import _decides, _t
+
+    def half(k):  # the interval's half-width at k seeds a side
+        return _t(2 * k - 2) * c.sd * (2 / k) ** 0.5
+    assert _decides(c.diff, half(n), 0.01) and (n == 2 or not _decides(c.diff, half(n - 1), 0.01))
+    assert n == seeds_to_decide(c.diff, c.sd, 0.01)
     # one run a side: nothing measured, inconclusive
     assert compare([0.9], [0.8], 0.01).verdict == "inconclusive"
     assert compare([0.9], [0.8, 0.81], 0.01).sd is not None   # one side borrows the other's noise
