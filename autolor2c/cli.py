@@ -24,7 +24,7 @@ FLAG_OF_PARAM = {
     "max_train_samples": "--max-train-samples", "max_eval_samples": "--max-eval-samples",
     "backbone_dropout": "--backbone-dropout", "reduction_factor": "--reduction-factor",
     "min_rung_steps": "--min-rung-steps", "trials": "--trials", "seeds": "--seeds", "timeout": "--timeout",
-    "learning_rate": "--learning-rate", "seed": "--seed",
+    "learning_rate": "--learning-rate", "seed": "--seed", "oneshot": "--oneshot",
 }
 
 
@@ -596,6 +596,7 @@ def _add_fidelity_flags(s: argparse.ArgumentParser) -> None:
     _setting_flag(g, "--min-rung-steps", type=_int_at_least(1))
     _setting_flag(g, "--reduction-factor", type=_float_above(1.0))
     g.add_argument("--no-multi-fidelity", action="store_true", help="train every trial at full fidelity")
+    _setting_flag(g, "--oneshot", action="store_true")
     _setting_flag(g, "--backbone-dropout", type=_dropout_rate)
 
 

@@ -52,6 +52,7 @@ SEED_NOISE = "seed_noise"          # the best configuration's seed noise (front.
 SEED_RUNS = "seed_runs"            # trial number -> the runs of its extra seeds (seed 1 on)
 PICK = "retrain"                   # the pick over its seeds (retrain.summary without its runs)
 BASELINES = "baselines"            # the baselines over their seeds, without their runs
+ONESHOT = "oneshot"                # the one-shot rung's super-adapter: {"folder", "cached", "wall_s", "cpu_s", "steps"}
 VERDICT = "verdict"                # the report's verdict: {"sentence", "dominates", "comparison"} (report.verdict)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..faces import lazy_exports
 
 _HOME = {
-    "Fidelity": "rungs",
+    "Fidelity": "rungs", "OneShotRung": "oneshot",
     "Promotions": "promotion", "next_promotion": "promotion", "queue_promotion": "promotion",
 }
 

@@ -72,6 +72,19 @@ class Fidelity:
         return cls((1.0,), 3.0)
 
     @property
+    def oneshot(self) -> bool:
+        """Rung 0 is the one-shot rung: fraction 0, scored inside the super-adapter without training
+        (fidelity/oneshot.py)."""
+        return self.fractions[0] == 0.0
+
+    def with_oneshot(self) -> "Fidelity":
+        """These rungs with the one-shot rung below them."""
+        return self if self.oneshot else Fidelity((0.0,) + tuple(self.fractions), self.eta)
+
+    def describe(self) -> str:
+        return ", ".join("one-shot" if f == 0.0 else f"{f:.3g}" for f in self.fractions)
+
+    @property
     def enabled(self) -> bool:
         return len(self.fractions) > 1
 

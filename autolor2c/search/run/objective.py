@@ -49,6 +49,15 @@ class SearchContext:
     full_steps: int = 0        # optimiser steps of the top rung
     fidelity_note: str | None = None
     out: Path | None = None    # the study's artifacts folder (top-rung trials save their model under it)
+    oneshot: Any = None        # the one-shot rung (fidelity.OneShotRung), once its super-adapter is ready
+
+    def oneshot_rung(self):
+        """The one-shot rung, its super-adapter trained or read from the cache on first use."""
+        if self.oneshot is None:
+            from ..fidelity import OneShotRung
+
+            self.oneshot = OneShotRung(self, progress=self.settings.progress)
+        return self.oneshot
 
 
 class Objective:
@@ -92,6 +101,17 @@ class Objective:
                      if r["rung"] < rung]
         frac = ctx.fidelity.fractions[rung]
         top = rung == ctx.fidelity.top
+        if frac == 0.0 and not top:  # the one-shot rung: scored inside the super-adapter, nothing trained
+            r = ctx.oneshot_rung().score(plan.adapter)
+            rungs.append({"rung": rung, "fraction": 0.0, "n_train": 0, "steps": 0, "score": r["score"],
+                          "params": counts["final"], "wall_s": r["wall_s"], "cpu_s": r["cpu_s"], "gpu_s": 0.0})
+            trial.set_user_attr(record.RUNGS, rungs)
+            trial.set_user_attr(record.COST_S, r["wall_s"])
+            trial.set_user_attr(record.CPU_S, r["cpu_s"])
+            trial.set_user_attr(record.GPU_S, 0.0)
+            trial.set_user_attr(record.SCORES, r["scores"])
+            trial.set_user_attr(record.STOPPED_AT_RUNG, rung)
+            raise optuna.TrialPruned(f"paused at the one-shot rung until promoted")
         args = s.train_args(plan.train, n_full=ctx.n_train_full, fraction=frac)
         kwargs: dict[str, Any] = dict(model_name=s.model, data_dir=s.data_dir)
         folder = record.trial_folder(ctx.out, trial.number) if top and ctx.out is not None else None

@@ -85,6 +85,10 @@ class SearchSettings:
     fidelity: Fidelity | None = field(default=None, metadata=_help(
         "rungs as fractions of the full run, e.g. 0.111,0.333,1 (default: from the lowest rung's steps and the "
         "reduction factor, as Hyperband sets them)"))
+    oneshot: bool = field(default=False, metadata=_help(
+        "add a one-shot rung below the real ones: each new configuration is first scored inside a super-adapter "
+        "trained once per task, model, space, budget and data (cached), in seconds; ASHA promotes the top 1/eta "
+        "to the real rungs (lor2c spaces; bench/results/oneshot_rank.md measures how well it ranks)"))
     min_rung_steps: int = field(default=MIN_RUNG_STEPS, metadata=_help(
         "optimiser steps of the lowest rung; a full run shorter than eta times this turns multi-fidelity off"))
     reduction_factor: float = field(default=3.0, metadata=_help(
@@ -112,9 +116,9 @@ class SearchSettings:
         return str(self.space) if self.space else str(default_space_path())
 
     def fidelity_spec(self) -> dict[str, Any]:
-        if self.fidelity is not None:
-            return self.fidelity.to_dict()
-        return {"min_rung_steps": self.min_rung_steps, "eta": self.reduction_factor}
+        spec = self.fidelity.to_dict() if self.fidelity is not None else {
+            "min_rung_steps": self.min_rung_steps, "eta": self.reduction_factor}
+        return {**spec, "oneshot": True} if self.oneshot else spec  # absent when off: older studies still match
 
     def identity(self) -> dict[str, Any]:
         """What must match for a resumed study to be the same search."""
@@ -136,7 +140,8 @@ class SearchSettings:
                   min_steps=ident.get("min_steps"), batch_size=ident.get("batch_size"),
                   backbone_dropout=ident.get("backbone_dropout", 0.0),
                   selection_fraction=ident.get("selection_fraction", 0.0), fidelity=fidelity,
-                  min_rung_steps=fid.get("min_rung_steps", MIN_RUNG_STEPS), reduction_factor=fid.get("eta", 3.0))
+                  min_rung_steps=fid.get("min_rung_steps", MIN_RUNG_STEPS), reduction_factor=fid.get("eta", 3.0),
+                  oneshot=bool(fid.get("oneshot", False)))
         kw.update(overrides)
         return cls(**kw)
 
@@ -170,8 +175,10 @@ class SearchSettings:
         """The rungs for a top rung of ``full_steps`` steps, and a one-line note when multi-fidelity is off
         because the run is too short for it."""
         if self.fidelity is not None:
-            return self.fidelity, None
+            return (self.fidelity.with_oneshot() if self.oneshot else self.fidelity), None
         fid = Fidelity.for_run(full_steps, self.min_rung_steps, self.reduction_factor)
+        if self.oneshot:
+            return fid.with_oneshot(), None
         if fid.enabled:
             return fid, None
         return fid, (f"multi-fidelity off: the full run is {full_steps} steps, less than {self.reduction_factor:g} x "

@@ -149,6 +149,9 @@ def build_context(settings: SearchSettings, study_name: str | None = None) -> Se
     trivial_dev = trivial_score(task, splits["train"]["label"], splits["validation"]["label"])
     full_steps = planned_steps(settings.train_args({}), n_full)
     fidelity, note = settings.resolve_fidelity(full_steps)
+    if fidelity.oneshot and space.method != "lor2c":
+        raise UserError(f"the one-shot rung scores LoR2C structures; space {space.name!r} is {space.method}",
+                        param="oneshot", value=True)
     name = study_name or settings.study_name or default_study_name(settings)
     return SearchContext(settings, task, space, shape, budget, n_full, trivial, trivial_dev, fidelity=fidelity,
                          full_steps=full_steps, fidelity_note=note, out=settings.out_dir(name).resolve())
@@ -163,7 +166,7 @@ def check_trials_can_reach_the_top(settings: SearchSettings, ctx: SearchContext)
         return
     need = rungs_needed(ctx.fidelity)
     if settings.trials < need:
-        raise UserError(f"multi-fidelity (rungs {', '.join(f'{f:.3g}' for f in ctx.fidelity.fractions)}) needs at "
+        raise UserError(f"multi-fidelity (rungs {ctx.fidelity.describe()}) needs at "
                         f"least {need} configurations before one reaches the top rung; give more {{param}}, or turn "
                         "multi-fidelity off", param="trials", value=settings.trials)
 
@@ -211,6 +214,12 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
             print(f"trying the built-in configuration(s) {', '.join(queued)} first, at the top rung")
     if ctx.fidelity_note:
         print(ctx.fidelity_note)
+    if ctx.fidelity.oneshot:  # before other workers start: they read the super-adapter from the cache
+        rung = ctx.oneshot_rung()
+        study.set_user_attr(record.ONESHOT, {"folder": str(rung.folder), "cached": rung.cached,
+                                             "wall_s": rung.train_wall_s, "cpu_s": rung.train_cpu_s,
+                                             "steps": rung.run.steps})
+        print(f"one-shot rung: super-adapter {'read from the cache' if rung.cached else 'trained'} ({rung.folder})")
     if on_study_ready is not None:
         on_study_ready(study)
     if settings.warm_start:
@@ -222,7 +231,7 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
     print(f"study {name!r} in {settings.storage or DEFAULT_STORAGE}: {done} configuration(s) trained"
           f"{f', {len(retried)} interrupted trial(s) re-queued' if retried else ''}; budget "
           f"{format_params(ctx.budget)} params; space {ctx.space.name}; rungs "
-          f"{', '.join(f'{f:.3g}' for f in ctx.fidelity.fractions)} of the full run ({ctx.full_steps} steps on "
+          f"{ctx.fidelity.describe()} of the full run ({ctx.full_steps} steps on "
           f"{ctx.n_train_full} examples); "
           f"scored on {'a selection split of the training data' if settings.selection_fraction else 'the dev set'}")
     promotions = Promotions(ctx.fidelity)
