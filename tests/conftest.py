@@ -71,7 +71,7 @@ def fast_context():
 
     def cached(settings, name=None):
         key = (settings.task, settings.model, settings.budget, settings.space_path(), settings.data_dir,
-               settings.max_train_samples, settings.max_eval_samples, repr(settings.fidelity))
+               settings.max_train_samples, settings.max_eval_samples, repr(settings.fidelity), settings.oneshot)
         if key not in cache:
             cache[key] = real(settings, name)
             gc.collect()
