@@ -184,6 +184,13 @@ def prepare_study(settings: SearchSettings, ctx: SearchContext, storage, name: s
                        record.ARTIFACTS_DIR: str(ctx.out), record.FULL_STEPS: ctx.full_steps,
                        record.RUNG_FRACTIONS: list(ctx.fidelity.fractions)}.items():
         study.set_user_attr(key, value)
+    if ctx.fidelity.oneshot:  # before any trial or other worker: they read the super-adapter from the cache
+        rung = ctx.oneshot_rung()
+        if not rung.cached or record.ONESHOT not in study.user_attrs:
+            study.set_user_attr(record.ONESHOT, {"folder": str(rung.folder), "cached": rung.cached,
+                                                 "wall_s": rung.train_wall_s, "cpu_s": rung.train_cpu_s,
+                                                 "steps": rung.run.steps})
+        print(f"one-shot rung: super-adapter {'read from the cache' if rung.cached else 'trained'} ({rung.folder})")
     return study
 
 
@@ -214,12 +221,6 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
             print(f"trying the built-in configuration(s) {', '.join(queued)} first, at the top rung")
     if ctx.fidelity_note:
         print(ctx.fidelity_note)
-    if ctx.fidelity.oneshot:  # before other workers start: they read the super-adapter from the cache
-        rung = ctx.oneshot_rung()
-        study.set_user_attr(record.ONESHOT, {"folder": str(rung.folder), "cached": rung.cached,
-                                             "wall_s": rung.train_wall_s, "cpu_s": rung.train_cpu_s,
-                                             "steps": rung.run.steps})
-        print(f"one-shot rung: super-adapter {'read from the cache' if rung.cached else 'trained'} ({rung.folder})")
     if on_study_ready is not None:
         on_study_ready(study)
     if settings.warm_start:
