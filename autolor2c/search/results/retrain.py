@@ -64,8 +64,8 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     sel, dev = ms("selection"), ms("dev")
     return {"seeds": len(runs), "selection_mean": sel[0], "selection_std": sel[1], "dev_mean": dev[0],
-            "dev_std": dev[1], "params": runs[0]["params"], "wall_s": round(sum(r["wall_s"] for r in runs), 3),
-            "cpu_s": round(sum(r["cpu_s"] for r in runs), 3), "n_train": runs[0]["n_train"], "runs": runs}
+            "dev_std": dev[1], "params": runs[0]["params"], "wall_s": round(sum(r.get("wall_s", 0.0) for r in runs), 3),
+            "cpu_s": round(sum(r.get("cpu_s", 0.0) for r in runs), 3), "n_train": runs[0]["n_train"], "runs": runs}
 
 
 def _record(r) -> dict[str, Any]:
@@ -156,8 +156,12 @@ def train_seeds(study: optuna.Study, ctx: SearchContext, t: optuna.trial.FrozenT
         study.set_user_attr(record.SEED_RUNS, all_extra)
         print(f"  trial {t.number}{f' ({role})' if role else ''} seed {seed}: selection {r['selection']:.4f}, "
               f"dev {r['dev']:.4f} ({r['params']:,} params, {r['wall_s']:.0f}s)")
+    return _trial_summary(t, runs[:max(1, seeds)], role)
+
+
+def _trial_summary(t: optuna.trial.FrozenTrial, runs: list[dict[str, Any]], role: str) -> dict[str, Any]:
     return {"trial": t.number, "role": role, "trial_score": t.values[0], "builtin": record.builtin_of(t),
-            **summary(runs[:max(1, seeds)])}
+            **summary(runs)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -220,8 +224,9 @@ def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: b
               f"{pick['selection_mean']:.4f} against {statistics.fmean(best_scores):.4f} over {len(best_scores)}): "
               f"trying trial {again.number}")
         picked = again
-    # the best over whatever runs it has (seed 0 alone unless it is the pick): nothing trains here
-    best = train_seeds(study, ctx, best_trial, seeds_to_hold(study, best_trial.number, 1), progress, role="best")
+    # the best over the runs it has (seed 0 alone unless it is the pick or a built-in): nothing trains here
+    best = pick if picked.number == best_trial.number else \
+        _trial_summary(best_trial, seed_runs(study, best_trial, metric), "best")
     return Chosen(picked, pick, best, noise)
 
 
@@ -324,7 +329,7 @@ def _cache_entry(ctx: SearchContext, cache_dir: Path, name: str, spec: AdapterSp
     return cache_dir / f"{_baseline_key(ctx, name, spec, plan_train)}.json", _baseline_ident(ctx, spec, plan_train)
 
 
-def _read_cache(entry: tuple[Path, dict[str, Any]]) -> list[dict[str, Any]]:
+def _read_cache(entry: tuple[Path, dict[str, Any]], say: bool = True) -> list[dict[str, Any]]:
     """The cached runs, each with its seed; none where the file is missing or holds another identity (the key
     is a digest of it: a file that disagrees is stale or foreign, and trains again)."""
     f, ident = entry
@@ -332,19 +337,21 @@ def _read_cache(entry: tuple[Path, dict[str, Any]]) -> list[dict[str, Any]]:
         return []
     data = json.loads(f.read_text())
     if "ident" in data and data["ident"] != ident:
-        print(f"  {f.name}: cached for other training arguments: not used")
+        if say:
+            print(f"  {f.name}: cached for other training arguments: not used")
         return []
     return [r for r in data.get("runs", []) if "seed" in r]
 
 
 def _write_cache(entry: tuple[Path, dict[str, Any]], name: str, runs: list[dict[str, Any]]) -> None:
-    """Add ``runs`` to the cache file (by seed; what another search wrote there meanwhile is kept)."""
+    """Add ``runs`` to the cache file by seed (they replace a refused run of the same seed; the other seeds
+    another search wrote there meanwhile are kept)."""
     f, ident = entry
-    by_seed = {r["seed"]: r for r in _read_cache(entry)}
+    by_seed = {r["seed"]: r for r in _read_cache(entry, say=False)}
     new = {r["seed"]: {k: v for k, v in r.items() if k != "trial"} for r in runs}
-    if not new or all(k in by_seed for k in new):
+    if all(by_seed.get(k) == v for k, v in new.items()):
         return
-    by_seed = {**new, **by_seed}
+    by_seed = {**by_seed, **new}
     f.parent.mkdir(parents=True, exist_ok=True)
     tmp = f.with_suffix(".tmp")
     tmp.write_text(json.dumps({"config": name, "ident": ident, "runs": [by_seed[k] for k in sorted(by_seed)]},
