@@ -222,7 +222,8 @@ def _settings_from_args(a: argparse.Namespace):
 
 def _spawn_workers(a: argparse.Namespace) -> list:
     """Extra worker processes on the same study (``--workers N``): each runs trials until the study holds
-    ``--trials`` finished ones; their samplers get different seeds; only this process retrains."""
+    ``--trials`` finished ones; their samplers get different seeds; only this process trains the baselines and
+    the seeds."""
     import subprocess
 
     if a.workers <= 1:

@@ -120,6 +120,8 @@ def _ties(study: optuna.Study) -> tuple[list[optuna.trial.FrozenTrial], int, dic
     noise = _noise_on(study, front[best])
     if noise is None:
         return front, best, None, set()
+    # the best may be its first run alone (the noise came from the baselines): the front keeps the luckiest
+    # first runs, so checking against it leans to the best, the side a wrong tie would not ship
     best_scores = selection_over_seeds(study, front[best])
     margin = noise.get("margin", 0.01)
     refuted = {i for i in tied_with_best(pts, best, noise["mean"], noise["threshold"])
