@@ -1,7 +1,7 @@
 """The headline command as one function: ``search(settings)`` reads top to bottom as the stages of a search,
 one call each: validate the settings, open the study and run the trials (run/), train the baselines (their
-cached seeds are the seed noise), pick over seeds, write the report and charts, upload them (results/). The CLI, the benchmarks and a notebook all
-call this.
+cached seeds are the seed noise), pick over seeds, write the report and charts, upload them (results/). The
+CLI, the benchmarks and a notebook all call this.
 """
 
 from __future__ import annotations

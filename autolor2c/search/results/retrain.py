@@ -209,7 +209,8 @@ def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: b
               f"sd {noise['std']:.4f}; the best trial {best_trial.number} trains no seed to measure it")
     else:
         if runs_of(best_trial) > 1:
-            print(f"measuring the seed noise: trial {best_trial.number} (best {metric}) over {runs_of(best_trial)} seeds")
+            print(f"measuring the seed noise: trial {best_trial.number} (best {metric}) over "
+                  f"{runs_of(best_trial)} seeds")
         best = train_seeds(study, ctx, best_trial, runs_of(best_trial), progress, role="best")
         noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]], margin)
     picked = pick_trial(study, rule)

@@ -198,8 +198,8 @@ class SearchSettings:
             raise bad("sampler", f"choose one of {', '.join(SAMPLERS)}")
         if self.pick not in PICKS:
             raise bad("pick", f"choose one of {', '.join(PICKS)}")
-        for name, low in (("trials", 1), ("seeds", 0), ("baseline_seeds", 1), ("min_rung_steps", 1), ("seed", 0), ("worker", 0),
-                          ("max_consecutive_failures", 1)):
+        for name, low in (("trials", 1), ("seeds", 0), ("baseline_seeds", 1), ("min_rung_steps", 1), ("seed", 0),
+                          ("worker", 0), ("max_consecutive_failures", 1)):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
                 raise bad(name, f"must be an integer >= {low}")

@@ -158,7 +158,8 @@ def test_baseline_seeds_are_cached_across_searches_and_retrained_when_stale(fast
     assert all(b["seeds"] == 3 for b in first.baselines)
     # the best trains no seed unless it is the pick; the pick's three seeds meet the baselines' three
     best_trial = study.trials[first.best["trial"]]
-    assert first.best["seeds"] == (3 if first.picked.number == best_trial.number or record.builtin_of(best_trial) else 1)
+    picked_or_builtin = first.picked.number == best_trial.number or record.builtin_of(best_trial)
+    assert first.best["seeds"] == (3 if picked_or_builtin else 1)
     assert first.pick["seeds"] == 3 and first.pick["trial"] == first.picked.number
     c = study.user_attrs[record.VERDICT]["comparison"]
     # (a synthetic trial, seed 0, scores no dev set: the pick's dev runs are its seeds that do)
