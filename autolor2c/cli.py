@@ -222,18 +222,20 @@ def _settings_from_args(a: argparse.Namespace):
 
 def _spawn_workers(a: argparse.Namespace) -> list:
     """Extra worker processes on the same study (``--workers N``): each runs trials until the study holds
-    ``--trials`` finished ones; their samplers get different seeds; only this process retrains."""
+    ``--trials`` finished ones; their samplers get different seeds; only this process trains the baselines and
+    the seeds."""
     import subprocess
 
     if a.workers <= 1:
         return []
     argv = [x for x in _ARGV if x not in ("--no-progress",)]
-    for flag in ("--workers", "--worker", "--seeds"):
+    for flag in ("--workers", "--worker", "--seeds", "--baseline-seeds"):
         while flag in argv:
             i = argv.index(flag)
             del argv[i:i + 2]
+    argv = [x for x in argv if x != "--no-baselines"]
     return [subprocess.Popen([sys.executable, "-m", "autolor2c.cli", *argv, "--workers", "1", "--worker", str(k),
-                              "--seeds", "0", "--no-progress"], stdout=subprocess.DEVNULL)
+                              "--seeds", "0", "--no-baselines", "--no-progress"], stdout=subprocess.DEVNULL)
             for k in range(1, a.workers)]
 
 
@@ -336,7 +338,8 @@ def cmd_retrain(a: argparse.Namespace) -> int:
         picked = pick_trial(study, a.pick or "best", a.trial)
     settings, ctx = _context_for_study(study, a)
     if a.trial is None and a.pick == "smallest-tied":
-        # as the search picks: the best's seeds measure the noise, and a candidate whose tie fails gives way
+        # as the search picks: with the noise it recorded from the cached baseline seeds (else the best's
+        # seeds measure it), and a candidate whose tie fails gives way
         from autolor2c.search.results import pick_over_seeds
         chosen = pick_over_seeds(study, ctx, a.pick, a.seeds, settings.progress)
         picked, r = chosen.picked, chosen.pick
@@ -625,6 +628,7 @@ def _add_retrain_flags(s: argparse.ArgumentParser) -> None:
     _setting_flag(g, "--pick", choices=PICKS)
     _setting_flag(g, "--seeds", type=_int_at_least(0))
     _off_switch(g, "--no-baselines")
+    _setting_flag(g, "--baseline-seeds", type=_int_at_least(1))
 
 
 def _add_output_flags(s: argparse.ArgumentParser) -> None:
@@ -642,8 +646,9 @@ def _add_search_commands(sub) -> None:
     storage_help = _setting_help("storage")
     s = sub.add_parser("search", help="multi-objective search (score up, params down) under a parameter budget",
                        description="Create or continue a two-objective Optuna study whose top rung is the run "
-                                   "`autolor2c train` makes (the built-ins first), pick from its front, train the "
-                                   "pick's other seeds and the baselines, write reports and the pick's adapter.")
+                                   "`autolor2c train` makes (the built-ins first), train the baselines' seeds "
+                                   "(cached; their spread is the seed noise), pick from its front, train the "
+                                   "pick's other seeds, write reports and the pick's adapter.")
     _add_data_flags(s, search=True)
     _add_space_and_budget_flags(s)
     _add_fidelity_flags(s)

@@ -1,7 +1,7 @@
 """The headline command as one function: ``search(settings)`` reads top to bottom as the stages of a search,
-one call each: validate the settings, open the study and run the trials (run/), pick over seeds, train the
-baselines, write the report and charts, upload them (results/). The CLI, the benchmarks and a notebook all
-call this.
+one call each: validate the settings, open the study and run the trials (run/), train the baselines (their
+cached seeds are the seed noise), pick over seeds, write the report and charts, upload them (results/). The
+CLI, the benchmarks and a notebook all call this.
 """
 
 from __future__ import annotations
@@ -29,21 +29,21 @@ class SearchOutcome:
     out: Path
     picked: optuna.trial.FrozenTrial | None
     pick: dict[str, Any] | None = None             # the pick's runs over seeds (summary)
-    best: dict[str, Any] | None = None             # the best trial's runs over seeds (the noise is measured on it)
+    best: dict[str, Any] | None = None             # the best trial's runs (seed 0 alone unless it is the pick)
     noise: dict[str, Any] | None = None
     baselines: list[dict[str, Any]] = field(default_factory=list)
     paths: dict[str, Path] = field(default_factory=dict)
-    wall_s: dict[str, float] = field(default_factory=dict)   # search, seeds, baselines
+    wall_s: dict[str, float] = field(default_factory=dict)   # search, baselines, seeds
 
 
 def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study], None] | None = None,
            after_trials: Callable[[optuna.Study], None] | None = None, run_trials: Callable | None = None,
-           baseline_seeds: int = 1) -> SearchOutcome:
+           baseline_seeds: int | None = None) -> SearchOutcome:
     """Run the whole search for ``settings`` and return what it made.
 
     ``run_trials(settings) -> (study, ctx)`` replaces the Optuna backend (the CLI passes the Ray one);
     ``after_trials(study)`` runs once the trials are done (the CLI waits for its worker processes there);
-    ``baseline_seeds`` seeds for every baseline (the product's default 1; the benchmarks use 3).
+    ``baseline_seeds`` overrides ``settings.baseline_seeds`` (seeds of every baseline, cached across searches).
     Raises ``NothingTrained`` when no configuration reached the top rung.
     """
     # 1. validate
@@ -68,21 +68,22 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     metric = ctx.task.primary_metric
     print_front(study, metric)
 
-    # 3. pick over seeds
+    # 3. baselines: their seeds are trained once per set-up (cached), and their spread is the seed noise
     t1 = time.time()
-    chosen = pick_over_seeds(study, ctx, settings.pick, settings.seeds, settings.progress)
+    seeds = settings.baseline_seeds if baseline_seeds is None else baseline_seeds
+    baselines = train_baselines(study, ctx, seeds, settings.progress) if settings.baselines else []
+    wall["baselines"] = time.time() - t1
+
+    # 4. pick over seeds
+    t2 = time.time()
+    chosen = pick_over_seeds(study, ctx, settings.pick, settings.seeds, settings.progress, baselines)
     picked, pick, best, noise = chosen.picked, chosen.pick, chosen.best, chosen.noise
-    wall["seeds"] = time.time() - t1
+    wall["seeds"] = time.time() - t2
     print(f"picked trial {picked.number} ({settings.pick}): {metric} {picked.values[0]:.4f}, "
           f"{int(picked.values[1]):,} params; over {pick['seeds']} seed(s) dev {pick['dev_mean']:.4f}")
     own = record.adapter_dir(picked)
     if own is not None:  # the pick's adapter is its trial's own model (seed 0): nothing trained again
         replace_dir(own, out / "adapter")
-
-    # 4. baselines
-    t2 = time.time()
-    baselines = train_baselines(study, ctx, baseline_seeds, settings.progress) if settings.baselines else []
-    wall["baselines"] = time.time() - t2
 
     # 5. report
     if pick is not None:

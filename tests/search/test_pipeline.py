@@ -29,7 +29,8 @@ SMALL = ["--min-steps", "0", "--max-train-samples", "96", "--max-eval-samples", 
 def searched(tmp_path_factory, glue_dir):
     tmp = tmp_path_factory.mktemp("search")
     storage = f"sqlite:///{tmp}/studies.db"
-    args = ["search", "--task", "sst2", "--budget", "0.05M", "--trials", "4", "--seeds", "2", "--storage", storage,
+    args = ["search", "--task", "sst2", "--budget", "0.05M", "--trials", "4", "--seeds", "2", "--baseline-seeds", "2",
+            "--storage", storage,
             "--out", str(tmp / "out"), "--data-dir", str(glue_dir), "--study-name", "t", *SMALL]
     assert main(args) == 0
     return tmp, storage, args
@@ -72,7 +73,13 @@ def test_search_writes_every_artifact(searched):
     own = out / "trials" / f"trial{t.number}" / "adapter"
     assert t.user_attrs["adapter_dir"] == str(own.resolve())
     assert (own / "lor2c_model.safetensors").read_bytes() == (out / "adapter" / "lor2c_model.safetensors").read_bytes()
-    assert retrain["noise"]["trial"] == retrain["best"]["trial"] and retrain["noise"]["seeds"] == 2
+    # the noise is the cached baselines' seeds (the head alone left out): the best trains none to measure it
+    noise = retrain["noise"]
+    assert noise["trial"] == retrain["best"]["trial"] and noise["source"] == "cached baseline seeds"
+    assert {"lor2c", "sharelor2c", "imlor2c", "lora"} <= set(noise["baselines"]) and "head-only" not in noise["baselines"]
+    assert retrain["best"]["seeds"] == (2 if retrain["best"]["trial"] == pick["trial"] or retrain["best"]["builtin"]
+                                        else 1)
+    assert all(b["seeds"] == 2 for b in retrain["baselines"])
     # the pick is the smallest front point tied with the best within that noise (the best itself among them)
     from autolor2c.search.front import tied_with_the_best
 
@@ -146,8 +153,9 @@ def test_retrain_defaults_to_the_searchs_own_pick(searched, tmp_path, monkeypatc
                         or real(st, ctx, rule, seeds, progress))
     asked.clear()
     assert main(["retrain", "--study", "c", "--storage", copy, "--no-progress", "--pick", "smallest-tied"]) == 0
-    assert rules == ["smallest-tied"] and asked[0] == pick_trial(study, "best").number
-    assert asked[-1] == pick_trial(study, "smallest-tied").number
+    # with the noise the search recorded from the cached baseline seeds: the best trains no seed unless picked
+    assert rules == ["smallest-tied"] and asked[-1] == pick_trial(study, "smallest-tied").number
+    assert pick_trial(study, "best").number not in asked[:-1]
     assert main(["retrain", "--study", "c", "--storage", copy, "--no-progress", "--pick", "knee"]) == 0
     assert rules == ["smallest-tied"]
 

@@ -17,6 +17,7 @@ _HOME = {
     "study_hypervolume": "study_front", "hypervolume_history": "study_front", "pick_trial": "study_front",
     "tied_with_the_best": "study_front", "refuted_ties": "study_front", "selection_over_seeds": "study_front",
     "seed_noise": "study_front", "record_seed_noise": "study_front", "cost_totals": "study_front",
+    "external_noise": "study_front", "NOISE_FROM_BASELINES": "study_front", "NOISE_FROM_BEST": "study_front",
 }
 
 __all__ = sorted(_HOME)

@@ -90,12 +90,14 @@ def tie_threshold(seed_std: float, best_seeds: int) -> float:
     return 1.96 * seed_std * math.sqrt(1.0 + 1.0 / max(1, best_seeds))
 
 
-def tie_holds(candidate: Sequence[float], best: Sequence[float], margin: float = 0.01) -> bool:
+def tie_holds(candidate: Sequence[float], best: Sequence[float], margin: float = 0.01,
+              noise: tuple[float, int] | None = None) -> bool:
     """Whether a candidate tied with the best on its first seed stays tied over its seeds: shown to be no
     worse than the best by more than ``margin`` (``stats.non_inferior``: the 90% interval of the difference
-    of means, the seed noise pooled, lies above -margin). An inconclusive comparison is no tie. A single seed
-    a side decides nothing yet, so it holds until each side has two (its seeds are then trained)."""
-    held = non_inferior(candidate, best, margin)
+    of means, the seed noise pooled, lies above -margin). An inconclusive comparison is no tie. The
+    candidate's single seed decides nothing yet, so it holds until its seeds are trained; the best may stay
+    at one run where the set-up's ``noise`` (sd, df) is known from other runs (the cached baseline seeds)."""
+    held = non_inferior(candidate, best, margin, noise=noise)
     return True if held is None else held
 
 

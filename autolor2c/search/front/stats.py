@@ -29,9 +29,13 @@ def _mean(xs: Sequence[float]) -> float:
     return math.fsum(xs) / len(xs)
 
 
-def pooled_sd(*sides: Sequence[float]) -> tuple[float | None, int]:
-    """The seed standard deviation pooled over the sides with two runs or more, and its degrees of freedom."""
-    ss, df = 0.0, 0
+Noise = tuple[float, int]   # (sd, degrees of freedom) measured on other runs of the same set-up
+
+
+def pooled_sd(*sides: Sequence[float], noise: Noise | None = None) -> tuple[float | None, int]:
+    """The seed standard deviation pooled over the sides with two runs or more (and ``noise``, the spread
+    measured on other configurations of the same set-up), and its degrees of freedom."""
+    ss, df = (noise[0] ** 2 * noise[1], noise[1]) if noise else (0.0, 0)
     for xs in sides:
         if len(xs) >= 2:
             m = _mean(xs)
@@ -89,12 +93,14 @@ def seeds_to_decide(diff: float, sd: float | None, margin: float, confidence: fl
     return None
 
 
-def compare(a: Sequence[float], b: Sequence[float], margin: float, confidence: float = CONFIDENCE) -> Comparison:
-    """A against B over their seeds (see the module's doc for the rule)."""
+def compare(a: Sequence[float], b: Sequence[float], margin: float, confidence: float = CONFIDENCE,
+            noise: Noise | None = None) -> Comparison:
+    """A against B over their seeds (see the module's doc for the rule); ``noise`` (sd, df), measured on other
+    configurations of the same set-up, is pooled with the sides' own spread."""
     if not a or not b:
         raise ValueError("each side needs one run at least")
     diff = _mean(a) - _mean(b)
-    sd, df = pooled_sd(a, b)
+    sd, df = pooled_sd(a, b, noise=noise)
     if sd is None:
         return Comparison("inconclusive", diff, None, None, margin, None, len(a), len(b), None)
     half = _t(df, confidence) * sd * math.sqrt(1 / len(a) + 1 / len(b))
@@ -111,11 +117,12 @@ def compare(a: Sequence[float], b: Sequence[float], margin: float, confidence: f
     return Comparison(verdict, diff, low, high, margin, sd, len(a), len(b), need)
 
 
-def non_inferior(a: Sequence[float], b: Sequence[float], margin: float, confidence: float = CONFIDENCE) -> bool | None:
+def non_inferior(a: Sequence[float], b: Sequence[float], margin: float, confidence: float = CONFIDENCE,
+                 noise: Noise | None = None) -> bool | None:
     """Whether A is shown to be no worse than B by more than ``margin`` (the interval's lower bound above
-    -margin: level or higher). None while either side has one run and no noise is known: undecided."""
-    c = compare(a, b, margin, confidence)
-    if c.low is None or min(len(a), len(b)) < 2:
+    -margin: level or higher). None while A has one run, or B has one and no ``noise`` is known: undecided."""
+    c = compare(a, b, margin, confidence, noise)
+    if c.low is None or len(a) < 2 or (len(b) < 2 and noise is None):
         return None
     return c.low > -margin
 

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 from autolor2c.errors import UserError
 
 from .. import record
+from .stats import pooled_sd
 from .pareto import PICKS, front_indices, hypervolume, pick_best, pick_knee, pick_smallest_tied, tie_holds, tie_threshold, \
     tied_with_best
 
@@ -119,29 +120,56 @@ def _ties(study: optuna.Study) -> tuple[list[optuna.trial.FrozenTrial], int, dic
     noise = _noise_on(study, front[best])
     if noise is None:
         return front, best, None, set()
+    # the best may be its first run alone (the noise came from the baselines): the front keeps the luckiest
+    # first runs, so checking against it leans to the best, the side a wrong tie would not ship
     best_scores = selection_over_seeds(study, front[best])
     margin = noise.get("margin", 0.01)
     refuted = {i for i in tied_with_best(pts, best, noise["mean"], noise["threshold"])
-               if i != best and not tie_holds(selection_over_seeds(study, front[i]), best_scores, margin)}
+               if i != best and not tie_holds(selection_over_seeds(study, front[i]), best_scores, margin,
+                                              external_noise(noise, record.builtin_of(front[best])))}
     return front, best, noise, refuted
 
 
 def seed_noise(study: optuna.Study) -> dict[str, Any] | None:
-    """The seed noise measured on the best trial's configuration (``record_seed_noise``), or None."""
+    """The seed noise the pick rule uses (``record_seed_noise``), or None."""
     return study.user_attrs.get(record.SEED_NOISE)
 
 
-def record_seed_noise(study: optuna.Study, trial: int, scores: list[float], margin: float = 0.01) -> dict[str, Any] | None:
-    """Record the best configuration's selection scores over seeds: their mean, standard deviation, the
-    threshold that makes a front point a candidate on its first seed, and the practical ``margin`` its own
-    seeds must then show it within (``pareto.tie_holds``). Needs two seeds or more."""
-    if len(scores) < 2:
+NOISE_FROM_BASELINES = "cached baseline seeds"
+NOISE_FROM_BEST = "the best trial's seeds"
+
+
+def record_seed_noise(study: optuna.Study, trial: int, scores: list[float], margin: float = 0.01,
+                      baselines: dict[str, list[float]] | None = None) -> dict[str, Any] | None:
+    """Record the seed noise the pick rule uses, with the best trial's selection scores (``scores``: its runs
+    so far, the trial first). The noise is the pooled spread of ``baselines`` (name -> selection scores over
+    seeds; those with two or more count), the set-up's noise known before the pick, else of ``scores``
+    themselves. Records the best's mean, the sd and its degrees of freedom, its source, the threshold that
+    makes a front point a candidate on its first seed, and the practical ``margin`` its own seeds must then
+    show it within (``pareto.tie_holds``). None where neither has two runs."""
+    pooled = {name: xs for name, xs in (baselines or {}).items() if len(xs) >= 2}
+    if pooled:
+        std, df = pooled_sd(*pooled.values())
+        source = NOISE_FROM_BASELINES
+    elif len(scores) >= 2:
+        std, df, source = statistics.stdev(scores), len(scores) - 1, NOISE_FROM_BEST
+    else:
         return None
-    std = statistics.stdev(scores)
-    noise = {"trial": trial, "seeds": len(scores), "mean": statistics.fmean(scores), "std": std,
-             "threshold": tie_threshold(std, len(scores)), "margin": margin}
+    noise = {"trial": trial, "seeds": len(scores), "mean": statistics.fmean(scores), "std": std, "df": df,
+             "source": source, "threshold": tie_threshold(std, len(scores)), "margin": margin}
+    if pooled:
+        noise["baselines"] = {name: [float(x) for x in xs] for name, xs in sorted(pooled.items())}
     study.set_user_attr(record.SEED_NOISE, noise)
     return noise
+
+
+def external_noise(noise: dict[str, Any] | None, exclude: str | None = None) -> tuple[float, int] | None:
+    """(sd, df) of the baselines' seeds a tie check pools with its own sides, less baseline ``exclude`` (the
+    best's own built-in: its seeds are already a side); None where the noise is the best's own seeds."""
+    if not noise or noise.get("source") != NOISE_FROM_BASELINES:
+        return None
+    sd, df = pooled_sd(*(xs for name, xs in noise.get("baselines", {}).items() if name != exclude))
+    return None if sd is None else (sd, df)
 
 
 def cost_totals(study: optuna.Study) -> dict[str, float]:

@@ -314,8 +314,15 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
              f"Hypervolume: {hv:.4f} (reference point: {ref_name}, {metric} {ref:.4f}, and params = budget; "
              f"params divided by the budget).", ""]
     if noise:
-        lines += [f"Seed noise, measured on trial {noise['trial']} over {noise['seeds']} seeds: selection {metric} "
-                  f"{noise['mean']:.4f} ± {noise['std']:.4f}; a front point is tied with it (marked *tied*) when its "
+        if noise.get("baselines"):
+            where = (f"Seed noise, from the cached baseline seeds ("
+                     f"{', '.join(f'`{k}` {len(v)}' for k, v in noise['baselines'].items())} seeds): selection "
+                     f"{metric} sd {noise['std']:.4f}; the best trial {noise['trial']} scores {noise['mean']:.4f} "
+                     f"over {noise['seeds']} run(s) (it trains no seed to measure the noise)")
+        else:
+            where = (f"Seed noise, measured on trial {noise['trial']} over {noise['seeds']} seeds: selection {metric} "
+                     f"{noise['mean']:.4f} ± {noise['std']:.4f}")
+        lines += [f"{where}; a front point is tied with it (marked *tied*) when its "
                   f"score is within {noise['threshold']:.4f} of that mean. The pick's tie is rechecked over its own "
                   f"seeds: it holds only where they show it no worse than the best by more than "
                   f"{noise.get('margin', 0.01):g} (the 90% interval of the difference above -{noise.get('margin', 0.01):g}); "
@@ -355,7 +362,7 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
 
 
 def tied_numbers(study: optuna.Study, noise: dict[str, Any] | None) -> set[int]:
-    """Front trials statistically tied with the best (the noise measured on the best's seeds)."""
+    """Front trials statistically tied with the best (within the recorded seed noise)."""
     return {t.number for t in tied_with_the_best(study)} if noise else set()
 
 

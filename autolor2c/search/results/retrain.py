@@ -1,12 +1,13 @@
-"""After the trials: more seeds of a trial, the pick over seeds, and the baselines.
+"""After the trials: the baselines over seeds, the pick over seeds, and more seeds of a trial.
 
 A trial that reached the top rung already *is* the run ``autolor2c train`` makes (seed 0, its adapter kept);
 another seed trains the same configuration with the same arguments (``SearchSettings.train_args``) and a
-different seed. The pick over seeds trains the best's seeds (they measure the noise), then the pick's own
-until its tie with the best holds. The baselines are the built-ins the study tried as trials, over seeds, and
-those a study cannot express as trials (the head alone, LoRA), trained the same way and cached across
-studies. Everything is scored on the selection split (which chooses checkpoints and picks) and on the dev
-set (which chooses nothing).
+different seed. The baselines are the built-ins the study tried as trials and those a study cannot express as
+trials (the head alone, LoRA, AdaLoRA), over seeds: their seeds are trained once per task, model, data and
+training arguments and cached across studies, and their spread is the seed noise the pick uses. The pick then
+trains its own seeds (the report compares them with the baselines'), and a tied candidate its seeds until its
+tie with the best holds. Everything is scored on the selection split (which chooses checkpoints and picks)
+and on the dev set (which chooses nothing).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from autolor2c.train import TRAINER_VERSION, AdapterSpec, builtin_configs, count
     read_config_file, train
 
 from .. import record
-from ..front import pareto_front, pick_best, pick_trial, practical_margin, record_seed_noise
+from ..front import (pareto_front, pick_best, pick_trial, practical_margin, record_seed_noise, seed_noise,
+                     selection_over_seeds)
 from ..run import SearchContext, plan_to_spec
 from ..space import TrialPlan
 
@@ -62,8 +64,8 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
     sel, dev = ms("selection"), ms("dev")
     return {"seeds": len(runs), "selection_mean": sel[0], "selection_std": sel[1], "dev_mean": dev[0],
-            "dev_std": dev[1], "params": runs[0]["params"], "wall_s": round(sum(r["wall_s"] for r in runs), 3),
-            "cpu_s": round(sum(r["cpu_s"] for r in runs), 3), "n_train": runs[0]["n_train"], "runs": runs}
+            "dev_std": dev[1], "params": runs[0]["params"], "wall_s": round(sum(r.get("wall_s", 0.0) for r in runs), 3),
+            "cpu_s": round(sum(r.get("cpu_s", 0.0) for r in runs), 3), "n_train": runs[0]["n_train"], "runs": runs}
 
 
 def _record(r) -> dict[str, Any]:
@@ -154,8 +156,12 @@ def train_seeds(study: optuna.Study, ctx: SearchContext, t: optuna.trial.FrozenT
         study.set_user_attr(record.SEED_RUNS, all_extra)
         print(f"  trial {t.number}{f' ({role})' if role else ''} seed {seed}: selection {r['selection']:.4f}, "
               f"dev {r['dev']:.4f} ({r['params']:,} params, {r['wall_s']:.0f}s)")
+    return _trial_summary(t, runs[:max(1, seeds)], role)
+
+
+def _trial_summary(t: optuna.trial.FrozenTrial, runs: list[dict[str, Any]], role: str) -> dict[str, Any]:
     return {"trial": t.number, "role": role, "trial_score": t.values[0], "builtin": record.builtin_of(t),
-            **summary(runs[:max(1, seeds)])}
+            **summary(runs)}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -171,32 +177,57 @@ class Chosen:
     noise: dict[str, Any] | None
 
 
-def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: bool = False) -> Chosen:
-    """Train the best front trial's extra seeds (its noise decides what is tied with it), pick by ``rule``
-    and train the pick's seeds; a ``smallest-tied`` pick whose tie does not hold over its own seeds gives
-    way to the next candidate, until one holds or the best is left."""
+def baseline_noise_runs(baselines: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """Each baseline's selection scores over its seeds, for the seed noise of the set-up. The head alone is
+    left out, whatever its spread: it trains a linear probe on frozen features, whose seeds barely move it
+    (often not at all), so it says nothing of an adapter's seed noise and would only shrink the pooled sd."""
+    return {b["config"]: [float(r["selection"]) for r in b.get("runs") or [] if r.get("selection") is not None]
+            for b in baselines if b["config"] != HEAD_ONLY}
+
+
+def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: bool = False,
+                    baselines: list[dict[str, Any]] | None = None) -> Chosen:
+    """Pick by ``rule`` and train the pick's seeds; a ``smallest-tied`` pick whose tie does not hold over its
+    own seeds gives way to the next candidate, until one holds or the best is left.
+
+    The seed noise that decides what is tied with the best is the pooled spread of the cached baselines' seeds
+    (``baselines``; without them, the noise the study recorded from them), so the best trains no seed to
+    measure it. Only where no baseline has two seeds do the best's own seeds measure it."""
     metric = ctx.task.primary_metric
+    margin = practical_margin(metric)
     front = pareto_front(study)
     best_trial = front[pick_best([(t.values[0], t.values[1]) for t in front])]
 
     def runs_of(t) -> int:
         return seeds_to_hold(study, t.number, seeds)
 
-    if runs_of(best_trial) > 1:
-        print(f"measuring the seed noise: trial {best_trial.number} (best {metric}) over {runs_of(best_trial)} seeds")
-    best = train_seeds(study, ctx, best_trial, runs_of(best_trial), progress, role="best")
-    noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]],
-                              practical_margin(metric))
+    known = baseline_noise_runs(baselines) if baselines is not None else \
+        (seed_noise(study) or {}).get("baselines") or {}
+    noise = record_seed_noise(study, best_trial.number, selection_over_seeds(study, best_trial), margin, known)
+    if noise is not None and noise.get("baselines"):
+        print(f"seed noise from the cached baseline seeds ({', '.join(noise['baselines'])}): selection {metric} "
+              f"sd {noise['std']:.4f}; the best trial {best_trial.number} trains no seed to measure it")
+    else:
+        if runs_of(best_trial) > 1:
+            print(f"measuring the seed noise: trial {best_trial.number} (best {metric}) over "
+                  f"{runs_of(best_trial)} seeds")
+        best = train_seeds(study, ctx, best_trial, runs_of(best_trial), progress, role="best")
+        noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]], margin)
     picked = pick_trial(study, rule)
     while True:
-        pick = best if picked.number == best_trial.number else \
-            train_seeds(study, ctx, picked, runs_of(picked), progress, role="pick")
+        pick = train_seeds(study, ctx, picked, runs_of(picked), progress,
+                           role="best, the pick" if picked.number == best_trial.number else "pick")
         again = pick_trial(study, rule)
         if again.number == picked.number:
             break
+        best_scores = selection_over_seeds(study, best_trial)
         print(f"trial {picked.number} is not tied with the best over {pick['seeds']} seeds (selection {metric} "
-              f"{pick['selection_mean']:.4f} against {best['selection_mean']:.4f}): trying trial {again.number}")
+              f"{pick['selection_mean']:.4f} against {statistics.fmean(best_scores):.4f} over {len(best_scores)}): "
+              f"trying trial {again.number}")
         picked = again
+    # the best over the runs it has (seed 0 alone unless it is the pick or a built-in): nothing trains here
+    best = pick if picked.number == best_trial.number else \
+        _trial_summary(best_trial, seed_runs(study, best_trial, metric), "best")
     return Chosen(picked, pick, best, noise)
 
 
@@ -210,40 +241,123 @@ def seeds_to_hold(study: optuna.Study, number: int, asked: int) -> int:
 # --------------------------------------------------------------------------------------------------
 def train_baselines(study: optuna.Study, ctx: SearchContext, seeds: int, progress: bool) -> list[dict[str, Any]]:
     """Every baseline over ``seeds`` seeds, recorded on the study: the built-ins the study tried as trials
-    (``builtin_baselines``), then the baselines trained apart (``baselines_apart``, cached beside the study's
-    artifacts folder)."""
-    baselines = builtin_baselines(study, ctx, seeds, progress)
+    (``builtin_baselines``), then the baselines trained apart (``baselines_apart``); the seeds of both are
+    cached beside the study's artifacts folder (``<out>/../baselines/``), so a later search trains none again."""
     cache = ctx.out.parent / "baselines"
+    baselines = builtin_baselines(study, ctx, seeds, progress, cache)
     for name, spec, plan_train in baselines_apart(ctx):
         baselines.append(train_baseline(ctx, cache, name, spec, plan_train, seeds, progress))
     study.set_user_attr(record.BASELINES, [{k: v for k, v in b.items() if k != "runs"} for b in baselines])
     return baselines
 
 
-def builtin_baselines(study: optuna.Study, ctx, seeds: int, progress: bool) -> list[dict[str, Any]]:
-    """The built-ins the study tried as its first trials, as baselines (their trial is seed 0), over ``seeds``
-    seeds or every seed already on record (a refuted pick's seeds sharpen its baseline row)."""
+def builtin_baselines(study: optuna.Study, ctx, seeds: int, progress: bool,
+                      cache_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The built-ins the study tried as its first trials, as baselines, over ``seeds`` seeds or every seed
+    already on record (a refuted pick's seeds sharpen its baseline row).
+
+    The trial is seed 0 (the study's own run: its point on the front and its adapter); seeds 1 on come from
+    ``cache_dir`` where an earlier search with the same key trained them, else train here and go into it.
+    Either way they are recorded as the trial's extra seeds, so the pick rule sees them too."""
     out = []
     for name, t in record.builtin_trials(study.get_trials(deepcopy=False)).items():
-        out.append({"config": name, "source": f"trial {t.number}",
-                    **train_seeds(study, ctx, t, seeds_to_hold(study, t.number, seeds), progress,
-                                  role=f"built-in {name}")})
+        want = seeds_to_hold(study, t.number, seeds)
+        entry = None
+        if cache_dir is not None:
+            plan = trial_plan(t)
+            entry = _cache_entry(ctx, cache_dir, name, plan_to_spec(plan), plan.train)
+            _adopt_cached_seeds(study, t, name, entry, want)
+        row = train_seeds(study, ctx, t, want, progress, role=f"built-in {name}")
+        if entry is not None:
+            _write_cache(entry, name, record.extra_seed_runs(study, t.number))
+        out.append({"config": name, "source": f"trial {t.number}" + ("; seeds cached" if entry else ""), **row})
     return out
+
+
+def _adopt_cached_seeds(study: optuna.Study, t: optuna.trial.FrozenTrial, name: str,
+                        entry: tuple[Path, dict[str, Any]], want: int) -> None:
+    """Record the cached seeds 1..want-1 of built-in trial ``t`` as its extra seeds where it lacks them. An
+    entry whose runs count other params than the trial is stale (the configuration is not the one cached):
+    refused whole."""
+    cached = {r["seed"]: r for r in _read_cache(entry) if 1 <= r["seed"] < want}
+    if not cached:
+        return
+    if any(int(r["params"]) != int(t.values[1]) for r in cached.values()):
+        print(f"  built-in {name}: the cached seeds in {entry[0]} count other params than trial {t.number}: "
+              "not used")
+        return
+    runs = {r["seed"]: r for r in record.extra_seed_runs(study, t.number)}
+    added = []
+    for seed in range(1, want):  # seeds stay contiguous from 1: train_seeds trains the missing ones after them
+        if seed not in runs and seed in cached:
+            runs[seed] = cached[seed]
+            added.append(seed)
+        if seed not in runs:
+            break
+    if added:
+        all_extra = dict(study.user_attrs.get(record.SEED_RUNS, {}))
+        all_extra[str(t.number)] = [runs[k] for k in sorted(runs)]
+        study.set_user_attr(record.SEED_RUNS, all_extra)
+        print(f"  built-in {name} (trial {t.number}): seed(s) {', '.join(map(str, added))} from the cache "
+              f"({entry[0].name})")
 
 
 def head_only_spec() -> AdapterSpec:
     return AdapterSpec("head")
 
 
-def _baseline_key(ctx: SearchContext, name: str, spec: AdapterSpec, plan_train: dict[str, Any]) -> str:
+def _baseline_ident(ctx: SearchContext, spec: AdapterSpec, plan_train: dict[str, Any]) -> dict[str, Any]:
+    """What a cached baseline run depends on: task, model, data, trainer version, configuration and training
+    arguments (any seed: the seed is each run's own)."""
     s = ctx.settings
     args = s.train_args(plan_train, seed=0)
     data_dir = resolve_data_dir(s.data_dir)
     ident = {"task": ctx.task.name, "model": model_label(s.model), "data": str(data_dir.resolve()) if data_dir else "hub",
              "trainer": TRAINER_VERSION, "config": spec.to_dict(),
              "args": {k: v for k, v in vars(args).items() if k not in ("progress", "seed", "device")}}
+    return json.loads(json.dumps(ident, sort_keys=True, default=str))  # as the cache file holds it
+
+
+def _baseline_key(ctx: SearchContext, name: str, spec: AdapterSpec, plan_train: dict[str, Any]) -> str:
+    ident = _baseline_ident(ctx, spec, plan_train)
     digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return f"{ctx.task.name}-{model_label(s.model)}-{name}-{digest}"
+    return f"{ctx.task.name}-{model_label(ctx.settings.model)}-{name}-{digest}"
+
+
+def _cache_entry(ctx: SearchContext, cache_dir: Path, name: str, spec: AdapterSpec,
+                 plan_train: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """The cache file of a baseline's runs and the identity it must hold."""
+    return cache_dir / f"{_baseline_key(ctx, name, spec, plan_train)}.json", _baseline_ident(ctx, spec, plan_train)
+
+
+def _read_cache(entry: tuple[Path, dict[str, Any]], say: bool = True) -> list[dict[str, Any]]:
+    """The cached runs, each with its seed; none where the file is missing or holds another identity (the key
+    is a digest of it: a file that disagrees is stale or foreign, and trains again)."""
+    f, ident = entry
+    if not f.is_file():
+        return []
+    data = json.loads(f.read_text())
+    if "ident" in data and data["ident"] != ident:
+        if say:
+            print(f"  {f.name}: cached for other training arguments: not used")
+        return []
+    return [r for r in data.get("runs", []) if "seed" in r]
+
+
+def _write_cache(entry: tuple[Path, dict[str, Any]], name: str, runs: list[dict[str, Any]]) -> None:
+    """Add ``runs`` to the cache file by seed (they replace a refused run of the same seed; the other seeds
+    another search wrote there meanwhile are kept)."""
+    f, ident = entry
+    by_seed = {r["seed"]: r for r in _read_cache(entry, say=False)}
+    new = {r["seed"]: {k: v for k, v in r.items() if k != "trial"} for r in runs}
+    if all(by_seed.get(k) == v for k, v in new.items()):
+        return
+    by_seed = {**by_seed, **new}
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"config": name, "ident": ident, "runs": [by_seed[k] for k in sorted(by_seed)]},
+                              indent=2, default=str))
+    tmp.replace(f)
 
 
 def baselines_apart(ctx: SearchContext) -> list[tuple[str, AdapterSpec, dict[str, Any]]]:
@@ -267,20 +381,18 @@ def baselines_apart(ctx: SearchContext) -> list[tuple[str, AdapterSpec, dict[str
 
 def train_baseline(ctx: SearchContext, cache_dir: Path, name: str, spec: AdapterSpec, plan_train: dict[str, Any],
                    seeds: int = 1, progress: bool = True) -> dict[str, Any]:
-    """A baseline with ``seeds`` seeds, each run cached in ``cache_dir`` (one-off per task, model and args)."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    f = cache_dir / f"{_baseline_key(ctx, name, spec, plan_train)}.json"
-    runs = json.loads(f.read_text())["runs"] if f.is_file() else []
-    jobs = [(spec, plan_train, seed, None) for seed in range(len(runs), seeds)]
+    """A baseline with ``seeds`` seeds (at least one), each run cached in ``cache_dir`` (one-off per task,
+    model, data and args)."""
+    entry = _cache_entry(ctx, cache_dir, name, spec, plan_train)
+    by_seed = {r["seed"]: r for r in _read_cache(entry)}
+    jobs = [(spec, plan_train, seed, None) for seed in range(max(1, seeds)) if seed not in by_seed]
     for r in _runs(ctx, jobs, progress) if jobs else []:
-        seed = r["seed"]
-        runs.append(r)
-        print(f"  baseline {name} seed {seed}: selection {r['selection']:.4f}, dev {r['dev']:.4f} "
+        by_seed[r["seed"]] = r
+        print(f"  baseline {name} seed {r['seed']}: selection {r['selection']:.4f}, dev {r['dev']:.4f} "
               f"({r['params']:,} params, {r['wall_s']:.0f}s)")
-        tmp = f.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"config": name, "runs": runs}, indent=2, default=str))
-        tmp.replace(f)
-    return {"config": name, "source": "trained apart (cached)", **summary(runs[:seeds])}
+        _write_cache(entry, name, [r])
+    return {"config": name, "source": "trained apart (cached)",
+            **summary([by_seed[k] for k in range(max(1, seeds))])}
 
 
 def replace_dir(src: Path, dst: Path) -> None:

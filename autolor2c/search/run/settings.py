@@ -94,10 +94,15 @@ class SearchSettings:
     reduction_factor: float = field(default=3.0, metadata=_help(
         "successive-halving (ASHA) eta: the top 1/eta of a rung is promoted"))
     seeds: int = field(default=3, metadata=_help(
-        "seeds of the best and the pick (the trial is seed 0; the others measure the noise; 0 or 1: no extra run)"))
+        "seeds of the pick and of each smaller candidate the pick rule checks (the trial is seed 0; 0 or 1: no "
+        "extra run)"))
     baselines: bool = field(default=True, metadata=_help(
         "train the head alone and the built-ins the space cannot express (LoRA) beside the front, for "
         "comparison (cached across searches)"))
+    baseline_seeds: int = field(default=3, metadata=_help(
+        "seeds of every baseline, the built-ins' trial as seed 0, trained once per task, model, data and "
+        "training arguments and cached across searches; their spread is the seed noise the pick uses (below 2, "
+        "or with --no-baselines: the best trial's --seeds measure it)"))
     pick: str = field(default="smallest-tied", metadata=_help(
         "smallest-tied: the fewest params within the measured seed noise of the best, the tie rechecked "
         "over the pick's own seeds (each refuted candidate costs its seeds); best; knee"))
@@ -200,8 +205,8 @@ class SearchSettings:
             raise bad("sampler", f"choose one of {', '.join(SAMPLERS)}")
         if self.pick not in PICKS:
             raise bad("pick", f"choose one of {', '.join(PICKS)}")
-        for name, low in (("trials", 1), ("seeds", 0), ("min_rung_steps", 1), ("seed", 0), ("worker", 0),
-                          ("max_consecutive_failures", 1)):
+        for name, low in (("trials", 1), ("seeds", 0), ("baseline_seeds", 1), ("min_rung_steps", 1), ("seed", 0),
+                          ("worker", 0), ("max_consecutive_failures", 1)):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
                 raise bad(name, f"must be an integer >= {low}")

@@ -97,7 +97,7 @@ def test_rungs_from_minimum_full_and_eta():
 @pytest.mark.parametrize("field,value", [
     ("selection_fraction", 1.5), ("selection_fraction", -0.1), ("batch_size", 0), ("max_length", 4),
     ("min_steps", -1), ("max_train_samples", 0), ("max_eval_samples", 0), ("epochs", 0.0), ("reduction_factor", 1.0),
-    ("min_rung_steps", 0), ("seeds", -1), ("trials", 0), ("pick", "largest"), ("sampler", "cmaes"),
+    ("min_rung_steps", 0), ("seeds", -1), ("baseline_seeds", 0), ("trials", 0), ("pick", "largest"), ("sampler", "cmaes"),
     ("backbone_dropout", 1.5), ("budget", "lots"),
 ])
 def test_every_value_that_reaches_training_is_checked_up_front(field, value):

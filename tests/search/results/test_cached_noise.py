@@ -1,0 +1,234 @@
+"""The seed noise from the cached baseline seeds (retrain.py): the baselines' seeds, the built-ins' seeds 1 on
+included, train once per task, model, data and training arguments and are reused by a later search; their
+pooled spread is the noise the pick uses, so the best trains no seed to measure it, and the pick still trains
+its seeds for the report. On the synthetic search: no training."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+from types import SimpleNamespace
+
+import optuna
+import pytest
+
+import autolor2c.search.results.retrain as retrain_mod
+from autolor2c.search import record, search
+from autolor2c.search.fidelity import Fidelity
+from autolor2c.search.front import (NOISE_FROM_BASELINES, external_noise, record_seed_noise, refuted_ties,
+                                    selection_over_seeds)
+from autolor2c.search.run import plan_to_spec, run_search
+from autolor2c.train import count_adapter_params
+from synthetic_search import factory, fake_result, full_score, settings_for
+
+
+# --------------------------------------------------------------------------------------------------
+# The pick rule with the noise of the cached baselines (a study by hand; train_seeds faked)
+# --------------------------------------------------------------------------------------------------
+def _study_with_front(scores_params):
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for score, params in scores_params:
+        study.add_trial(optuna.trial.create_trial(values=[score, params], user_attrs={record.FEASIBLE: True}))
+    return study
+
+
+def _seeds(study, number, scores):
+    runs = dict(study.user_attrs.get(record.SEED_RUNS, {}))
+    runs[str(number)] = [{"seed": k + 1, "selection": s} for k, s in enumerate(scores)]
+    study.set_user_attr(record.SEED_RUNS, runs)
+
+
+def _baseline(config, selections):
+    return {"config": config, "runs": [{"seed": k, "selection": s} for k, s in enumerate(selections)]}
+
+
+def test_the_noise_comes_from_the_cached_baselines_and_the_best_trains_no_seed(monkeypatch):
+    study = _study_with_front([(0.7795, 2_304), (0.7800, 5_760), (0.7820, 18_432)])
+    later = {0: [0.7700, 0.7690], 1: [0.7790, 0.7780], 2: [0.7800, 0.7790]}  # each trial's seeds 1 and 2
+    trained = []
+
+    def fake_train_seeds(study, ctx, t, seeds, progress=True, role=""):  # records seeds as the real one does
+        if len(record.extra_seed_runs(study, t.number)) + 1 < seeds:
+            trained.append(t.number)
+            _seeds(study, t.number, later[t.number][:seeds - 1])
+        scores = selection_over_seeds(study, t)[:seeds]
+        return {"trial": t.number, "seeds": len(scores), "selection_mean": statistics.fmean(scores),
+                "runs": [{"selection": x} for x in scores]}
+
+    monkeypatch.setattr(retrain_mod, "train_seeds", fake_train_seeds)
+    ctx = SimpleNamespace(task=SimpleNamespace(primary_metric="accuracy"))
+    baselines = [_baseline("lor2c", [0.800, 0.802, 0.798]), _baseline("lora", [0.790, 0.792, 0.788]),
+                 _baseline("head-only", [0.600, 0.600, 0.600]),   # degenerate: left out of the noise
+                 _baseline("adalora", [0.75])]                     # one seed: measures nothing
+    chosen = retrain_mod.pick_over_seeds(study, ctx, "smallest-tied", 3, baselines=baselines)
+    noise = chosen.noise
+    assert noise["source"] == NOISE_FROM_BASELINES and set(noise["baselines"]) == {"lor2c", "lora"}
+    assert noise["std"] == pytest.approx(0.002) and noise["df"] == 4
+    assert study.user_attrs[record.SEED_NOISE] == noise
+    # the candidates train their seeds, smallest first (trial 0's tie is refuted); the best (2) trains none
+    assert trained == [0, 1]
+    assert refuted_ties(study) == {0} and chosen.picked.number == 1
+    assert chosen.pick["trial"] == 1 and chosen.pick["seeds"] == 3      # the pick's seeds, for the report
+    assert chosen.best["trial"] == 2 and chosen.best["seeds"] == 1
+    # retrain on the same study reuses the recorded noise: nothing trains, the pick is the same
+    trained.clear()
+    assert retrain_mod.pick_over_seeds(study, ctx, "smallest-tied", 3).picked.number == 1 and trained == []
+    assert study.user_attrs[record.SEED_NOISE]["source"] == NOISE_FROM_BASELINES
+    # no baseline with two seeds: the best's seeds measure the noise, as before
+    study2 = _study_with_front([(0.7795, 2_304), (0.7800, 5_760), (0.7820, 18_432)])
+    chosen = retrain_mod.pick_over_seeds(study2, ctx, "smallest-tied", 3, baselines=[_baseline("lor2c", [0.8])])
+    assert trained[0] == 2 and chosen.noise["source"] != NOISE_FROM_BASELINES and chosen.noise["seeds"] == 3
+
+
+def test_a_tie_check_does_not_count_the_best_builtins_own_seeds_twice():
+    study = _study_with_front([(0.80, 1_000)])
+    noise = record_seed_noise(study, 0, [0.80, 0.79], 0.01,
+                              baselines={"lor2c": [0.80, 0.79, 0.81], "lora": [0.70, 0.702, 0.698]})
+    assert external_noise(noise) == (pytest.approx(((0.0002 + 0.000008) / 4) ** 0.5), 4)
+    assert external_noise(noise, exclude="lor2c") == (pytest.approx(0.002), 2)
+    assert external_noise(record_seed_noise(study, 0, [0.80, 0.79], 0.01)) is None  # the best's own seeds
+
+
+# --------------------------------------------------------------------------------------------------
+# The whole search on the synthetic trainer: cached across searches, refused when stale
+# --------------------------------------------------------------------------------------------------
+def _spec_key(spec) -> str:
+    return json.dumps(spec.to_dict(), sort_keys=True, default=str)
+
+
+@pytest.fixture
+def seed_trainer(monkeypatch):
+    """retrain's ``train`` faked: the synthetic score plus a small seed-dependent noise; each call is kept."""
+    calls: list[tuple[str, int]] = []
+    state = {}
+
+    def fake(task, spec, args, model_name=None, data_dir=None, out_dir=None):
+        ctx = state["ctx"]
+        calls.append((_spec_key(spec), args.seed))
+        params = count_adapter_params(spec, ctx.shape)["final"]
+        score = full_score(spec, args.learning_rate, ctx.shape) + 0.003 * ((args.seed * 7 + params) % 5 - 2)
+        return fake_result(ctx, spec, args, score, params, wall_time_s=0.01, dev_score=score - 0.01,
+                           dev_scores={"accuracy": score - 0.01})
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # one process: the fake is patched in this one
+    monkeypatch.setattr(retrain_mod, "train", fake)
+    return SimpleNamespace(calls=calls, state=state)
+
+
+def _search(glue_dir, fast_tmp, tmp_path, name, seed_trainer, **kw):
+    settings = dataclasses.replace(settings_for(glue_dir, f"sqlite:///{fast_tmp}/s.db", name, 5, builtins_first=True,
+                                                baseline_seeds=3, out=str(tmp_path / "studies" / name), **kw),
+                                   fidelity=Fidelity.off(), seeds=3)
+
+    def run_trials(st):
+        study, ctx, _, _ = run_search(st, objective_factory=factory())
+        seed_trainer.state["ctx"] = ctx
+        return study, ctx
+
+    seed_trainer.calls.clear()
+    outcome = search(settings, run_trials=run_trials)
+    return outcome, seed_trainer.state["ctx"], list(seed_trainer.calls)
+
+
+def _baseline_specs(study, ctx) -> set[str]:
+    builtins = {_spec_key(plan_to_spec(retrain_mod.trial_plan(t)))
+                for t in record.builtin_trials(study.get_trials(deepcopy=False)).values()}
+    return builtins | {_spec_key(spec) for _, spec, _ in retrain_mod.baselines_apart(ctx)}
+
+
+def test_baseline_seeds_are_cached_across_searches_and_retrained_when_stale(fast_context, fast_tmp, tmp_path, glue_dir,
+                                                                           seed_trainer, monkeypatch):
+    first, ctx, calls = _search(glue_dir, fast_tmp, tmp_path, "first", seed_trainer)
+    study = first.study
+    builtins = record.builtin_trials(study.get_trials(deepcopy=False))
+    assert len(builtins) >= 2
+    # the built-ins train seeds 1 and 2 (the trial is seed 0), the baselines apart seeds 0 to 2
+    for t in builtins.values():
+        key = _spec_key(plan_to_spec(retrain_mod.trial_plan(t)))
+        assert sorted(s for k, s in calls if k == key) == [1, 2]
+    for name, spec, _ in retrain_mod.baselines_apart(ctx):
+        assert sorted(s for k, s in calls if k == _spec_key(spec)) == [0, 1, 2], name
+    cache = tmp_path / "studies" / "baselines"
+    assert len(list(cache.glob("*.json"))) == len(builtins) + len(retrain_mod.baselines_apart(ctx))
+    # the noise is theirs (the head alone left out); every baseline row has three seeds
+    noise = first.noise
+    assert noise["source"] == NOISE_FROM_BASELINES and "head-only" not in noise["baselines"]
+    assert set(builtins) <= set(noise["baselines"]) and all(len(v) == 3 for v in noise["baselines"].values())
+    assert all(b["seeds"] == 3 for b in first.baselines)
+    # the best trains no seed unless it is the pick; the pick's three seeds meet the baselines' three
+    best_trial = study.trials[first.best["trial"]]
+    picked_or_builtin = first.picked.number == best_trial.number or record.builtin_of(best_trial)
+    assert first.best["seeds"] == (3 if picked_or_builtin else 1)
+    assert first.pick["seeds"] == 3 and first.pick["trial"] == first.picked.number
+    c = study.user_attrs[record.VERDICT]["comparison"]
+    # (a synthetic trial, seed 0, scores no dev set: the pick's dev runs are its seeds that do)
+    assert c["n_b"] == 3 and c["n_a"] == sum(r["dev"] is not None for r in first.pick["runs"])
+    retrain = json.loads((first.out / "retrain.json").read_text())
+    assert retrain["noise"]["source"] == NOISE_FROM_BASELINES
+    assert "from the cached baseline seeds" in (first.out / "report.md").read_text()
+    baseline_specs = _baseline_specs(study, ctx)
+    pick_stage = {_spec_key(plan_to_spec(retrain_mod.trial_plan(study.trials[n])))
+                  for n in {first.picked.number} | refuted_ties(study)}
+    assert {k for k, _ in calls} <= baseline_specs | pick_stage
+
+    # a second search with the same task, model, data and arguments trains none of the baselines' seeds
+    second, ctx2, calls = _search(glue_dir, fast_tmp, tmp_path, "second", seed_trainer)
+    assert not {k for k, _ in calls} & _baseline_specs(second.study, ctx2)
+    assert [b["seeds"] for b in second.baselines] == [b["seeds"] for b in first.baselines]
+    assert [b["selection_mean"] for b in second.baselines] == [b["selection_mean"] for b in first.baselines]
+    assert second.noise["source"] == NOISE_FROM_BASELINES and second.noise["baselines"] == noise["baselines"]
+    assert second.pick["seeds"] == 3   # the pick's seeds are still trained (or on record) for the report
+    for name, t in record.builtin_trials(second.study.get_trials(deepcopy=False)).items():
+        assert [r["seed"] for r in record.extra_seed_runs(second.study, t.number)] == [1, 2], name
+
+    # a changed training argument misses the cache: every baseline seed trains again
+    third, ctx3, calls = _search(glue_dir, fast_tmp, tmp_path, "third", seed_trainer, backbone_dropout=0.1)
+    for name, spec, _ in retrain_mod.baselines_apart(ctx3):
+        assert sorted(s for k, s in calls if k == _spec_key(spec)) == [0, 1, 2], name
+    for t in record.builtin_trials(third.study.get_trials(deepcopy=False)).values():
+        assert sorted(s for k, s in calls if k == _spec_key(plan_to_spec(retrain_mod.trial_plan(t)))) == [1, 2]
+
+    # so does another trainer version, with the same settings as the first search
+    monkeypatch.setattr(retrain_mod, "TRAINER_VERSION", "another")
+    _, ctx4, calls = _search(glue_dir, fast_tmp, tmp_path, "fourth", seed_trainer)
+    assert {_spec_key(spec) for _, spec, _ in retrain_mod.baselines_apart(ctx4)} <= {k for k, _ in calls}
+
+
+def test_a_stale_cache_entry_is_refused(fast_context, fast_tmp, tmp_path, glue_dir, seed_trainer):
+    """A cache file under the right name whose recorded identity (or params) disagrees trains again."""
+    settings = dataclasses.replace(settings_for(glue_dir, f"sqlite:///{fast_tmp}/c.db", "c", 3, builtins_first=True,
+                                                out=str(tmp_path / "studies" / "c")), fidelity=Fidelity.off())
+    study, ctx, _, _ = run_search(settings, objective_factory=factory())
+    seed_trainer.state["ctx"] = ctx
+    cache = tmp_path / "studies" / "baselines"
+    name, spec, plan_train = retrain_mod.baselines_apart(ctx)[0]
+    retrain_mod.train_baseline(ctx, cache, name, spec, plan_train, 2, False)
+    assert [s for _, s in seed_trainer.calls] == [0, 1]
+    f = next(cache.glob(f"*-{name}-*.json"))
+    seed_trainer.calls.clear()
+    retrain_mod.train_baseline(ctx, cache, name, spec, plan_train, 3, False)
+    assert [s for _, s in seed_trainer.calls] == [2]           # only the missing seed
+    data = json.loads(f.read_text())
+    data["ident"]["trainer"] = "an older trainer"
+    f.write_text(json.dumps(data))
+    seed_trainer.calls.clear()
+    retrain_mod.train_baseline(ctx, cache, name, spec, plan_train, 3, False)
+    assert [s for _, s in seed_trainer.calls] == [0, 1, 2]     # refused: trained again
+    # a built-in's cached seeds that count other params than its trial are not used either
+    builtins = record.builtin_trials(study.get_trials(deepcopy=False))
+    builtin, t = next(iter(builtins.items()))
+    seed_trainer.calls.clear()
+    retrain_mod.builtin_baselines(study, ctx, 3, False, cache)
+    assert [s for _, s in seed_trainer.calls] == [1, 2] * len(builtins)
+    g = next(cache.glob(f"*-{builtin}-*.json"))
+    data = json.loads(g.read_text())
+    for r in data["runs"]:
+        r["params"] += 1
+    g.write_text(json.dumps(data))
+    study.set_user_attr(record.SEED_RUNS, {})
+    seed_trainer.calls.clear()
+    retrain_mod.builtin_baselines(study, ctx, 3, False, cache)
+    assert seed_trainer.calls == [(_spec_key(plan_to_spec(retrain_mod.trial_plan(t))), 1),
+                                  (_spec_key(plan_to_spec(retrain_mod.trial_plan(t))), 2)]
+    assert all(r["params"] == int(t.values[1]) for r in json.loads(g.read_text())["runs"])  # replaced
