@@ -90,6 +90,14 @@ def summarise(raw: dict[str, dict]) -> dict:
                               **{k: _corr([c[k] for c in full], y) for k in ("grad_norm", "adam_step", "params")},
                               "s_per_config": round(sum(c["wall_s"] for c in d["configs"]) / len(d["configs"]), 2),
                               "cpu_s_per_config": round(sum(c["cpu_s"] for c in d["configs"]) / len(d["configs"]), 2)}
+        lows = sorted({float(f) for c in d["configs"] for f in c["rungs"] if float(f) < 1.0})
+        if lows:  # where few reached the top (SST-2): against the study's lowest real rung, on every configuration
+            key = next(f for f in d["configs"][0]["rungs"] if float(f) == lows[0]) if any(
+                float(f) == lows[0] for f in d["configs"][0]["rungs"]) else str(lows[0])
+            at = [c for c in d["configs"] if any(float(f) == lows[0] for f in c["rungs"])]
+            yl = [next(v["score"] for f, v in c["rungs"].items() if float(f) == lows[0]) for c in at]
+            out["tasks"][task]["vs_lowest_rung"] = {"fraction": lows[0], **{
+                k: _corr([c[k] for c in at], yl) for k in ("grad_norm", "adam_step", "params")}}
     return out
 
 
@@ -98,13 +106,20 @@ def render(d: dict) -> str:
     for task, e in d["tasks"].items():
         for k in ("grad_norm", "adam_step", "params"):
             ci = e[k]["spearman_ci90"]
-            rows.append([task, k, e[k]["n"], e[k]["spearman"], f"{ci[0]} to {ci[1]}" if ci else "-", e[k]["kendall"],
-                         e["s_per_config"] if k != "params" else 0])
+            rows.append([task, k, "full run", e[k]["n"], e[k]["spearman"], f"{ci[0]} to {ci[1]}" if ci else "-",
+                         e[k]["kendall"], e["s_per_config"] if k != "params" else 0])
+            low = e.get("vs_lowest_rung")
+            if low:
+                ci = low[k]["spearman_ci90"]
+                rows.append([task, k, f"rung {low['fraction']:.3f}", low[k]["n"], low[k]["spearman"],
+                             f"{ci[0]} to {ci[1]}" if ci else "-", low[k]["kendall"],
+                             e["s_per_config"] if k != "params" else 0])
     m = d.get("machine", {})
     return ("# A zero-cost proxy: do gradients at initialisation rank configurations like training them?\n\n"
             f"Machine: {m.get('cpu')}. Script: `bench/quality/proxy_rank.py`; raw values in `proxy_rank_runs.jsonl`. "
             "Protocol: " + d["protocol"] + ". `params` (the count alone) is the free baseline.\n\n"
-            + md_table(["task", "proxy", "n", "Spearman", "90% CI", "Kendall", "s/config"], rows))
+            + md_table(["task", "proxy", "against", "n", "Spearman", "90% CI", "Kendall", "s/config"], rows)
+            + "\nSeconds are wall seconds of one 1-thread process while other work shared the cores.\n")
 
 
 def main() -> None:
