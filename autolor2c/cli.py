@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autolor2c.errors import UserError
+from autolor2c.precision import PRECISIONS
 
 EXIT_BAD_INPUT = 2
 
@@ -24,7 +25,7 @@ FLAG_OF_PARAM = {
     "max_train_samples": "--max-train-samples", "max_eval_samples": "--max-eval-samples",
     "backbone_dropout": "--backbone-dropout", "reduction_factor": "--reduction-factor",
     "min_rung_steps": "--min-rung-steps", "trials": "--trials", "seeds": "--seeds", "timeout": "--timeout",
-    "learning_rate": "--learning-rate", "seed": "--seed",
+    "learning_rate": "--learning-rate", "seed": "--seed", "precision": "--precision",
 }
 
 
@@ -97,7 +98,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     task = _task_from_args(a)
     spec, overrides = read_config_file(a.config)
     flags = {f: getattr(a, f) for f in ("epochs", "learning_rate", "batch_size", "max_length", "max_train_samples",
-                                        "max_eval_samples", "seed", "eval_every", "backbone_dropout", "min_steps")}
+                                        "max_eval_samples", "seed", "eval_every", "backbone_dropout", "min_steps",
+                                        "precision")}
     # the library's defaults, then the config file's training keys, then the flags given
     args = training_args({**overrides, **{k: v for k, v in flags.items() if v is not None}})
     out = Path(a.out) if a.out else Path("runs") / f"{task.name}-{Path(a.config).stem}-s{args.seed}"
@@ -597,6 +599,7 @@ def _add_fidelity_flags(s: argparse.ArgumentParser) -> None:
     _setting_flag(g, "--reduction-factor", type=_float_above(1.0))
     g.add_argument("--no-multi-fidelity", action="store_true", help="train every trial at full fidelity")
     _setting_flag(g, "--backbone-dropout", type=_dropout_rate)
+    _setting_flag(g, "--precision", choices=PRECISIONS)
 
 
 def _add_storage_and_backend_flags(s: argparse.ArgumentParser) -> None:
@@ -722,6 +725,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=_int_at_least(0), help="default 0, or the config's")
     g.add_argument("--backbone-dropout", type=_dropout_rate,
                    help="dropout inside the frozen model (default 0: off; the adapter keeps its own)")
+    g.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="fp32, or bf16 autocast (only on a CPU with native bf16: avx512_bf16 or amx_bf16) "
+                        "(default fp32, or the config's)")
     g.add_argument("--out", default=None, help="output folder (default runs/<task>-<config>-s<seed>)")
     t.set_defaults(func=cmd_train, check=_check_common_values)
 

@@ -84,6 +84,8 @@ def training_arguments(output_dir: str | Path, train: TrainArgs | Mapping[str, A
         steps = planned_steps(args, train_rows)
     if steps:
         kw["max_steps"] = steps
+    if args.precision == "bf16":  # the Trainer's own bf16 autocast (checked for native bf16 by TrainArgs)
+        kw["bf16"] = True
     kw.update(overrides)
     return TrainingArguments(**kw)
 

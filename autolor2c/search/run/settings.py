@@ -78,6 +78,9 @@ class SearchSettings:
         "optimiser steps of the top rung, at least (default: the library's, 1200)"))
     backbone_dropout: float | None = field(default=0.0, metadata=_help(
         "dropout inside the frozen model, in trials and retrains (0: off)"))
+    precision: str = field(default="fp32", metadata=_help(
+        "fp32, or bf16 autocast in trials and retrains (only on a CPU with native bf16: avx512_bf16 or amx_bf16; "
+        "its quality is not measured yet)"))
     selection_fraction: float = field(default=0.1, metadata=_help(
         "training rows held out to score trials and pick checkpoints on, at most 2000 (0: none, the dev set "
         "instead)"))
@@ -124,7 +127,9 @@ class SearchSettings:
                 "space": Path(self.space_path()).name, "epochs": self.epochs,
                 "max_train_samples": self.max_train_samples, "max_length": self.max_length, "min_steps": self.min_steps,
                 "batch_size": self.batch_size, "fidelity": self.fidelity_spec(), "trainer": TRAINER_VERSION,
-                "backbone_dropout": self.backbone_dropout, "selection_fraction": self.selection_fraction}
+                "backbone_dropout": self.backbone_dropout, "selection_fraction": self.selection_fraction,
+                # only when not the default, so studies begun before the setting existed still resume
+                **({"precision": self.precision} if self.precision != "fp32" else {})}
 
     @classmethod
     def from_identity(cls, ident: dict[str, Any], **overrides: Any) -> "SearchSettings":
@@ -135,7 +140,8 @@ class SearchSettings:
                   max_train_samples=ident.get("max_train_samples"), max_length=ident.get("max_length"),
                   min_steps=ident.get("min_steps"), batch_size=ident.get("batch_size"),
                   backbone_dropout=ident.get("backbone_dropout", 0.0),
-                  selection_fraction=ident.get("selection_fraction", 0.0), fidelity=fidelity,
+                  selection_fraction=ident.get("selection_fraction", 0.0), precision=ident.get("precision", "fp32"),
+                  fidelity=fidelity,
                   min_rung_steps=fid.get("min_rung_steps", MIN_RUNG_STEPS), reduction_factor=fid.get("eta", 3.0))
         kw.update(overrides)
         return cls(**kw)
@@ -158,7 +164,7 @@ class SearchSettings:
         common = dict(batch_size=self.batch_size, max_length=self.max_length, max_eval_samples=self.max_eval_samples,
                       min_steps=self.min_steps, epochs=self.epochs, backbone_dropout=self.backbone_dropout,
                       selection_fraction=self.selection_fraction, seed=self.seed if seed is None else seed,
-                      progress=progress)
+                      precision=self.precision, progress=progress)
         if fraction >= 1:
             return training_args(plan_train, max_train_samples=self.max_train_samples, **common)
         if n_full is None:
