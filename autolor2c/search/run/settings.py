@@ -103,6 +103,10 @@ class SearchSettings:
     out: str | None = field(default=None, metadata=_help("artifacts folder (default studies/<study>)"))
     warm_start: str | None = field(default=None, metadata=_help(
         "STUDY or STORAGE_URL#STUDY whose Pareto configurations start this one (default none)"))
+    workers: int = field(default=1, metadata=_help(
+        "processes running this study's trials on this machine, the cores split between them; the study replays "
+        "exactly for a given --seed and number of workers (default: 2 on a CPU with 2 or more cores, else 1; "
+        "the library's: 1)"))
     worker: int = field(default=0, metadata=_help(
         "this process's index among the study's workers, which seeds its sampler apart (0: the first)"))
     progress: bool = field(default=True, metadata=_help("show progress bars"))
@@ -199,11 +203,14 @@ class SearchSettings:
             raise bad("sampler", f"choose one of {', '.join(SAMPLERS)}")
         if self.pick not in PICKS:
             raise bad("pick", f"choose one of {', '.join(PICKS)}")
-        for name, low in (("trials", 1), ("seeds", 0), ("min_rung_steps", 1), ("seed", 0), ("worker", 0),
+        for name, low in (("trials", 1), ("seeds", 0), ("min_rung_steps", 1), ("seed", 0), ("worker", 0), ("workers", 1),
                           ("max_consecutive_failures", 1)):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
                 raise bad(name, f"must be an integer >= {low}")
+        if self.workers > 1 and self.sampler == "nsga2":  # it keeps its generations in the study itself
+            raise bad("sampler", f"nsga2 cannot share a study reproducibly between {self.workers} workers: use one "
+                      "worker or another sampler")
         if self.timeout is not None and not self.timeout > 0:
             raise bad("timeout", "must be > 0 seconds")
         if self.trials is None and self.timeout is None:
@@ -217,6 +224,20 @@ class SearchSettings:
         self.train_args({}).validate()
         self.train_args({}, n_full=max(1000, self.max_train_samples or 0), fraction=0.5).validate()
         return self
+
+
+def default_workers() -> int:
+    """Trial workers by default: 2 on a CPU with 2 or more cores (ASHA is asynchronous; two 1-thread processes
+    trained 1.23x as fast as one 2-thread one, bench/results/workers.md), 1 on one core or a GPU."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 2 if cores >= 2 and not torch.cuda.is_available() else 1
+
+
+def threads_per_worker(workers: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, workers))
 
 
 def settings_fields() -> dict[str, Any]:
