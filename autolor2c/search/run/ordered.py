@@ -10,7 +10,8 @@ sampler seeded by (seed, n). Its decision, in ASHA's order:
 2. else, while fewer than ``--trials`` new configurations are trained below n (the pending ones counted as if
    they will succeed), a new configuration;
 3. else, once every trial below n has finished, still no promotion is due and ``--trials`` have succeeded, the
-   trial is surplus: it trains nothing and stops its worker. Each of the W workers ends on one, so a finished study holds W of them, last.
+   trial is surplus: it trains nothing and stops its worker. Each worker process ends on one, so a study
+   finished by W processes ends on W of them.
 A trial taken from the queue (the built-ins, a retried one) has its parameters already; the sampler, asked for
 any it lacks, waits and answers the same way. Waiting costs time: a worker idles while a trial more than W - 1
 numbers older is still training (a long top-rung run); that is the price of a study that replays exactly.
@@ -29,7 +30,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from .. import record
 from ..fidelity import Fidelity, next_promotion
-from .optuna_internals import worker_of
+from .optuna_internals import fix_starting_params, queued_params, set_starting_user_attr, worker_of
 
 POLL_S = 0.1
 # What a pending trial shows the sampler: fixed once it has decided (all written before ``trained``).
@@ -105,14 +106,14 @@ class OrderedSampler(BaseSampler):
             else:
                 keep = {k: t.user_attrs[k] for k in _PENDING_ATTRS if k in t.user_attrs}
                 shown.append(create_trial(state=TrialState.RUNNING, params=t.params, distributions=t.distributions,
-                                          user_attrs=keep, system_attrs=dict(t.system_attrs)))
+                                          user_attrs=keep, constraints=t.constraints or None))
         view.add_trials(shown)
         return view
 
     # ---- BaseSampler -------------------------------------------------------------------------------
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
         self._prepared = None
-        if "fixed_params" in trial.system_attrs:  # from the queue: its configuration is given
+        if queued_params(trial):  # from the queue: its configuration is given
             return
         n = trial.number
         trials = self.wait(study, n, self.lag)
@@ -126,17 +127,14 @@ class OrderedSampler(BaseSampler):
         if promo is not None:
             src = next(t for t in trials if t.number == promo[0])
             self._set(study, trial, user={record.PROMOTED_FROM: promo[0], record.START_RUNG: promo[1]},
-                      system={"fixed_params": dict(src.params)})
+                      fixed=dict(src.params))
 
     @staticmethod
-    def _set(study: optuna.Study, trial: FrozenTrial, user: dict[str, Any], system: dict[str, Any] | None = None):
-        # in the storage, and in the FrozenTrial optuna.Trial reads its fixed params and user attrs from
+    def _set(study: optuna.Study, trial: FrozenTrial, user: dict[str, Any], fixed: dict[str, Any] | None = None):
         for k, v in user.items():
-            study._storage.set_trial_user_attr(trial._trial_id, k, v)
-            trial.user_attrs[k] = v
-        for k, v in (system or {}).items():
-            study._storage.set_trial_system_attr(trial._trial_id, k, v)
-            trial.system_attrs[k] = v
+            set_starting_user_attr(study, trial, k, v)
+        if fixed is not None:
+            fix_starting_params(study, trial, fixed)
 
     def _inner(self, study: optuna.Study, trial: FrozenTrial) -> tuple[optuna.Study, BaseSampler]:
         if self._prepared is None or self._prepared[0] != trial.number:

@@ -1,6 +1,7 @@
 """Several workers on one study replay exactly: two worker threads with a stub trainer that sleeps a random
-time (and one of them slower, the other way round in the second run), so the trials interleave differently,
-end with the same trials: the same parameters in the same trial numbers, the same values and promotions."""
+time (and one of them slow on its first trial, the other one in the second run), so the trials interleave
+differently, end with the same trials: the same parameters in the same trial numbers, the same values and
+promotions."""
 
 from __future__ import annotations
 
@@ -22,19 +23,21 @@ TRIALS = 12  # 9 new configurations reach the top rung once; 12 leave promotions
 
 def _run(glue_dir, storage: str, name: str, workers: int, slow: int) -> tuple[list, dict[int, list[int]]]:
     """Two worker threads on study ``name`` (``workers``: what each is told the study has); worker ``slow``
-    trains slower. Returns each trial's record and the trial numbers each worker trained."""
+    trains its first trial slowly. Returns each trial's record and the trial numbers each worker trained."""
     trained: dict[int, list[int]] = {}
     errors: list[BaseException] = []
     started: list[threading.Thread] = []
 
     def worker(k: int) -> None:
         rng = random.Random()  # unseeded: each run interleaves its own way
+        calls = []
 
         def objective(ctx):
             fake = make_fake(ctx)
 
             def trainer(task, spec, args, **kw):
-                time.sleep(rng.uniform(0, 0.02) + (0.1 if k == slow else 0.0))
+                calls.append(1)  # the slow worker's first trial holds the other one back a while
+                time.sleep(rng.uniform(0, 0.03) + (1.0 if k == slow and len(calls) == 1 else 0.0))
                 key = json.dumps(spec.to_dict(), sort_keys=True, default=str) + repr(args.learning_rate)
                 if int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 5 == 0:  # some configurations fail
                     raise RuntimeError("a failing configuration")
