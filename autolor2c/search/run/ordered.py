@@ -32,7 +32,7 @@ from .. import record
 from ..fidelity import Fidelity, next_promotion
 from .optuna_internals import fix_starting_params, queued_params, set_starting_user_attr, worker_of
 
-POLL_S = 0.1
+POLL_S, MAX_POLL_S = 0.05, 2.0  # a long wait (a top-rung run) polls the storage rarely: it reads every trial
 # What a pending trial shows the sampler: fixed once it has decided (all written before ``trained``).
 _PENDING_ATTRS = (record.PROMOTED_FROM, record.START_RUNG, record.BUILTIN, record.FEASIBLE, record.TRAINED,
                   record.SURPLUS)
@@ -82,11 +82,13 @@ class OrderedSampler(BaseSampler):
     # ---- waiting and the fixed set -----------------------------------------------------------------
     def wait(self, study: optuna.Study, n: int, lag: int) -> list[FrozenTrial]:
         """The trials numbered below ``n`` once all have decided and those below ``n - lag`` have finished."""
+        pause = POLL_S
         while True:
             trials = [t for t in study.get_trials(deepcopy=False) if t.number < n]
             if all(decided(t) and (t.number >= n - lag or t.state.is_finished() or _gone(t)) for t in trials):
                 return trials
-            time.sleep(POLL_S)
+            time.sleep(pause)
+            pause = min(MAX_POLL_S, pause * 1.5)
 
     def _due(self, trials: Sequence[FrozenTrial], lag: int, n: int) -> tuple[int, int] | None:
         if not self.fidelity.enabled:
