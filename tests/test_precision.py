@@ -63,3 +63,13 @@ def test_a_bf16_step_on_cpu_runs_under_autocast():
     assert out.dtype == torch.bfloat16
     out.float().sum().backward()
     assert layer.weight.grad.dtype == torch.float32  # the weights and their gradients stay fp32
+
+
+def test_the_trainer_integration_trains_in_bf16_when_asked(tmp_path, monkeypatch):
+    from autolor2c.integrations.hf import training_arguments
+
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)  # whatever this machine's CPU
+
+    assert not training_arguments(tmp_path).bf16
+    args = training_arguments(tmp_path, train={"precision": "bf16"})
+    assert args.bf16 and (torch.cuda.is_available() or args.use_cpu)
