@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autolor2c.errors import UserError
+from autolor2c.precision import PRECISIONS
 
 EXIT_BAD_INPUT = 2
 
@@ -24,7 +25,7 @@ FLAG_OF_PARAM = {
     "max_train_samples": "--max-train-samples", "max_eval_samples": "--max-eval-samples",
     "backbone_dropout": "--backbone-dropout", "reduction_factor": "--reduction-factor",
     "min_rung_steps": "--min-rung-steps", "trials": "--trials", "seeds": "--seeds", "timeout": "--timeout",
-    "learning_rate": "--learning-rate", "seed": "--seed", "oneshot": "--oneshot",
+    "learning_rate": "--learning-rate", "seed": "--seed", "oneshot": "--oneshot", "precision": "--precision",
 }
 
 
@@ -97,7 +98,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     task = _task_from_args(a)
     spec, overrides = read_config_file(a.config)
     flags = {f: getattr(a, f) for f in ("epochs", "learning_rate", "batch_size", "max_length", "max_train_samples",
-                                        "max_eval_samples", "seed", "eval_every", "backbone_dropout", "min_steps")}
+                                        "max_eval_samples", "seed", "eval_every", "backbone_dropout", "min_steps",
+                                        "precision")}
     # the library's defaults, then the config file's training keys, then the flags given
     args = training_args({**overrides, **{k: v for k, v in flags.items() if v is not None}})
     out = Path(a.out) if a.out else Path("runs") / f"{task.name}-{Path(a.config).stem}-s{args.seed}"
@@ -202,6 +204,17 @@ def _settings_from_args(a: argparse.Namespace):
 
     if a.trials is None and a.timeout is None:
         a.trials = SearchSettings.trials
+    from autolor2c.search.run import storage_kind
+
+    # worker processes share the study through its storage: not through memory, and Ray runs its own trials
+    alone = a.backend == "ray" or storage_kind(a.storage or SearchSettings().storage_url()) == "memory"
+    if a.workers is None:
+        from autolor2c.search.run import default_workers
+
+        a.workers = 1 if alone else default_workers()
+    elif a.workers > 1 and alone:
+        raise UserError(f"--workers {a.workers} needs --backend optuna and a storage the processes share "
+                        "(not memory); Ray runs trials side by side with --max-concurrent")
     if a.no_multi_fidelity:
         fidelity = Fidelity.off()
     elif a.fidelity_rungs:
@@ -221,22 +234,64 @@ def _settings_from_args(a: argparse.Namespace):
 
 
 def _spawn_workers(a: argparse.Namespace) -> list:
-    """Extra worker processes on the same study (``--workers N``): each runs trials until the study holds
-    ``--trials`` finished ones; their samplers get different seeds; only this process trains the baselines and
-    the seeds."""
+    """Extra worker processes on the same study (``--workers N``), each with its share of the cores: each
+    runs trials as ordered.py decides them until the study has its trials; only this process trains the
+    baselines and retrains."""
     import subprocess
 
-    if a.workers <= 1:
+    if a.workers <= 1 or a.worker > 0:
         return []
+    from autolor2c.search.run import threads_per_worker
+
     argv = [x for x in _ARGV if x not in ("--no-progress",)]
     for flag in ("--workers", "--worker", "--seeds", "--baseline-seeds"):
         while flag in argv:
             i = argv.index(flag)
             del argv[i:i + 2]
     argv = [x for x in argv if x != "--no-baselines"]
-    return [subprocess.Popen([sys.executable, "-m", "autolor2c.cli", *argv, "--workers", "1", "--worker", str(k),
-                              "--seeds", "0", "--no-baselines", "--no-progress"], stdout=subprocess.DEVNULL)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_worker(a.workers))}
+    return [subprocess.Popen([sys.executable, "-m", "autolor2c.cli", *argv, "--workers", str(a.workers), "--worker",
+                              str(k), "--seeds", "0", "--no-baselines", "--no-progress"], stdout=subprocess.DEVNULL,
+                             env=env, preexec_fn=_die_with_parent)
             for k in range(1, a.workers)]
+
+
+def _die_with_parent() -> None:
+    """In a worker, before it starts: end it when the main process dies (kill -9 included), so a killed search
+    leaves no worker training on; a resume then re-queues its trial as any interrupted one."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: the worker outlives a killed main process
+        pass
+
+
+class _TrialThreads:
+    """This process's share of the cores while the workers run trials; all of them again afterwards (the
+    retrains split the cores their own way)."""
+
+    def __init__(self, workers: int):
+        self.workers, self.saved = workers, None
+
+    def __enter__(self):
+        if self.workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+            import torch
+
+            from autolor2c.search.run import threads_per_worker
+
+            self.saved = torch.get_num_threads()
+            os.environ["OMP_NUM_THREADS"] = str(threads_per_worker(self.workers))  # train() keeps it then
+            torch.set_num_threads(threads_per_worker(self.workers))
+
+    def __exit__(self, *_):
+        if self.saved is not None:
+            import torch
+
+            del os.environ["OMP_NUM_THREADS"]
+            torch.set_num_threads(self.saved)
+            self.saved = None
 
 
 _ARGV: list[str] = []
@@ -257,8 +312,18 @@ def cmd_search(a: argparse.Namespace) -> int:
     else:
         if a.ray_address or a.max_concurrent != 2:
             raise UserError("--ray-address/--max-concurrent need --backend ray")
-        kwargs["on_study_ready"] = lambda st: children.extend(_spawn_workers(a))
-        kwargs["after_trials"] = lambda st: [child.wait() for child in children]
+        threads = _TrialThreads(a.workers)
+
+        def ready(st) -> None:
+            threads.__enter__()
+            children.extend(_spawn_workers(a))
+
+        def done(st) -> None:
+            for child in children:
+                child.wait()
+            threads.__exit__()
+
+        kwargs["on_study_ready"], kwargs["after_trials"] = ready, done
     try:
         search(settings, **kwargs)
     except NothingTrained as e:
@@ -601,14 +666,14 @@ def _add_fidelity_flags(s: argparse.ArgumentParser) -> None:
     g.add_argument("--no-multi-fidelity", action="store_true", help="train every trial at full fidelity")
     _setting_flag(g, "--oneshot", action="store_true")
     _setting_flag(g, "--backbone-dropout", type=_dropout_rate)
+    _setting_flag(g, "--precision", choices=PRECISIONS)
 
 
 def _add_storage_and_backend_flags(s: argparse.ArgumentParser) -> None:
     g = s.add_argument_group("storage and backend")
     _setting_flag(g, "--storage")
     _setting_flag(g, "--study-name")
-    g.add_argument("--workers", type=_int_at_least(1), default=1,
-                   help="worker processes on this machine sharing the study (use a journal or PostgreSQL storage)")
+    _setting_flag(g, "--workers", type=_int_at_least(1), default=None)
     _setting_flag(g, "--worker", type=_int_at_least(0), help=argparse.SUPPRESS)
     g.add_argument("--backend", choices=("optuna", "ray"), default="optuna",
                    help="optuna (in this process) or ray (Ray Tune Tuner + OptunaSearch on the same storage)")
@@ -728,6 +793,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=_int_at_least(0), help="default 0, or the config's")
     g.add_argument("--backbone-dropout", type=_dropout_rate,
                    help="dropout inside the frozen model (default 0: off; the adapter keeps its own)")
+    g.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="fp32, or bf16 autocast (only on a CPU with native bf16: avx512_bf16 or amx_bf16) "
+                        "(default fp32, or the config's)")
     g.add_argument("--out", default=None, help="output folder (default runs/<task>-<config>-s<seed>)")
     t.set_defaults(func=cmd_train, check=_check_common_values)
 

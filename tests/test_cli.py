@@ -109,6 +109,8 @@ def test_search_flags_take_default_and_help_from_their_settings_field():
         shown = (action.help or "").replace("%%", "%")
         if dest == "trials":  # None on the command line: the field's default, or no limit with --timeout
             assert action.default is None and f"default {f.default}," in shown
+        elif dest == "workers":  # None on the command line: the machine's (default_workers), the library's is 1
+            assert action.default is None and f.default == 1 and "default: 2 on a CPU" in shown
         else:
             assert action.default == f.default and type(action.default) is type(f.default), dest
         assert dest == "worker" or f.metadata["help"] in shown, dest
@@ -123,9 +125,10 @@ def test_search_flags_take_default_and_help_from_their_settings_field():
 
 def test_search_with_no_flags_is_the_library_default_search():
     from autolor2c.cli import _settings_from_args
-    from autolor2c.search.run import SearchSettings
+    from autolor2c.search.run import SearchSettings, default_workers
 
-    assert _settings_from_args(build_parser().parse_args(["search"])) == SearchSettings()
+    # but for the workers: the command line runs the machine's cores, the library one process
+    assert _settings_from_args(build_parser().parse_args(["search"])) == SearchSettings(workers=default_workers())
     a = build_parser().parse_args(["search", "--no-baselines", "--no-progress", "--no-builtins-first"])
     s = _settings_from_args(a)
     assert not (s.baselines or s.progress or s.builtins_first)

@@ -84,6 +84,12 @@ def training_arguments(output_dir: str | Path, train: TrainArgs | Mapping[str, A
         steps = planned_steps(args, train_rows)
     if steps:
         kw["max_steps"] = steps
+    if args.precision == "bf16":  # the Trainer's own bf16 autocast (checked for native bf16 by TrainArgs)
+        import torch
+
+        kw["bf16"] = True
+        if not torch.cuda.is_available():  # transformers refuses bf16 without a GPU unless told it is on the CPU
+            kw["use_cpu"] = True
     kw.update(overrides)
     return TrainingArguments(**kw)
 

@@ -31,6 +31,7 @@ N_TRAIN = "n_train"                # training rows the trial saw
 STOPPED_AT_RUNG = "stopped_at_rung"
 TRAIN_ARGS = "train_args"          # the TrainArgs of the run (``autolor2c train --config`` reproduces it)
 RETRY_OF = "retry_of"              # the interrupted trial this one re-runs
+SURPLUS = "surplus"                # True: decided after the study had its trials (several workers): trains nothing
 WARM_START_FROM = "warm_start_from"  # "study#trial" a warm start copied the configuration from
 DONE_STATES = (TrialState.COMPLETE, TrialState.PRUNED)
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from autolor2c.errors import UserError
+from autolor2c import precision as _precision
 from autolor2c.lor2c import LoR2CModel, guaranteed_events
 from autolor2c.tasks import TaskSpec, compute_metrics, encode_task, get_task, load_task_data, resolve_data_dir
 
@@ -80,6 +81,9 @@ class TrainArgs:
     seed: int = 0
     data_seed: int = 0                    # the training subset is the same for every seed
     device: str = "auto"
+    # fp32, or bf16 autocast on a CPU with native bf16 (refused elsewhere: emulated bf16 is slower). A CUDA
+    # device autocasts to bf16 where it can, whatever this says.
+    precision: str = "fp32"
     progress: bool = True
 
     @classmethod
@@ -107,6 +111,11 @@ class TrainArgs:
         for name, ok in checks:
             if not ok:
                 raise UserError("out of range for a training run", param=name, value=getattr(self, name))
+        if self.precision not in _precision.PRECISIONS:
+            raise UserError(f"choose one of {', '.join(_precision.PRECISIONS)}", param="precision", value=self.precision)
+        if self.precision == "bf16" and pick_device(self.device).type == "cpu" and not _precision.cpu_has_bf16():
+            raise UserError(f"this CPU has no native bf16 ({' or '.join(_precision.BF16_FLAGS)}): bf16 would be "
+                            "emulated, slower than fp32", param="precision", value=self.precision)
         return self
 
 
@@ -260,7 +269,8 @@ class Batches:
 
 
 @torch.no_grad()
-def predict_logits(model, batches: Batches, device: torch.device, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+def predict_logits(model, batches: Batches, device: torch.device, batch_size: int = 128,
+                   precision: str = "fp32") -> tuple[np.ndarray, np.ndarray]:
     was_training = model.training
     model.eval()
     order = batches.order(batch_size, None, False)
@@ -268,7 +278,7 @@ def predict_logits(model, batches: Batches, device: torch.device, batch_size: in
     for idx in order:
         b = batches.collate(idx, device)
         b.pop("labels")
-        with _autocast(device):
+        with _autocast(device, precision):
             out = model(**b).logits.float().cpu().numpy()
         for i, row in zip(idx, out):
             logits[i] = row
@@ -276,14 +286,16 @@ def predict_logits(model, batches: Batches, device: torch.device, batch_size: in
     return np.stack(logits), np.asarray(batches.labels)
 
 
-def evaluate(model, task: TaskSpec, batches: Batches, device: torch.device) -> dict[str, float]:
-    logits, labels = predict_logits(model, batches, device)
+def evaluate(model, task: TaskSpec, batches: Batches, device: torch.device, precision: str = "fp32") -> dict[str, float]:
+    logits, labels = predict_logits(model, batches, device, precision=precision)
     return compute_metrics(task, logits, labels)
 
 
-def _autocast(device: torch.device):
+def _autocast(device: torch.device, precision: str = "fp32"):
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16)
+    if device.type == "cpu" and precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
     return torch.autocast("cpu", enabled=False)
 
 
@@ -385,7 +397,7 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
             batch = train_rows.collate(idx, device)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step)
-            with _autocast(device):
+            with _autocast(device, args.precision):
                 loss = model(**batch).loss
             if not torch.isfinite(loss):
                 raise TrainingError(f"loss became {loss.item()} at step {step}")
@@ -420,7 +432,7 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
                     best = {"score": -math.inf, "state": None, "step": None, "scores": None}  # old structure
 
             if step in eval_points:
-                scores = evaluate(model, task, eval_rows, device)
+                scores = evaluate(model, task, eval_rows, device, args.precision)
                 evals.append({"step": step, "epoch": round(step / steps_per_epoch, 3),
                               "train_loss": float(np.mean(losses[-steps_per_epoch:])), **scores})
                 if on_eval is not None:
@@ -434,7 +446,7 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
     if best["state"] is not None:
         model.load_state_dict(best["state"], strict=False)
     dev_scores = best["scores"] if eval_rows is dev_rows else (
-        evaluate(model, task, dev_rows, device) if args.score_dev else None)
+        evaluate(model, task, dev_rows, device, args.precision) if args.score_dev else None)
     adapter_params, head_params = adapter_param_count(model)
     final_analytic = count_adapter_params(_final_spec(model, spec), shape)["initial"]
     if adapter_params != final_analytic:

@@ -401,8 +401,9 @@ def test_a_search_whose_every_trial_fails_exits_non_zero_in_one_line(tmp_path, g
         raise RuntimeError("a bug in every trial")
 
     monkeypatch.setattr(objective_mod.Objective, "__call__", boom)
+    # one worker: a second process would not carry the monkeypatched objective
     rc = main(["search", "--task", "sst2", "--budget", "1M", "--trials", "2", "--storage", f"sqlite:///{tmp_path}/f.db",
-               "--out", str(tmp_path / "o"), "--data-dir", str(glue_dir), *SMALL])
+               "--out", str(tmp_path / "o"), "--data-dir", str(glue_dir), "--workers", "1", *SMALL])
     assert rc == 1
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(err) == 1 and "every trained trial failed" in err[0] and "a bug in every trial" in err[0]

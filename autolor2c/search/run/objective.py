@@ -78,6 +78,9 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         ctx, s = self.ctx, self.ctx.settings
         set_worker(trial, f"{socket.gethostname()}:{os.getpid()}")
+        if trial.user_attrs.get(record.SURPLUS):  # several workers: the study has its trials (ordered.py)
+            trial.study.stop()
+            raise optuna.TrialPruned("surplus: the study has its trials; this worker stops")
         plan = ctx.space.suggest(trial, ctx.shape.num_layers)
         spec = plan_to_spec(plan)
         counts = count_adapter_params(spec, ctx.shape)

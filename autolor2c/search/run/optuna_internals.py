@@ -66,3 +66,19 @@ def artifact_metadata(study: optuna.Study) -> dict[str, Any]:
 
 __all__ = ["WORKER_ATTR", "artifact_metadata", "create_running_trial", "fail_trial", "frozen_trial", "live_trial",
            "queued_params", "set_worker", "worker_of"]
+
+
+def set_starting_user_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:
+    """A user attr of a trial being created, from ``sampler.before_trial`` (run/ordered.py), before any
+    ``optuna.Trial`` method can set one. Why private: the trial's id, and the FrozenTrial the new
+    ``optuna.Trial`` keeps reading its user attrs from is the one given to ``before_trial``."""
+    study._storage.set_trial_user_attr(trial._trial_id, key, value)
+    trial.user_attrs[key] = value
+
+
+def fix_starting_params(study: optuna.Study, trial: FrozenTrial, params: dict[str, Any]) -> None:
+    """Make a trial being created take ``params``, as an enqueued trial does (run/ordered.py decides a promotion
+    only once the trial exists). Why private: ``fixed_params`` is the system attr ``enqueue_trial`` writes,
+    and ``optuna.Trial`` reads it from the FrozenTrial given to ``before_trial``, right after that call."""
+    study._storage.set_trial_system_attr(trial._trial_id, "fixed_params", params)
+    trial.system_attrs["fixed_params"] = params

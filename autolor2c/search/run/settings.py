@@ -78,6 +78,9 @@ class SearchSettings:
         "optimiser steps of the top rung, at least (default: the library's, 1200)"))
     backbone_dropout: float | None = field(default=0.0, metadata=_help(
         "dropout inside the frozen model, in trials and retrains (0: off)"))
+    precision: str = field(default="fp32", metadata=_help(
+        "fp32, or bf16 autocast in trials and retrains (only on a CPU with native bf16: avx512_bf16 or amx_bf16; "
+        "its quality is not measured yet)"))
     selection_fraction: float = field(default=0.1, metadata=_help(
         "training rows held out to score trials and pick checkpoints on, at most 2000 (0: none, the dev set "
         "instead)"))
@@ -109,6 +112,10 @@ class SearchSettings:
     out: str | None = field(default=None, metadata=_help("artifacts folder (default studies/<study>)"))
     warm_start: str | None = field(default=None, metadata=_help(
         "STUDY or STORAGE_URL#STUDY whose Pareto configurations start this one (default none)"))
+    workers: int = field(default=1, metadata=_help(
+        "processes running this study's trials on this machine, the cores split between them; the study replays "
+        "exactly for a given --seed and number of workers (default: 2 on a CPU with 2 or more cores, else 1; "
+        "the library's: 1)"))
     worker: int = field(default=0, metadata=_help(
         "this process's index among the study's workers, which seeds its sampler apart (0: the first)"))
     progress: bool = field(default=True, metadata=_help("show progress bars"))
@@ -133,7 +140,9 @@ class SearchSettings:
                 "space": Path(self.space_path()).name, "epochs": self.epochs,
                 "max_train_samples": self.max_train_samples, "max_length": self.max_length, "min_steps": self.min_steps,
                 "batch_size": self.batch_size, "fidelity": self.fidelity_spec(), "trainer": TRAINER_VERSION,
-                "backbone_dropout": self.backbone_dropout, "selection_fraction": self.selection_fraction}
+                "backbone_dropout": self.backbone_dropout, "selection_fraction": self.selection_fraction,
+                # only when not the default, so studies begun before the setting existed still resume
+                **({"precision": self.precision} if self.precision != "fp32" else {})}
 
     @classmethod
     def from_identity(cls, ident: dict[str, Any], **overrides: Any) -> "SearchSettings":
@@ -144,7 +153,8 @@ class SearchSettings:
                   max_train_samples=ident.get("max_train_samples"), max_length=ident.get("max_length"),
                   min_steps=ident.get("min_steps"), batch_size=ident.get("batch_size"),
                   backbone_dropout=ident.get("backbone_dropout", 0.0),
-                  selection_fraction=ident.get("selection_fraction", 0.0), fidelity=fidelity,
+                  selection_fraction=ident.get("selection_fraction", 0.0), precision=ident.get("precision", "fp32"),
+                  fidelity=fidelity,
                   min_rung_steps=fid.get("min_rung_steps", MIN_RUNG_STEPS), reduction_factor=fid.get("eta", 3.0),
                   oneshot=bool(fid.get("oneshot", False)))
         kw.update(overrides)
@@ -168,7 +178,7 @@ class SearchSettings:
         common = dict(batch_size=self.batch_size, max_length=self.max_length, max_eval_samples=self.max_eval_samples,
                       min_steps=self.min_steps, epochs=self.epochs, backbone_dropout=self.backbone_dropout,
                       selection_fraction=self.selection_fraction, seed=self.seed if seed is None else seed,
-                      progress=progress)
+                      precision=self.precision, progress=progress)
         if fraction >= 1:
             return training_args(plan_train, max_train_samples=self.max_train_samples, **common)
         if n_full is None:
@@ -206,10 +216,13 @@ class SearchSettings:
         if self.pick not in PICKS:
             raise bad("pick", f"choose one of {', '.join(PICKS)}")
         for name, low in (("trials", 1), ("seeds", 0), ("baseline_seeds", 1), ("min_rung_steps", 1), ("seed", 0),
-                          ("worker", 0), ("max_consecutive_failures", 1)):
+                          ("worker", 0), ("workers", 1), ("max_consecutive_failures", 1)):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
                 raise bad(name, f"must be an integer >= {low}")
+        if self.workers > 1 and self.sampler == "nsga2":  # it keeps its generations in the study itself
+            raise bad("sampler", f"nsga2 cannot share a study reproducibly between {self.workers} workers: use one "
+                      "worker or another sampler")
         if self.timeout is not None and not self.timeout > 0:
             raise bad("timeout", "must be > 0 seconds")
         if self.trials is None and self.timeout is None:
@@ -223,6 +236,20 @@ class SearchSettings:
         self.train_args({}).validate()
         self.train_args({}, n_full=max(1000, self.max_train_samples or 0), fraction=0.5).validate()
         return self
+
+
+def default_workers() -> int:
+    """Trial workers by default: 2 on a CPU with 2 or more cores (ASHA is asynchronous; two 1-thread processes
+    trained 1.23x as fast as one 2-thread one, bench/results/workers.md), 1 on one core or a GPU."""
+    import torch
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return 2 if cores >= 2 and not torch.cuda.is_available() else 1
+
+
+def threads_per_worker(workers: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, workers))
 
 
 def settings_fields() -> dict[str, Any]:

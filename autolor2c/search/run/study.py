@@ -25,11 +25,12 @@ from autolor2c.tasks import get_task, load_task_data, resolve_data_dir, trivial_
 from autolor2c.train import AdapterSpec, LoRASpec, TrainArgs, load_backbone, model_label, model_shape, planned_steps
 
 from .. import record
-from ..fidelity import Promotions
+from ..fidelity import Promotions, next_promotion
 from ..front import cost_totals, trained_configurations
 from ..space import format_params, load_space, parse_budget
 from .objective import Objective, SearchContext, failure_recording
 from .optuna_internals import fail_trial, worker_of
+from .ordered import OrderedSampler
 from .progress import Progress
 from .sampler import RungAwareSampler
 from .settings import DEFAULT_STORAGE, SAMPLERS, SearchSettings, rungs_needed
@@ -221,11 +222,15 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
             print(f"trying the built-in configuration(s) {', '.join(queued)} first, at the top rung")
     if ctx.fidelity_note:
         print(ctx.fidelity_note)
-    if on_study_ready is not None:
-        on_study_ready(study)
     if settings.warm_start:
         n = warm_start(study, settings.warm_start, settings.storage, ctx.space, ctx.shape.num_layers)
         print(f"warm start: queued {n} configuration(s) from {settings.warm_start}")
+    if settings.workers > 1:  # each trial decided from a fixed set of earlier ones: the study replays exactly
+        study.sampler = OrderedSampler(
+            lambda seed: make_sampler(settings.sampler, seed, budget=ctx.budget, top_rung=ctx.fidelity.top),
+            workers=settings.workers, seed=settings.seed, fidelity=ctx.fidelity, target=settings.trials)
+    if on_study_ready is not None:  # after everything is queued, so every worker sees the same queue
+        on_study_ready(study)
     objective = objective_factory(ctx)
     done = trained_configurations(study)
     target = settings.trials
@@ -237,7 +242,7 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
           f"scored on {'a selection split of the training data' if settings.selection_fraction else 'the dev set'}")
     promotions = Promotions(ctx.fidelity)
     progress = Progress(study, ctx, target, settings.progress)
-    stop = _StopRule(target, settings.max_consecutive_failures, promotions)
+    stop = _StopRule(target, settings.max_consecutive_failures, promotions, ordered=settings.workers > 1)
     started = time.time()
     try:
         if not stop.finished(study):
@@ -255,12 +260,19 @@ class _StopRule:
     """A study callback: record the costs, queue ASHA's next promotion, and stop the study once ``target``
     configurations are trained and nothing is queued, or after too many failures in a row."""
 
-    def __init__(self, target: int | None, max_failures: int, promotions: Promotions):
+    def __init__(self, target: int | None, max_failures: int, promotions: Promotions, ordered: bool = False):
         self.target, self.max_failures, self.promotions = target, max_failures, promotions
         self.failures_in_a_row = 0
+        # several workers: promotions and the end are decided by the trials themselves (ordered.py), never here
+        self.ordered = ordered
 
     def finished(self, study: optuna.Study) -> bool:
         """Queue a promotion if one is due; True when nothing is left to do."""
+        if self.ordered:
+            trials = study.get_trials(deepcopy=False)
+            return (self.target is not None and trained_configurations(study) >= self.target
+                    and all(t.state.is_finished() for t in trials)
+                    and (not self.promotions.fidelity.enabled or next_promotion(trials, self.promotions.fidelity) is None))
         if self.promotions(study) is not None:
             return False
         waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
@@ -273,5 +285,5 @@ class _StopRule:
             print(f"stopping: {self.failures_in_a_row} trials failed in a row "
                   f"(last: {trial.user_attrs.get(record.FAIL_REASON, '')})")
             study.stop()
-        elif self.finished(study):
+        elif not self.ordered and self.finished(study):
             study.stop()

@@ -1,0 +1,81 @@
+"""Several workers on one study replay exactly: two worker threads with a stub trainer that sleeps a random
+time (and one of them slow on its first trial, the other one in the second run), so the trials interleave
+differently, end with the same trials: the same parameters in the same trial numbers, the same values and
+promotions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import threading
+import time
+
+from optuna.trial import TrialState
+
+from autolor2c.search import record
+from autolor2c.search.front import trained_configurations
+from autolor2c.search.run import Objective, run_search
+from synthetic_search import make_fake, settings_for
+
+TRIALS = 16  # 9 new configurations reach the top rung once; the sampler models the last ones (8 start it)
+
+
+def _run(glue_dir, storage: str, name: str, workers: int, slow: int) -> tuple[list, dict[int, list[int]]]:
+    """Two worker threads on study ``name`` (``workers``: what each is told the study has); worker ``slow``
+    trains its first trial slowly. Returns each trial's record and the trial numbers each worker trained."""
+    trained: dict[int, list[int]] = {}
+    errors: list[BaseException] = []
+    started: list[threading.Thread] = []
+
+    def worker(k: int) -> None:
+        rng = random.Random()  # unseeded: each run interleaves its own way
+        calls = []
+
+        def objective(ctx):
+            fake = make_fake(ctx)
+
+            def trainer(task, spec, args, **kw):
+                calls.append(1)  # the slow worker's first trial holds the other one back a while
+                time.sleep(rng.uniform(0, 0.03) + (0.0 if k != slow else 1.0 if len(calls) == 1 else 0.1))
+                key = json.dumps(spec.to_dict(), sort_keys=True, default=str) + repr(args.learning_rate)
+                if int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % 5 == 0:  # some configurations fail
+                    raise RuntimeError("a failing configuration")
+                return fake(task, spec, args, model_name=kw.get("model_name"), data_dir=kw.get("data_dir"))
+            return Objective(ctx, trainer=trainer)
+
+        def ready(study) -> None:  # as the CLI: the other worker starts once the study exists
+            if k == 0:
+                t = threading.Thread(target=worker, args=(1,))
+                started.append(t)
+                t.start()
+
+        try:
+            s = settings_for(glue_dir, storage, name, TRIALS, sampler="parego", seed=3, workers=workers, worker=k)
+            _, _, obj, _ = run_search(s, objective_factory=objective, on_study_ready=ready)
+            trained[k] = obj.trained
+        except BaseException as e:  # noqa: BLE001  (re-raised in the test's thread)
+            errors.append(e)
+
+    worker(0)
+    for t in started:
+        t.join(60)
+    assert not errors, errors
+    from autolor2c.search.run import resolve_storage
+    import optuna
+
+    study = optuna.load_study(study_name=name, storage=resolve_storage(storage, heartbeat=False))
+    rows = [(t.number, t.state, t.params, t.values, record.promoted_from(t), record.start_rung(t),
+             bool(t.user_attrs.get(record.SURPLUS))) for t in study.get_trials()]
+    return rows, trained, trained_configurations(study)
+
+
+def test_two_workers_replay_the_same_study_for_the_same_seed(fast_context, fast_tmp, glue_dir):
+    a, trained_a, n_a = _run(glue_dir, f"sqlite:///{fast_tmp}/a.db", "W", workers=2, slow=1)
+    b, trained_b, _ = _run(glue_dir, f"sqlite:///{fast_tmp}/b.db", "W", workers=2, slow=0)
+    assert n_a == TRIALS
+    assert trained_a != trained_b  # the workers took different trials ...
+    assert a == b                  # ... and the study is the same
+    assert TrialState.FAIL in [r[1] for r in a]  # failures do not shift what follows (nor count as trained)
+    assert [r[6] for r in a][-2:] == [True, True] and sum(r[6] for r in a) == 2  # each worker ends on one surplus
+    assert any(r[4] is not None and r[5] == 2 for r in a)  # ASHA promoted something to the top rung
