@@ -136,6 +136,9 @@ def build_context(settings: SearchSettings, study_name: str | None = None) -> Se
     settings.validate()
     task = get_task(settings.task)
     space = load_space(settings.space_path())
+    if settings.oneshot and space.method != "lor2c":  # before the model and the data are loaded
+        raise UserError(f"the one-shot rung scores LoR2C structures; space {space.name!r} is {space.method}",
+                        param="oneshot", value=True)
     base = load_backbone(settings.model, task.num_labels, task.is_regression)
     shape = model_shape(base, AdapterSpec("lora", lora=LoRASpec()) if space.method == "lora" else None)
     budget = parse_budget(settings.budget, shape.backbone_params)
@@ -150,9 +153,6 @@ def build_context(settings: SearchSettings, study_name: str | None = None) -> Se
     trivial_dev = trivial_score(task, splits["train"]["label"], splits["validation"]["label"])
     full_steps = planned_steps(settings.train_args({}), n_full)
     fidelity, note = settings.resolve_fidelity(full_steps)
-    if fidelity.oneshot and space.method != "lor2c":
-        raise UserError(f"the one-shot rung scores LoR2C structures; space {space.name!r} is {space.method}",
-                        param="oneshot", value=True)
     name = study_name or settings.study_name or default_study_name(settings)
     return SearchContext(settings, task, space, shape, budget, n_full, trivial, trivial_dev, fidelity=fidelity,
                          full_steps=full_steps, fidelity_note=note, out=settings.out_dir(name).resolve())

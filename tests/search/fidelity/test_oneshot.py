@@ -4,6 +4,7 @@ the baselines' and refused when stale."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -108,7 +109,7 @@ def test_the_super_adapter_cache_is_keyed_and_refused_when_stale(fast_context, g
     first = oneshot.OneShotRung(ctx, cache_dir=tmp_path, progress=False)
     again = oneshot.OneShotRung(ctx, cache_dir=tmp_path, progress=False)
     assert not first.cached and again.cached and first.folder == again.folder and len(trained) == 1
-    other = study_mod.build_context(settings_for(glue_dir, None, "C", 3, min_steps=7, **base))
+    other = dataclasses.replace(ctx, settings=settings_for(glue_dir, None, "C", 3, min_steps=7, **base))
     changed = oneshot.OneShotRung(other, cache_dir=tmp_path, progress=False)
     assert changed.folder != first.folder and not changed.cached and len(trained) == 2
     meta = json.loads((first.folder / oneshot_train.META).read_text())
