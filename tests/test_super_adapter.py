@@ -93,3 +93,25 @@ def test_merge_and_inject_follow_the_spectra():
     injected = sup.injected(cfg)
     assert injected.spans == [[0, 0], [2, 2], [3, 3]] and injected.injected == [1]
     assert sup.merged(LoR2CConfig(spans=[[0, 1], [2, 3]], rank=4, max_merge_span=3)) is None
+
+
+def test_a_saved_super_adapter_scores_what_it_scored_before_it_was_saved(glue_dir, tmp_path):
+    """The cache round trip: trained (a few steps on real STS-B rows), saved with safetensors, read back on a
+    fresh backbone, it gives every structure the same one-shot score."""
+    import random
+
+    from autolor2c.train import TrainArgs
+    from autolor2c.train.oneshot import load_super_adapter, save_super_adapter, score_structure, train_super_adapter
+
+    args = TrainArgs(max_train_samples=64, max_eval_samples=48, min_steps=0, max_steps=3, batch_size=16,
+                     selection_fraction=0.0, progress=False)
+    shapes = [LoR2CConfig(spans=[[0, 1], [2, 2]], rank=4, inject_count=1, max_merge_span=2),
+              LoR2CConfig(spans=[[3, 5]], rank=2, share_a=True, max_merge_span=3)]
+    run = train_super_adapter("stsb", lambda rng: rng.choice(shapes), shapes, args, max_span=3, max_rank=4,
+                              max_lora_rank=2, data_dir=str(glue_dir))
+    before = [score_structure(run, c)["score"] for c in shapes]
+    save_super_adapter(run, tmp_path / "sa", {"identity": {"test": 1}})
+    again = load_super_adapter(tmp_path / "sa", "stsb", args, data_dir=str(glue_dir))
+    after = [score_structure(again, c)["score"] for c in shapes]
+    assert after == pytest.approx(before, abs=1e-6) and len(set(before)) == 2
+    assert score_structure(run, shapes[0])["final_structure"]["injected"]  # the injection was decided, by spectra

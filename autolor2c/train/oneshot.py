@@ -101,6 +101,21 @@ def final_structure(model: SuperAdapter, config: LoR2CConfig, num_layers: int) -
     return cfg
 
 
+def _device_and_rows(task: TaskSpec, args: TrainArgs, model_name: str | None, data_dir: str | None):
+    """The device (CPU threads set), the training rows and the rows structures are scored on (the selection
+    split, else the dev set)."""
+    device = pick_device(args.device)
+    if device.type == "cpu":
+        set_cpu_threads()
+    tokenizer = load_tokenizer(model_name)
+    encoded = prepare_data(task, tokenizer, args, data_dir)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    train_rows = Batches(encoded["train"], pad_id, task.is_regression)
+    eval_rows = Batches(encoded["selection"] if "selection" in encoded else encoded["validation"], pad_id,
+                        task.is_regression)
+    return device, train_rows, eval_rows
+
+
 def train_super_adapter(task: str | TaskSpec, draw: Callable[[random.Random], LoR2CConfig],
                         extremes: Sequence[LoR2CConfig], args: TrainArgs, *, max_span: int, max_rank: int,
                         max_lora_rank: int, inject_targets: list[str] | None = None, model_name: str | None = None,
@@ -111,15 +126,7 @@ def train_super_adapter(task: str | TaskSpec, draw: Callable[[random.Random], Lo
     args = copy.deepcopy(args).validate()
     task = get_task(task) if isinstance(task, str) else task
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    device = pick_device(args.device)
-    if device.type == "cpu":
-        set_cpu_threads()
-    tokenizer = load_tokenizer(model_name)
-    encoded = prepare_data(task, tokenizer, args, data_dir)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    train_rows = Batches(encoded["train"], pad_id, task.is_regression)
-    eval_rows = Batches(encoded["selection"] if "selection" in encoded else encoded["validation"], pad_id,
-                        task.is_regression)
+    device, train_rows, eval_rows = _device_and_rows(task, args, model_name, data_dir)
     seed_everything(args.seed)
     base = load_backbone(model_name, task.num_labels, task.is_regression, seed=args.seed, dropout=args.backbone_dropout)
     model = SuperAdapter(base, max_span=max_span, max_rank=max_rank, max_lora_rank=max_lora_rank,
@@ -229,14 +236,7 @@ def load_super_adapter(folder: str | Path, task: str | TaskSpec, args: TrainArgs
     meta = read_super_adapter_meta(folder)
     if meta is None:
         raise UserError(f"{folder}: not a super-adapter folder (needs {WEIGHTS} and {META})")
-    device = pick_device(args.device)
-    if device.type == "cpu":
-        set_cpu_threads()
-    tokenizer = load_tokenizer(model_name)
-    encoded = prepare_data(task, tokenizer, args, data_dir)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    eval_rows = Batches(encoded["selection"] if "selection" in encoded else encoded["validation"], pad_id,
-                        task.is_regression)
+    device, _, eval_rows = _device_and_rows(task, args, model_name, data_dir)
     d = meta["super_adapter"]
     base = load_backbone(model_name, task.num_labels, task.is_regression, seed=args.seed, dropout=args.backbone_dropout)
     model = SuperAdapter(base, max_span=d["max_span"], max_rank=d["max_rank"], max_lora_rank=d["max_lora_rank"],
