@@ -299,6 +299,13 @@ def _autocast(device: torch.device, precision: str = "fp32"):
     return torch.autocast("cpu", enabled=False)
 
 
+def scheduled_lr(peak: float, step: int, total: int, warmup: int) -> float:
+    """The learning rate at ``step``: linear warm-up over ``warmup`` steps, then linear decay to 0 at ``total``."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return peak * max(0.0, (total - step) / max(1, total - warmup))
+
+
 def _make_optimizer(model, lr: float, weight_decay: float, old: torch.optim.Optimizer | None = None):
     """AdamW over what is trainable now; after a merge/inject the surviving tensors keep their state."""
     params = [p for p in model.parameters() if p.requires_grad]
@@ -373,11 +380,6 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
         math.ceil(total_steps * (e + 1) / n_evals) for e in range(n_evals)}
     eval_points.add(total_steps)
 
-    def lr_at(step: int) -> float:  # linear warm-up, then linear decay to 0
-        if step < warmup:
-            return args.learning_rate * (step + 1) / warmup
-        return args.learning_rate * max(0.0, (total_steps - step) / max(1, total_steps - warmup))
-
     opt = _make_optimizer(model, args.learning_rate, args.weight_decay)
     trainable = [p for p in model.parameters() if p.requires_grad]
     gen = torch.Generator().manual_seed(args.seed)
@@ -396,7 +398,7 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
                 break
             batch = train_rows.collate(idx, device)
             for g in opt.param_groups:
-                g["lr"] = lr_at(step)
+                g["lr"] = scheduled_lr(args.learning_rate, step, total_steps, warmup)
             with _autocast(device, args.precision):
                 loss = model(**batch).loss
             if not torch.isfinite(loss):

@@ -28,8 +28,8 @@ from autolor2c.lor2c.super_adapter import SuperAdapter
 from autolor2c.tasks import TaskSpec, get_task
 
 from .backbone import load_backbone, load_tokenizer
-from .loop import (Batches, TrainArgs, TrainingError, _autocast, evaluate, pick_device, planned_steps, prepare_data,
-                   seed_everything, set_cpu_threads, structure_schedule)
+from .loop import (Batches, TrainArgs, TrainingError, _autocast, _make_optimizer, evaluate, pick_device, planned_steps,
+                   prepare_data, scheduled_lr, seed_everything, set_cpu_threads, structure_schedule)
 
 WEIGHTS = "super_adapter.safetensors"
 META = "super_adapter.json"
@@ -47,6 +47,7 @@ class SuperAdapterRun:
     wall_s: float
     cpu_s: float
     structure_fraction: float = 0.25
+    precision: str = "fp32"       # as the top rung's runs: structures train and score alike
     losses: list[float] = field(default_factory=list)
 
 
@@ -135,10 +136,7 @@ def train_super_adapter(task: str | TaskSpec, draw: Callable[[random.Random], Lo
     num_layers = model.shape.num_layers
     total = steps or planned_steps(args, len(train_rows))
     warmup = int(total * args.warmup_ratio)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": args.weight_decay},
-                             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
-                            lr=args.learning_rate)
+    opt = _make_optimizer(model, args.learning_rate, args.weight_decay)
     rng = random.Random(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     step, losses = 0, []
@@ -154,12 +152,10 @@ def train_super_adapter(task: str | TaskSpec, draw: Callable[[random.Random], Lo
             k = step % 4
             cfg = extremes[k] if k < len(extremes) else random_events(draw(rng), num_layers, rng)
             model.activate(cfg)
-            lr = args.learning_rate * ((step + 1) / warmup if step < warmup else
-                                       max(0.0, (total - step) / max(1, total - warmup)))
             for g in opt.param_groups:
-                g["lr"] = lr
+                g["lr"] = scheduled_lr(args.learning_rate, step, total, warmup)
             batch = train_rows.collate(idx, device)
-            with _autocast(device):
+            with _autocast(device, args.precision):
                 loss = model(**batch).loss
             if not torch.isfinite(loss):
                 raise TrainingError(f"super-adapter loss became {loss.item()} at step {step}")
@@ -177,7 +173,7 @@ def train_super_adapter(task: str | TaskSpec, draw: Callable[[random.Random], Lo
     model.eval()
     return SuperAdapterRun(model=model, task=task, eval_rows=eval_rows, device=device, steps=step,
                            wall_s=round(time.perf_counter() - wall0, 3), cpu_s=round(time.process_time() - cpu0, 3),
-                           structure_fraction=args.structure_fraction, losses=losses)
+                           structure_fraction=args.structure_fraction, precision=args.precision, losses=losses)
 
 
 def score_structure(run: SuperAdapterRun, config: LoR2CConfig) -> dict[str, Any]:
@@ -187,7 +183,7 @@ def score_structure(run: SuperAdapterRun, config: LoR2CConfig) -> dict[str, Any]
     model = run.model
     final = final_structure(model, config, model.shape.num_layers)
     model.activate(final)
-    scores = evaluate(model, run.task, run.eval_rows, run.device)
+    scores = evaluate(model, run.task, run.eval_rows, run.device, run.precision)
     return {"score": scores[run.task.primary_metric], "scores": scores,
             "final_structure": {"spans": final.resolved_spans(model.shape.num_layers), "injected": final.injected,
                                 "rank": final.rank, "share_a": final.share_a},
@@ -251,4 +247,4 @@ def load_super_adapter(folder: str | Path, task: str | TaskSpec, args: TrainArgs
     model.eval()
     return SuperAdapterRun(model=model, task=task, eval_rows=eval_rows, device=device, steps=int(meta["steps"]),
                            wall_s=float(meta["wall_s"]), cpu_s=float(meta["cpu_s"]),
-                           structure_fraction=args.structure_fraction)
+                           structure_fraction=args.structure_fraction, precision=args.precision)

@@ -114,7 +114,7 @@ class Objective:
             trial.set_user_attr(record.GPU_S, 0.0)
             trial.set_user_attr(record.SCORES, r["scores"])
             trial.set_user_attr(record.STOPPED_AT_RUNG, rung)
-            raise optuna.TrialPruned(f"paused at the one-shot rung until promoted")
+            raise optuna.TrialPruned("paused at the one-shot rung until promoted")
         args = s.train_args(plan.train, n_full=ctx.n_train_full, fraction=frac)
         kwargs: dict[str, Any] = dict(model_name=s.model, data_dir=s.data_dir)
         folder = record.trial_folder(ctx.out, trial.number) if top and ctx.out is not None else None
