@@ -29,24 +29,26 @@ RAW = RESULTS / "run_length_runs.jsonl"
 TASKS = ("stsb", "mrpc", "sst2")
 SEEDS = (0, 1, 2)
 OLD_MIN_STEPS = 300
+# bf16 autocast against fp32 at the default length (issue 31: quality at equal length, 3 seeds, SST-2 and STS-B)
+BF16_TASKS = ("sst2", "stsb")
 
 # One run: the search's top rung of a built-in configuration with `steps` optimiser steps at least.
 RUN = r"""
 import json, sys
 from autolor2c.search import SearchSettings
 from autolor2c.train import planned_steps, read_config_file, train
-task, config, arm, steps, seed, data_dir = sys.argv[1:7]
+task, config, arm, steps, seed, data_dir, out, precision = sys.argv[1:9]
 steps, seed = int(steps), int(seed)
-s = SearchSettings(task=task, data_dir=data_dir, progress=False, min_steps=steps)
+s = SearchSettings(task=task, data_dir=data_dir, progress=False, min_steps=steps, precision=precision)
 spec, plan_train = read_config_file(config)
 args = s.train_args(plan_train, seed=seed)
 r = train(task, spec, args, data_dir=data_dir)
 import os
-rec = {"task": task, "config": config, "arm": arm, "min_steps": steps, "seed": seed,
+rec = {"task": task, "config": config, "arm": arm, "min_steps": steps, "seed": seed, "precision": precision,
        "steps": r.steps, "epochs": r.epochs, "n_train": r.n_train, "metric": r.primary_metric,
        "selection": r.primary_score, "dev": r.dev_score, "best_step": r.best_step, "evals": r.evals,
        "wall_s": r.wall_time_s, "cpu_s": r.cpu_time_s, "threads": r.threads, "loadavg": list(os.getloadavg())}
-with open(sys.argv[7], "a") as f:  # the run keeps its own result: a killed driver loses nothing finished
+with open(out, "a") as f:  # the run keeps its own result: a killed driver loses nothing finished
     f.write(json.dumps(rec) + "\n")
 print("RESULT " + json.dumps(rec))
 """
@@ -76,13 +78,15 @@ def jobs(configs: tuple[str, ...]) -> list[tuple]:
             epoch = one_epoch_steps(task) if task == "sst2" else 0
             base = max(default, epoch)
             arms = [("default", base), ("double", 2 * base)]
+            if task in BF16_TASKS:
+                arms.append(("bf16", base))
             if OLD_MIN_STEPS < base and task != "sst2":
                 arms.append(("old_default", OLD_MIN_STEPS))
             for arm, steps in arms:
                 out += [(task, config, arm, steps, seed) for seed in SEEDS]
     # priority: small tasks before SST-2, lor2c before lora, the default, then its double, then the old default
     # (the committed headline studies ran the old default too: headline_<task>.json, built-in `lor2c`)
-    rank = {"default": 0, "double": 1, "old_default": 2}
+    rank = {"default": 0, "bf16": 1, "double": 2, "old_default": 3}
     # seeds interleaved across tasks: a benchmark cut short still has every task at two seeds
     return sorted(out, key=lambda j: (j[1] != "lor2c", j[0] == "sst2", rank[j[2]], j[4], TASKS.index(j[0])))
 
@@ -94,7 +98,15 @@ def kept() -> list[dict]:
 
 
 def _key(r) -> tuple:
-    return (r["task"], r["config"], r["min_steps"], r["seed"]) if isinstance(r, dict) else (r[0], r[1], r[3], r[4])
+    return (r["task"], r["config"], r["arm"], r["min_steps"], r["seed"]) if isinstance(r, dict) else j_key(r)
+
+
+def j_key(j) -> tuple:
+    return (j[0], j[1], j[2], j[3], j[4])
+
+
+def precision(arm: str) -> str:
+    return "bf16" if arm == "bf16" else "fp32"
 
 
 def run_all(configs: tuple[str, ...], workers: int) -> None:
@@ -107,7 +119,7 @@ def run_all(configs: tuple[str, ...], workers: int) -> None:
     while todo or running:
         while todo and len(running) < workers:
             j = todo.pop(0)
-            cmd = [sys.executable, "-c", RUN, j[0], j[1], j[2], str(j[3]), str(j[4]), GLUE_DIR, str(RAW)]
+            cmd = [sys.executable, "-c", RUN, j[0], j[1], j[2], str(j[3]), str(j[4]), GLUE_DIR, str(RAW), precision(j[2])]
             running.append((j, subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                                 text=True), time.time()))
         time.sleep(2)
@@ -133,7 +145,7 @@ def summarise() -> dict:
         t = {}
         for config in ("lor2c", "lora"):
             arms = {}
-            for arm in ("old_default", "default", "double"):
+            for arm in ("old_default", "default", "double", "bf16"):
                 rs = [r for r in runs if r["task"] == task and r["config"] == config and r["arm"] == arm]
                 if not rs:
                     continue
@@ -174,6 +186,11 @@ def summarise() -> dict:
                 c = compare(x["dev"], y["dev"], 0.005)
                 entry[name] = {"diff": round(c.diff, 4), "ci90": None if c.low is None else
                                [round(c.low, 4), round(c.high, 4)], "verdict_at_0.005": c.verdict}
+        if entry.get("bf16") and entry.get("default"):  # quality at equal length, and each arm's own CPU seconds
+            c = compare(entry["bf16"]["dev"], entry["default"]["dev"], 0.005)
+            entry["bf16_vs_fp32"] = {"diff": round(c.diff, 4), "ci90": None if c.low is None else
+                                     [round(c.low, 4), round(c.high, 4)], "verdict_at_0.005": c.verdict,
+                                     "cpu_s_ratio": round(entry["bf16"]["cpu_s_mean"] / entry["default"]["cpu_s_mean"], 3)}
         out["tasks"][task] = entry
     return out
 
@@ -197,7 +214,9 @@ def render(d: dict) -> str:
         return "-" if not c else (f"{c['diff']:+.4f} (90% CI {c['ci90'][0]:+.4f} to {c['ci90'][1]:+.4f}; "
                                   f"{c['verdict_at_0.005']} at ±0.005)" if c["ci90"] else f"{c['diff']:+.4f}")
 
-    gaps = [[task, gap(e.get("double_vs_default")), gap(e.get("default_vs_old"))] for task, e in d["tasks"].items()]
+    gaps = [[task, gap(e.get("double_vs_default")), gap(e.get("default_vs_old")),
+             gap(e.get("bf16_vs_fp32")) + (f"; CPU s bf16/fp32 {e['bf16_vs_fp32']['cpu_s_ratio']:.3f}"
+                                           if e.get("bf16_vs_fp32") else "")] for task, e in d["tasks"].items()]
     m = d.get("machine", {})
     return ("# Run length: the default full run against twice it and the old 300-step default\n\n"
             f"Machine: {m.get('cpu')}. Script: `bench/quality/run_length.py`; raw runs (with each run's evaluation "
@@ -208,7 +227,7 @@ def render(d: dict) -> str:
             + "\nWall seconds include waiting for the cores (two workers, and at times the test suite, shared the "
               "two cores); CPU seconds are each run's own.\n"
             + "\n`lor2c` gaps (target: double - default < 0.005; default - old >= 0.01 on MRPC and STS-B):\n\n"
-            + md_table(["task", "double - default", "default - old (300 steps)"], gaps))
+            + md_table(["task", "double - default", "default - old (300 steps)", "bf16 - fp32 (default length)"], gaps))
 
 
 def main() -> None:
