@@ -78,3 +78,45 @@ def expected_full(t, ctx) -> tuple[float, float]:
     spec = plan_to_spec(plan)
     return full_score(spec, plan.train.get("learning_rate", 2e-3), ctx.shape), \
         float(count_adapter_params(spec, ctx.shape)["final"])
+
+
+# --------------------------------------------------------------------------------------------------
+# A front by hand, and a seed trainer that records seeds as the real one does (the pick-rule tests)
+# --------------------------------------------------------------------------------------------------
+def study_with_front(scores_params):
+    """A study whose complete, feasible trials have these (score, params)."""
+    import optuna
+
+    from autolor2c.search import record
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for score, params in scores_params:
+        study.add_trial(optuna.trial.create_trial(values=[score, params], user_attrs={record.FEASIBLE: True}))
+    return study
+
+
+def record_seeds(study, number, scores):
+    """Trial ``number``'s seeds 1.. scored ``scores`` on the selection split, as train_seeds records them."""
+    from autolor2c.search import record
+
+    runs = dict(study.user_attrs.get(record.SEED_RUNS, {}))
+    runs[str(number)] = [{"seed": k + 1, "selection": s} for k, s in enumerate(scores)]
+    study.set_user_attr(record.SEED_RUNS, runs)
+
+
+def fake_seed_trainer(later: dict[int, list[float]], trained: list[int]):
+    """A ``train_seeds`` that gives trial n the seed scores ``later[n]`` and appends n to ``trained`` each
+    time it has to train (a trial whose seeds are recorded trains nothing)."""
+    import statistics
+
+    from autolor2c.search import record
+    from autolor2c.search.front import selection_over_seeds
+
+    def train_seeds(study, ctx, t, seeds, progress=True, role=""):
+        if len(record.extra_seed_runs(study, t.number)) + 1 < seeds:
+            trained.append(t.number)
+            record_seeds(study, t.number, later[t.number][:seeds - 1])
+        scores = selection_over_seeds(study, t)[:seeds]
+        return {"trial": t.number, "seeds": len(scores), "selection_mean": statistics.fmean(scores),
+                "runs": [{"selection": x} for x in scores]}
+    return train_seeds

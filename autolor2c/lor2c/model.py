@@ -121,6 +121,19 @@ def find_projection(layer: nn.Module, target: str) -> tuple[str, nn.Module]:
         f"set inject_targets to module names of that layer")
 
 
+def injection_points(layer: nn.Module, layer_idx: int, targets: Iterable[str]):
+    """``(key, module, fan_in, fan_out)`` of each distinct projection ``targets`` name in a layer (two
+    names of one fused projection give it once); the key is how injections are named and saved."""
+    seen = set()
+    for t in targets:
+        name, mod = find_projection(layer, t)
+        if name in seen:
+            continue
+        seen.add(name)
+        fan_in, fan_out = _in_out(mod)
+        yield f"layer{layer_idx}:{name}".replace(".", "/"), mod, fan_in, fan_out
+
+
 def _in_out(mod: nn.Module) -> tuple[int, int] | None:
     if isinstance(mod, nn.Linear):
         return mod.in_features, mod.out_features
@@ -371,15 +384,8 @@ class LoR2CModel(nn.Module):
             self.lor2c_config.alphas = [b.alpha for b in self.bypasses]
 
     def _add_lora(self, layer_idx: int) -> None:
-        layer = self._layers[layer_idx]
-        seen = set()
-        for t in self.lor2c_config.inject_targets:
-            name, mod = find_projection(layer, t)
-            if name in seen:
-                continue
-            seen.add(name)
-            fan_in, fan_out = _in_out(mod)
-            key = f"layer{layer_idx}:{name}".replace(".", "/")
+        for key, mod, fan_in, fan_out in injection_points(self._layers[layer_idx], layer_idx,
+                                                          self.lor2c_config.inject_targets):
             ref = next(self.base_model.parameters())
             lora = InjectedLoRA(fan_in, fan_out, self.lor2c_config.lora_rank, self.lor2c_config.inject_alpha,
                                 self.lor2c_config.dropout).to(ref.device)

@@ -19,7 +19,7 @@ from torch import nn
 
 from .config import ConfigError, LoR2CConfig
 from .layer import _lora_init_, low_rank_singular_values, sfs_score
-from .model import ModelShape, _in_out, find_head, find_layer_stack, find_projection, _get_path
+from .model import ModelShape, _get_path, find_head, find_layer_stack, injection_points
 from .structure import can_merge
 
 
@@ -72,14 +72,7 @@ class SuperAdapter(nn.Module):
         self._lora_hooks = []
         self._lora_layer: dict[str, int] = {}
         for idx, layer in enumerate(layers):
-            seen = set()
-            for t in self.inject_targets:
-                name, mod = find_projection(layer, t)
-                if name in seen:
-                    continue
-                seen.add(name)
-                fan_in, fan_out = _in_out(mod)
-                key = f"layer{idx}:{name}".replace(".", "/")
+            for key, mod, fan_in, fan_out in injection_points(layer, idx, self.inject_targets):
                 self.lora_A[key] = nn.Parameter(torch.empty(self.max_lora_rank, fan_in))
                 _lora_init_(self.lora_A[key])
                 self.lora_B[key] = nn.Parameter(torch.zeros(fan_out, self.max_lora_rank))

@@ -320,6 +320,23 @@ def _make_optimizer(model, lr: float, weight_decay: float, old: torch.optim.Opti
     return opt
 
 
+def optimizer_step(model, batch: dict[str, torch.Tensor], opt: torch.optim.Optimizer, params, args: TrainArgs,
+                   device: torch.device, lr: float, step: int) -> torch.Tensor:
+    """One AdamW step at ``lr`` on ``batch`` (clipping ``params``' gradients); the loss, or TrainingError."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    with _autocast(device, args.precision):
+        loss = model(**batch).loss
+    if not torch.isfinite(loss):
+        raise TrainingError(f"loss became {loss.item()} at step {step}")
+    opt.zero_grad(set_to_none=True)  # an inactive super-adapter tensor keeps no gradient: AdamW leaves it alone
+    loss.backward()
+    if args.grad_clip:
+        torch.nn.utils.clip_grad_norm_(params, args.grad_clip)
+    opt.step()
+    return loss
+
+
 # --------------------------------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------------------------------
@@ -397,17 +414,8 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
             if step >= total_steps:
                 break
             batch = train_rows.collate(idx, device)
-            for g in opt.param_groups:
-                g["lr"] = scheduled_lr(args.learning_rate, step, total_steps, warmup)
-            with _autocast(device, args.precision):
-                loss = model(**batch).loss
-            if not torch.isfinite(loss):
-                raise TrainingError(f"loss became {loss.item()} at step {step}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if args.grad_clip:
-                torch.nn.utils.clip_grad_norm_(trainable, args.grad_clip)
-            opt.step()
+            loss = optimizer_step(model, batch, opt, trainable, args, device,
+                                  scheduled_lr(args.learning_rate, step, total_steps, warmup), step)
             if spec.method == "adalora":
                 model.base_model.update_and_allocate(step)
                 if step == budget_final_at:  # ranks are pruned to the budget now: an earlier checkpoint kept them

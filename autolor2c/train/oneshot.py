@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -28,7 +27,7 @@ from autolor2c.lor2c.super_adapter import SuperAdapter
 from autolor2c.tasks import TaskSpec, get_task
 
 from .backbone import load_backbone, load_tokenizer
-from .loop import (Batches, TrainArgs, TrainingError, _autocast, _make_optimizer, evaluate, pick_device, planned_steps,
+from .loop import (Batches, TrainArgs, _make_optimizer, evaluate, optimizer_step, pick_device, planned_steps,
                    prepare_data, scheduled_lr, seed_everything, set_cpu_threads, structure_schedule)
 
 WEIGHTS = "super_adapter.safetensors"
@@ -152,18 +151,8 @@ def train_super_adapter(task: str | TaskSpec, draw: Callable[[random.Random], Lo
             k = step % 4
             cfg = extremes[k] if k < len(extremes) else random_events(draw(rng), num_layers, rng)
             model.activate(cfg)
-            for g in opt.param_groups:
-                g["lr"] = scheduled_lr(args.learning_rate, step, total, warmup)
-            batch = train_rows.collate(idx, device)
-            with _autocast(device, args.precision):
-                loss = model(**batch).loss
-            if not torch.isfinite(loss):
-                raise TrainingError(f"super-adapter loss became {loss.item()} at step {step}")
-            opt.zero_grad(set_to_none=True)  # an inactive tensor keeps no gradient, so AdamW leaves it alone
-            loss.backward()
-            if args.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.active_parameters(), args.grad_clip)
-            opt.step()
+            loss = optimizer_step(model, train_rows.collate(idx, device), opt, model.active_parameters(), args,
+                                  device, scheduled_lr(args.learning_rate, step, total, warmup), step)
             losses.append(loss.item())
             step += 1
             if progress is not None:

@@ -12,8 +12,9 @@ import optuna
 
 from autolor2c.search import record
 from autolor2c.search.front import (pick_best, pick_smallest_tied, pick_trial, record_seed_noise, refuted_ties,
-                                    selection_over_seeds, tie_holds, tie_threshold, tied_with_best, tied_with_the_best)
+                                    tie_holds, tie_threshold, tied_with_best, tied_with_the_best)
 from autolor2c.search.results import best_baseline, verdict
+from synthetic_search import fake_seed_trainer, record_seeds, study_with_front
 
 
 def test_smallest_tied_on_a_synthetic_front_with_known_noise():
@@ -86,33 +87,20 @@ def test_rechecking_the_tie_over_seeds_never_ships_a_point_the_seeds_cannot_vouc
     assert smaller > 30                        # it still ships a smaller configuration where the seeds show it
 
 
-def _study_with_front(scores_params):
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    for score, params in scores_params:
-        study.add_trial(optuna.trial.create_trial(values=[score, params], user_attrs={record.FEASIBLE: True}))
-    return study
-
-
-def _seeds(study, number, scores):
-    runs = dict(study.user_attrs.get(record.SEED_RUNS, {}))
-    runs[str(number)] = [{"seed": k + 1, "selection": s} for k, s in enumerate(scores)]
-    study.set_user_attr(record.SEED_RUNS, runs)
-
-
 def test_a_refuted_tie_hands_the_pick_to_the_next_candidate_then_the_best():
-    study = _study_with_front([(0.7795, 2_304), (0.7800, 5_760), (0.7820, 18_432), (0.70, 40_000), (0.70, 1_000)])
-    _seeds(study, 4, [0.69, 0.70])  # on the front but never tied: its seeds refute nothing
-    _seeds(study, 2, [0.7800, 0.7790])
+    study = study_with_front([(0.7795, 2_304), (0.7800, 5_760), (0.7820, 18_432), (0.70, 40_000), (0.70, 1_000)])
+    record_seeds(study, 4, [0.69, 0.70])  # on the front but never tied: its seeds refute nothing
+    record_seeds(study, 2, [0.7800, 0.7790])
     record_seed_noise(study, 2, [0.7820, 0.7800, 0.7790], margin=0.01)
     assert study.user_attrs[record.SEED_NOISE]["trial"] == 2
     assert pick_trial(study, "smallest-tied").number == 0          # tied on its first seed
-    _seeds(study, 0, [0.7700, 0.7690])                               # its own seeds leave it inconclusive
+    record_seeds(study, 0, [0.7700, 0.7690])                               # its own seeds leave it inconclusive
     assert refuted_ties(study) == {0}
     assert pick_trial(study, "smallest-tied").number == 1
     assert {t.number for t in tied_with_the_best(study)} == {1, 2}
-    _seeds(study, 1, [0.7790, 0.7780])                               # this one is shown level: it is the pick
+    record_seeds(study, 1, [0.7790, 0.7780])                               # this one is shown level: it is the pick
     assert pick_trial(study, "smallest-tied").number == 1
-    _seeds(study, 1, [0.7300, 0.7250])                               # had it not, the best is
+    record_seeds(study, 1, [0.7300, 0.7250])                               # had it not, the best is
     assert pick_trial(study, "smallest-tied").number == 2
     assert pick_trial(study, "best").number == 2
 
@@ -122,19 +110,11 @@ def test_the_search_trains_each_candidates_seeds_until_a_tie_holds(monkeypatch):
 
     import autolor2c.search.results.retrain as retrain_mod
 
-    study = _study_with_front([(0.7795, 2_304), (0.7800, 5_760), (0.7820, 18_432)])
+    study = study_with_front([(0.7795, 2_304), (0.7800, 5_760), (0.7820, 18_432)])
     later = {0: [0.7700, 0.7690], 1: [0.7790, 0.7780], 2: [0.7800, 0.7790]}  # each trial's seeds 1 and 2
     trained = []
 
-    def fake_train_seeds(study, ctx, t, seeds, progress=True, role=""):  # records seeds as the real one does
-        if len(record.extra_seed_runs(study, t.number)) + 1 < seeds:
-            trained.append(t.number)
-            _seeds(study, t.number, later[t.number][:seeds - 1])
-        scores = selection_over_seeds(study, t)[:seeds]
-        return {"trial": t.number, "seeds": len(scores), "selection_mean": statistics.fmean(scores),
-                "runs": [{"selection": x} for x in scores]}
-
-    monkeypatch.setattr(retrain_mod, "train_seeds", fake_train_seeds)
+    monkeypatch.setattr(retrain_mod, "train_seeds", fake_seed_trainer(later, trained))
     ctx = SimpleNamespace(task=SimpleNamespace(primary_metric="accuracy"))
     chosen = retrain_mod.pick_over_seeds(study, ctx, "smallest-tied", 3)
     assert trained == [2, 0, 1]  # the best (its seeds are the noise), then the candidates, smallest first
@@ -152,7 +132,7 @@ def test_a_builtin_baseline_uses_every_seed_on_record(monkeypatch):
     for name in ("lor2c", "sharelor2c"):
         study.add_trial(optuna.trial.create_trial(values=[0.84, 1_000], user_attrs={record.FEASIBLE: True,
                                                                                     record.BUILTIN: name}))
-    _seeds(study, 0, [0.838, 0.835])  # a refuted pick: its seeds were trained by the pick rule
+    record_seeds(study, 0, [0.838, 0.835])  # a refuted pick: its seeds were trained by the pick rule
     asked = {}
     monkeypatch.setattr(retrain_mod, "train_seeds", lambda st, ctx, t, seeds, progress=True, role="": asked.update(
         {t.number: seeds}) or {"seeds": seeds})

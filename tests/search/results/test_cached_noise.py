@@ -7,56 +7,32 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
 from types import SimpleNamespace
 
-import optuna
 import pytest
 
 import autolor2c.search.results.retrain as retrain_mod
 from autolor2c.search import record, search
 from autolor2c.search.fidelity import Fidelity
-from autolor2c.search.front import (NOISE_FROM_BASELINES, external_noise, record_seed_noise, refuted_ties,
-                                    selection_over_seeds)
+from autolor2c.search.front import NOISE_FROM_BASELINES, external_noise, record_seed_noise, refuted_ties
 from autolor2c.search.run import plan_to_spec, run_search
 from autolor2c.train import count_adapter_params
-from synthetic_search import factory, fake_result, full_score, settings_for
+from synthetic_search import factory, fake_result, fake_seed_trainer, full_score, settings_for, study_with_front
 
 
 # --------------------------------------------------------------------------------------------------
 # The pick rule with the noise of the cached baselines (a study by hand; train_seeds faked)
 # --------------------------------------------------------------------------------------------------
-def _study_with_front(scores_params):
-    study = optuna.create_study(directions=["maximize", "minimize"])
-    for score, params in scores_params:
-        study.add_trial(optuna.trial.create_trial(values=[score, params], user_attrs={record.FEASIBLE: True}))
-    return study
-
-
-def _seeds(study, number, scores):
-    runs = dict(study.user_attrs.get(record.SEED_RUNS, {}))
-    runs[str(number)] = [{"seed": k + 1, "selection": s} for k, s in enumerate(scores)]
-    study.set_user_attr(record.SEED_RUNS, runs)
-
-
 def _baseline(config, selections):
     return {"config": config, "runs": [{"seed": k, "selection": s} for k, s in enumerate(selections)]}
 
 
 def test_the_noise_comes_from_the_cached_baselines_and_the_best_trains_no_seed(monkeypatch):
-    study = _study_with_front([(0.7795, 2_304), (0.7800, 5_760), (0.7820, 18_432)])
+    study = study_with_front([(0.7795, 2_304), (0.7800, 5_760), (0.7820, 18_432)])
     later = {0: [0.7700, 0.7690], 1: [0.7790, 0.7780], 2: [0.7800, 0.7790]}  # each trial's seeds 1 and 2
     trained = []
 
-    def fake_train_seeds(study, ctx, t, seeds, progress=True, role=""):  # records seeds as the real one does
-        if len(record.extra_seed_runs(study, t.number)) + 1 < seeds:
-            trained.append(t.number)
-            _seeds(study, t.number, later[t.number][:seeds - 1])
-        scores = selection_over_seeds(study, t)[:seeds]
-        return {"trial": t.number, "seeds": len(scores), "selection_mean": statistics.fmean(scores),
-                "runs": [{"selection": x} for x in scores]}
-
-    monkeypatch.setattr(retrain_mod, "train_seeds", fake_train_seeds)
+    monkeypatch.setattr(retrain_mod, "train_seeds", fake_seed_trainer(later, trained))
     ctx = SimpleNamespace(task=SimpleNamespace(primary_metric="accuracy"))
     baselines = [_baseline("lor2c", [0.800, 0.802, 0.798]), _baseline("lora", [0.790, 0.792, 0.788]),
                  _baseline("head-only", [0.600, 0.600, 0.600]),   # degenerate: left out of the noise
@@ -76,13 +52,13 @@ def test_the_noise_comes_from_the_cached_baselines_and_the_best_trains_no_seed(m
     assert retrain_mod.pick_over_seeds(study, ctx, "smallest-tied", 3).picked.number == 1 and trained == []
     assert study.user_attrs[record.SEED_NOISE]["source"] == NOISE_FROM_BASELINES
     # no baseline with two seeds: the best's seeds measure the noise, as before
-    study2 = _study_with_front([(0.7795, 2_304), (0.7800, 5_760), (0.7820, 18_432)])
+    study2 = study_with_front([(0.7795, 2_304), (0.7800, 5_760), (0.7820, 18_432)])
     chosen = retrain_mod.pick_over_seeds(study2, ctx, "smallest-tied", 3, baselines=[_baseline("lor2c", [0.8])])
     assert trained[0] == 2 and chosen.noise["source"] != NOISE_FROM_BASELINES and chosen.noise["seeds"] == 3
 
 
 def test_a_tie_check_does_not_count_the_best_builtins_own_seeds_twice():
-    study = _study_with_front([(0.80, 1_000)])
+    study = study_with_front([(0.80, 1_000)])
     noise = record_seed_noise(study, 0, [0.80, 0.79], 0.01,
                               baselines={"lor2c": [0.80, 0.79, 0.81], "lora": [0.70, 0.702, 0.698]})
     assert external_noise(noise) == (pytest.approx(((0.0002 + 0.000008) / 4) ** 0.5), 4)
