@@ -80,3 +80,31 @@ def run_logged(cmd: list[str], cwd: Path, log: Path) -> tuple[int, float]:
         f.flush()
         rc = subprocess.call(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
     return rc, time.time() - t0
+
+
+def run_jobs(script: str, jobs: list[list[str]], workers: int, done_line) -> None:
+    """Run ``python -c script *job`` for each job, ``workers`` 1-thread processes at a time, offline. Each
+    process appends its own result to the benchmark's raw file and prints ``RESULT <json>``, so a killed driver
+    loses nothing finished; ``done_line(job, record)`` says what one finished run measured."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
+           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    todo, running = list(jobs), []
+    while todo or running:
+        while todo and len(running) < workers:
+            job = todo.pop(0)
+            running.append((job, subprocess.Popen([sys.executable, "-c", script, *map(str, job)], env=env,
+                                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)))
+        time.sleep(2)
+        for item in list(running):
+            job, p = item
+            if p.poll() is None:
+                continue
+            running.remove(item)
+            lines = [ln for ln in p.stdout.read().splitlines() if ln.startswith("RESULT ")]
+            if p.returncode or not lines:
+                print(f"FAILED {job} rc={p.returncode}", flush=True)
+                continue
+            print(done_line(job, json.loads(lines[-1][len("RESULT "):])), flush=True)

@@ -106,6 +106,26 @@ def test_a_reused_backbone_trains_exactly_like_a_fresh_load(glue_dir):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_dev_curve_scores_dev_at_every_evaluation_and_chooses_nothing(glue_dir):
+    """dev_curve records the dev score beside each selection evaluation; the run (its checkpoint, scores and
+    weights) is exactly the run without it, so a curve never leaks dev into a choice."""
+    import torch
+
+    spec, _ = read_config_file("lor2c")
+    kw = dict(max_train_samples=96, max_eval_samples=32, max_length=32, progress=False, min_steps=12,
+              selection_fraction=0.2, eval_every=6, seed=1)
+    plain = train("sst2", spec, TrainArgs(**kw), data_dir=str(glue_dir))
+    curve = train("sst2", spec, TrainArgs(**kw, dev_curve=True), data_dir=str(glue_dir))
+    assert [e["step"] for e in curve.evals] == [6, 12]
+    assert all(0.0 <= e["dev_accuracy"] <= 1.0 for e in curve.evals) and "dev_accuracy" not in plain.evals[0]
+    at_best = next(e for e in curve.evals if e["step"] == curve.best_step)
+    assert at_best["dev_accuracy"] == curve.dev_score  # the kept checkpoint is the one the curve scored there
+    assert (curve.best_step, curve.primary_score, curve.dev_score) == (plain.best_step, plain.primary_score,
+                                                                       plain.dev_score)
+    a, b = plain.adapted_model.state_dict(), curve.adapted_model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_head_only_baseline_trains_the_head_alone(glue_dir):
     r = train("sst2", AdapterSpec("head"), TrainArgs(max_train_samples=96, max_eval_samples=64, max_length=32,
                                                      progress=False, min_steps=0), data_dir=str(glue_dir))

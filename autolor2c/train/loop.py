@@ -71,6 +71,9 @@ class TrainArgs:
     selection_fraction: float = 0.0
     selection_cap: int | None = 2000
     score_dev: bool = True                # with a selection split: also score the dev set at the end
+    # With a selection split: also score the dev set at every evaluation (evals' "dev_<metric>"), a learning
+    # curve on dev that chooses nothing (the checkpoint is still chosen on the selection split).
+    dev_curve: bool = False
     eval_every: int | None = None         # steps between evaluations; None = each epoch end
     # Each epoch end, but at most this many evenly spaced ones when min_steps repeats a small set; a
     # search's low rung evaluates once, at its end (the fixed cost of a trial is mostly evaluation).
@@ -445,6 +448,9 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
                 scores = evaluate(model, task, eval_rows, device, args.precision)
                 evals.append({"step": step, "epoch": round(step / steps_per_epoch, 3),
                               "train_loss": float(np.mean(losses[-steps_per_epoch:])), **scores})
+                if args.dev_curve and eval_rows is not dev_rows:
+                    evals[-1].update({f"dev_{k}": v for k, v in
+                                      evaluate(model, task, dev_rows, device, args.precision).items()})
                 if on_eval is not None:
                     on_eval(step, scores)
                 if scores[task.primary_metric] > best["score"]:

@@ -17,13 +17,8 @@ import argparse
 import json
 import math
 import statistics
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
-from bench.common import GLUE_DIR, RESULTS, machine_info, md_table, write_results
+from bench.common import GLUE_DIR, RESULTS, machine_info, md_table, run_jobs, write_results
 
 RAW = RESULTS / "run_length_runs.jsonl"
 TASKS = ("stsb", "mrpc", "sst2")
@@ -113,27 +108,8 @@ def run_all(configs: tuple[str, ...], workers: int) -> None:
     done = {_key(r) for r in kept()}
     todo = [j for j in jobs(configs) if _key(j) not in done]
     print(f"{len(todo)} runs to do ({len(done)} kept)", flush=True)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-           "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    running: list[tuple[tuple, subprocess.Popen, float]] = []
-    while todo or running:
-        while todo and len(running) < workers:
-            j = todo.pop(0)
-            cmd = [sys.executable, "-c", RUN, j[0], j[1], j[2], str(j[3]), str(j[4]), GLUE_DIR, str(RAW), precision(j[2])]
-            running.append((j, subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                                text=True), time.time()))
-        time.sleep(2)
-        for item in list(running):
-            j, p, t0 = item
-            if p.poll() is None:
-                continue
-            running.remove(item)
-            lines = [ln for ln in p.stdout.read().splitlines() if ln.startswith("RESULT ")]
-            if p.returncode or not lines:
-                print(f"FAILED {j} rc={p.returncode}", flush=True)
-                continue
-            rec = json.loads(lines[-1][len("RESULT "):])
-            print(f"done {j}: dev {rec['dev']:.4f} selection {rec['selection']:.4f} in {rec['wall_s']:.0f} s", flush=True)
+    run_jobs(RUN, [[*j, GLUE_DIR, RAW, precision(j[2])] for j in todo], workers,
+             lambda j, r: f"done {j[:5]}: dev {r['dev']:.4f} selection {r['selection']:.4f} in {r['wall_s']:.0f} s")
 
 
 def summarise() -> dict:
