@@ -26,6 +26,7 @@ FLAG_OF_PARAM = {
     "backbone_dropout": "--backbone-dropout", "reduction_factor": "--reduction-factor",
     "min_rung_steps": "--min-rung-steps", "trials": "--trials", "seeds": "--seeds", "timeout": "--timeout",
     "learning_rate": "--learning-rate", "seed": "--seed", "oneshot": "--oneshot", "precision": "--precision",
+    "patience": "--patience", "eval_every": "--eval-every",
 }
 
 
@@ -99,7 +100,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     spec, overrides = read_config_file(a.config)
     flags = {f: getattr(a, f) for f in ("epochs", "learning_rate", "batch_size", "max_length", "max_train_samples",
                                         "max_eval_samples", "seed", "eval_every", "backbone_dropout", "min_steps",
-                                        "precision")}
+                                        "precision", "patience")}
     # the library's defaults, then the config file's training keys, then the flags given
     args = training_args({**overrides, **{k: v for k, v in flags.items() if v is not None}})
     out = Path(a.out) if a.out else Path("runs") / f"{task.name}-{Path(a.config).stem}-s{args.seed}"
@@ -788,6 +789,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-train-samples", type=_int_at_least(1), help="default: all")
     g.add_argument("--max-eval-samples", type=_int_at_least(1), help="default: all")
     g.add_argument("--eval-every", type=_int_at_least(1), help="steps between evaluations (default: at the end)")
+    g.add_argument("--patience", type=_int_at_least(1),
+                   help="stop once this many evaluations in a row have not beaten the best (with --eval-every; "
+                        "default: run the whole length)")
     g.add_argument("--min-steps", type=_int_at_least(0),
                    help="optimiser steps at least, repeating a small training set (default 1200)")
     g.add_argument("--seed", type=_int_at_least(0), help="default 0, or the config's")

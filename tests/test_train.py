@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from autolor2c.cli import main
+from autolor2c.errors import UserError
 from autolor2c.lor2c import LoR2CModel
 from autolor2c.train import AdapterSpec, LoRASpec, TrainArgs, TrainResult, read_config_file, structure_schedule, train
 
@@ -112,7 +113,7 @@ def test_a_dev_curve_scores_dev_at_every_evaluation_and_chooses_nothing(glue_dir
     import torch
 
     spec, _ = read_config_file("lor2c")
-    kw = dict(max_train_samples=96, max_eval_samples=32, max_length=32, progress=False, min_steps=12,
+    kw = dict(max_train_samples=96, max_eval_samples=32, max_length=24, batch_size=8, progress=False, min_steps=12,
               selection_fraction=0.2, eval_every=6, seed=1)
     plain = train("sst2", spec, TrainArgs(**kw), data_dir=str(glue_dir))
     curve = train("sst2", spec, TrainArgs(**kw, dev_curve=True), data_dir=str(glue_dir))
@@ -124,6 +125,25 @@ def test_a_dev_curve_scores_dev_at_every_evaluation_and_chooses_nothing(glue_dir
                                                                        plain.dev_score)
     a, b = plain.adapted_model.state_dict(), curve.adapted_model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_early_stopping_stops_a_stalled_run_but_never_before_the_structure_is_final(glue_dir):
+    """patience=2: a run whose selection score stalls (a learning rate too small to change a prediction) stops
+    two evaluations after its best, not at its planned length; merges and injections still all happen first,
+    so the trained size is the planned one. Without patience the same run goes the whole way."""
+    kw = dict(max_train_samples=64, max_eval_samples=16, max_length=24, batch_size=8, progress=False, min_steps=12,
+              eval_every=2, selection_fraction=0.25, learning_rate=1e-12, score_dev=False)
+    spec, _ = read_config_file("lor2c")
+    full = train("sst2", spec, TrainArgs(**kw), data_dir=str(glue_dir))
+    stopped = train("sst2", spec, TrainArgs(**kw, patience=2), data_dir=str(glue_dir))
+    assert full.steps == 12 and stopped.steps == 6 and stopped.best_step == 2
+    spec, _ = read_config_file("imlor2c")  # merges and injections scheduled in the first quarter
+    late = train("sst2", spec, TrainArgs(**kw, patience=1), data_dir=str(glue_dir))
+    last_change = max(h["step"] for h in late.history)
+    assert last_change >= 3 and last_change <= late.steps <= last_change + 3 and late.steps < 12
+    assert late.trainable_params == late.planned_params["final"]
+    with pytest.raises(UserError, match="patience"):
+        TrainArgs(patience=0).validate()
 
 
 def test_head_only_baseline_trains_the_head_alone(glue_dir):

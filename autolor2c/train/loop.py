@@ -74,6 +74,10 @@ class TrainArgs:
     # With a selection split: also score the dev set at every evaluation (evals' "dev_<metric>"), a learning
     # curve on dev that chooses nothing (the checkpoint is still chosen on the selection split).
     dev_curve: bool = False
+    # Early stopping on the selection split (as transformers' EarlyStoppingCallback): stop once this many
+    # evaluations in a row have not beaten the best since the last structure change, never before the last
+    # scheduled merge/injection; the schedule stays the planned run's. None: run the planned length.
+    patience: int | None = None
     eval_every: int | None = None         # steps between evaluations; None = each epoch end
     # Each epoch end, but at most this many evenly spaced ones when min_steps repeats a small set; a
     # search's low rung evaluates once, at its end (the fixed cost of a trial is mostly evaluation).
@@ -109,6 +113,7 @@ class TrainArgs:
                   ("selection_cap", self.selection_cap is None or self.selection_cap >= 1),
                   ("eval_every", self.eval_every is None or self.eval_every >= 1),
                   ("max_evals", isinstance(self.max_evals, int) and self.max_evals >= 1),
+                  ("patience", self.patience is None or (isinstance(self.patience, int) and self.patience >= 1)),
                   ("structure_fraction", 0 < self.structure_fraction <= 1),
                   ("backbone_dropout", self.backbone_dropout is None or 0 <= self.backbone_dropout < 1)]
         for name, ok in checks:
@@ -406,15 +411,17 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
     history, evals, spectra = [], [], []
     best: dict[str, Any] = {"score": -math.inf, "state": None, "step": None, "scores": None}
     step, losses = 0, []
+    # early stopping: evaluations since the best, and the step before which the structure is not final yet
+    since_best, settled_at, stopped = 0, max([*schedule, budget_final_at or 0]), False
     progress = None
     if args.progress:
         from tqdm.auto import tqdm
 
         progress = tqdm(total=total_steps, desc=f"train {task.name}", unit="step", leave=False, dynamic_ncols=True)
 
-    while step < total_steps:
+    while step < total_steps and not stopped:
         for idx in train_rows.order(args.batch_size, gen, args.group_by_length):
-            if step >= total_steps:
+            if step >= total_steps or stopped:
                 break
             batch = train_rows.collate(idx, device)
             loss = optimizer_step(model, batch, opt, trainable, args, device,
@@ -456,6 +463,10 @@ def train(task: str | TaskSpec, spec: AdapterSpec, args: TrainArgs | None = None
                 if scores[task.primary_metric] > best["score"]:
                     best = {"score": scores[task.primary_metric], "step": step, "scores": scores,
                             "state": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}}
+                    since_best = 0
+                else:
+                    since_best += 1
+                stopped = bool(args.patience) and since_best >= args.patience and step >= settled_at
     if progress is not None:
         progress.close()
 
