@@ -104,9 +104,10 @@ def precision(arm: str) -> str:
     return "bf16" if arm == "bf16" else "fp32"
 
 
-def run_all(configs: tuple[str, ...], workers: int) -> None:
+def run_all(configs: tuple[str, ...], workers: int, tasks=TASKS, arms=None, seeds=SEEDS) -> None:
     done = {_key(r) for r in kept()}
-    todo = [j for j in jobs(configs) if _key(j) not in done]
+    todo = [j for j in jobs(configs) if _key(j) not in done and j[0] in tasks and (arms is None or j[2] in arms)
+            and j[4] in seeds]
     print(f"{len(todo)} runs to do ({len(done)} kept)", flush=True)
     run_jobs(RUN, [[*j, GLUE_DIR, RAW, precision(j[2])] for j in todo], workers,
              lambda j, r: f"done {j[:5]}: dev {r['dev']:.4f} selection {r['selection']:.4f} in {r['wall_s']:.0f} s")
@@ -211,9 +212,13 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="the summary again from the kept runs")
     ap.add_argument("--configs", default="lor2c,lora")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--tasks", default=",".join(TASKS), help="only these tasks' runs")
+    ap.add_argument("--arms", default=None, help="only these arms (default, double, old_default, bf16)")
+    ap.add_argument("--seeds", default=",".join(map(str, SEEDS)), help="only these seeds")
     a = ap.parse_args()
     if not a.render:
-        run_all(tuple(a.configs.split(",")), a.workers)
+        run_all(tuple(a.configs.split(",")), a.workers, tuple(a.tasks.split(",")),
+                None if a.arms is None else tuple(a.arms.split(",")), tuple(int(x) for x in a.seeds.split(",")))
     data = summarise()
     data["machine"] = machine_info()
     write_results("run_length", data, render)
