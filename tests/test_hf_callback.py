@@ -118,3 +118,7 @@ def test_training_arguments_carry_the_library_defaults(tmp_path):
     small = training_arguments(tmp_path, train={"learning_rate": 1e-3}, train_rows=64, report_to="none")
     assert small.max_steps == d.min_steps and small.learning_rate == 1e-3
     assert training_arguments(tmp_path, train_rows=64, max_steps=5).max_steps == 5
+    # early stopping is the Trainer's: evaluations and saves at the same steps, the best checkpoint kept
+    stop = training_arguments(tmp_path, train={"patience": 2, "eval_every": 50}, train_rows=64, report_to="none")
+    assert (stop.eval_strategy, stop.eval_steps, stop.save_steps, stop.load_best_model_at_end) == ("steps", 50, 50, True)
+    assert not training_arguments(tmp_path, train_rows=64, report_to="none").load_best_model_at_end

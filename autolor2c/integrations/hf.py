@@ -72,7 +72,9 @@ def training_arguments(output_dir: str | Path, train: TrainArgs | Mapping[str, A
     does on small tasks. ``overrides`` are ``TrainingArguments``' own names and win over all of these.
 
     The backbone's own dropout is a model setting, not an argument: ``set_backbone_dropout(base, 0.0)``
-    before ``get_lor2c_model`` turns it off as `autolor2c train` does."""
+    before ``get_lor2c_model`` turns it off as `autolor2c train` does. Early stopping (``TrainArgs.patience``)
+    is the Trainer's own: with it, the arguments evaluate and save every ``eval_every`` steps and load the best
+    checkpoint at the end; pass ``EarlyStoppingCallback(early_stopping_patience=patience)`` and an eval set."""
     args = train if isinstance(train, TrainArgs) else training_args(dict(train or {}))
     kw: dict[str, Any] = dict(
         output_dir=str(output_dir), learning_rate=args.learning_rate, per_device_train_batch_size=args.batch_size,
@@ -84,6 +86,10 @@ def training_arguments(output_dir: str | Path, train: TrainArgs | Mapping[str, A
         steps = planned_steps(args, train_rows)
     if steps:
         kw["max_steps"] = steps
+    if args.patience:  # transformers' EarlyStoppingCallback needs evaluations, saves and the best model kept
+        every = args.eval_every or (max(1, steps // args.max_evals) if steps else 500)
+        kw.update(eval_strategy="steps", eval_steps=every, save_strategy="steps", save_steps=every,
+                  load_best_model_at_end=True)
     if args.precision == "bf16":  # the Trainer's own bf16 autocast (checked for native bf16 by TrainArgs)
         import torch
 
