@@ -168,6 +168,13 @@ def summarise() -> dict:
             entry["bf16_vs_fp32"] = {"diff": round(c.diff, 4), "ci90": None if c.low is None else
                                      [round(c.low, 4), round(c.high, 4)], "verdict_at_0.005": c.verdict,
                                      "cpu_s_ratio": round(entry["bf16"]["cpu_s_mean"] / entry["default"]["cpu_s_mean"], 3)}
+        # does the held-out part of the training rows rank runs as dev does? (every lor2c run of this task)
+        rs = [r for r in runs if r["task"] == task and r["config"] == "lor2c"]
+        if len(rs) >= 4:
+            from scipy.stats import spearmanr
+            entry["selection_vs_dev_across_runs"] = {
+                "spearman": round(float(spearmanr([r["selection"] for r in rs], [r["dev"] for r in rs]).statistic), 3),
+                "n": len(rs)}
         out["tasks"][task] = entry
     return out
 
