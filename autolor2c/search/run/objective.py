@@ -4,6 +4,7 @@ and record the result. A trial at the top rung trains the run ``autolor2c train`
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import traceback
@@ -154,4 +155,9 @@ def failure_recording(objective: Objective) -> Callable[[optuna.Trial], tuple[fl
             trial.set_user_attr(record.FAIL_REASON, reason)
             trial.set_user_attr(record.FAIL_TRACEBACK, traceback.format_exc()[-2000:])
             raise
+        finally:
+            # a trained model's memory back before the next trial (Optuna's gc_after_trial), but not after an
+            # over-budget draw: a collection with torch loaded costs ~0.5 s, more than the draw itself
+            if trial.user_attrs.get(record.TRAINED):
+                gc.collect()
     return wrapped

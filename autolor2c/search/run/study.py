@@ -248,8 +248,7 @@ def run_search(settings: SearchSettings, objective_factory: Callable[[SearchCont
         if not stop.finished(study):
             # Over-budget trials are free and not counted, so the trial cap is only a guard.
             study.optimize(failure_recording(objective), n_trials=None if target is None else 20 * target + 20,
-                           timeout=settings.timeout, catch=(Exception,), callbacks=[progress, stop],
-                           gc_after_trial=True)
+                           timeout=settings.timeout, catch=(Exception,), callbacks=[progress, stop])
     finally:
         progress.close()
     study.set_user_attr(record.COST, cost_totals(study))
