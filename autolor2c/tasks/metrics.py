@@ -48,6 +48,8 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 
 
 def _to_numpy(x: Any) -> np.ndarray:
+    if type(x).__module__.startswith("datasets.") and hasattr(x, "__getitem__"):
+        x = x[:]  # a datasets Column iterates row by row (8 s on SST-2's labels); its slice is one Arrow read
     if hasattr(x, "detach"):  # a torch tensor, possibly bf16 (which numpy cannot hold)
         x = x.detach().cpu()
         if x.is_floating_point():

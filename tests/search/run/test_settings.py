@@ -41,6 +41,10 @@ def test_trivial_score_is_the_majority_class_or_zero():
     assert trivial_score("sst2", [1, 1, 0], [1, 0, 0, 0]) == 0.25
     assert trivial_score("cola", [1, 1, 0], [1, 0, 0]) == 0.0  # MCC of a constant is 0
     assert trivial_score("stsb", [1.0, 2.0], [0.5, 3.0]) == 0.0  # correlation with a constant is 0
+    from datasets import Dataset  # a dataset's column (read in one slice, not row by row) scores the same
+
+    ds = Dataset.from_dict({"label": [1, 1, 0, 1, 0, 0, 0]}).select([0, 1, 2, 3, 4, 5, 6])
+    assert trivial_score("sst2", ds.select([0, 1, 2])["label"], ds.select([3, 4, 5, 6])["label"]) == 0.25
 
 
 # --------------------------------------------------------------------------------------------------
