@@ -103,12 +103,20 @@ def summarise() -> dict:
                 stop, keep = early_stop(curve, p, after)
                 row["patience"]["none" if p is None else str(p)] = {"stop": stop, "kept_step": keep["step"],
                                                                     "dev": keep["dev"]}
+            # the loop's default: the checkpoint chosen on the selection split among 3 evenly spaced evaluations
+            coarse = [e for e in curve if e["step"] in {CAP // 3, 2 * CAP // 3, CAP}]
+            _, keep = early_stop(coarse, None, after)
+            row["three_evals"] = {"kept_step": keep["step"], "dev": keep["dev"]}
+            row["last"] = {"kept_step": curve[-1]["step"], "dev": curve[-1]["dev"]}
             per_seed.append(row)
         agg = {}
         for p in [str(p) for p in PATIENCES] + ["none"]:
             agg[p] = {"dev_mean": round(statistics.fmean(s["patience"][p]["dev"] for s in per_seed), 4),
                       "stop_mean": round(statistics.fmean(s["patience"][p]["stop"] for s in per_seed)),
                       "seeds": len(per_seed)}
+        for name in ("three_evals", "last"):
+            agg[name] = {"dev_mean": round(statistics.fmean(s[name]["dev"] for s in per_seed), 4),
+                         "stop_mean": CAP, "seeds": len(per_seed)}
         out["tasks"][task] = {"metric": rs[0]["metric"], "n_selection": rs[0]["n_selection"], "n_dev": rs[0]["n_dev"],
                               "seeds": per_seed, "early_stopping": agg,
                               "oracle_dev_mean": round(statistics.fmean(s["best_dev"] for s in per_seed), 4),
@@ -120,9 +128,12 @@ def summarise() -> dict:
 def render(d: dict) -> str:
     rows, seeds = [], []
     for task, t in d["tasks"].items():
+        names = {"none": "the whole run, checkpoint chosen on selection (every 100 steps)",
+                 "three_evals": "the whole run, checkpoint chosen on selection among 3 (the loop's default)",
+                 "last": "the whole run, last checkpoint (nothing chosen)"}
         for p, a in t["early_stopping"].items():
-            rows.append([task, "no early stop (the whole run)" if p == "none" else f"patience {p}", a["seeds"],
-                         a["stop_mean"], f"{a['dev_mean']:.4f}"])
+            rows.append([task, names.get(p, f"early stopping, patience {p}"), a["seeds"], a["stop_mean"],
+                         f"{a['dev_mean']:.4f}"])
         rows.append([task, "oracle: best dev on the curve", len(t["seeds"]), "-", f"{t['oracle_dev_mean']:.4f}"])
         for s in t["seeds"]:
             seeds.append([task, s["seed"], s["within_run_spearman"], s["best_selection_step"], s["best_dev_step"],
@@ -131,7 +142,7 @@ def render(d: dict) -> str:
     return ("# Learning curves: can the selection split stop a run early?\n\n"
             f"Machine: {m.get('cpu')}. Script: `bench/quality/learning_curve.py`; raw curves in "
             "`learning_curve_runs.jsonl`. Protocol: " + d["protocol"] + ".\n\n"
-            "Early stopping on the selection split, read off the curves (dev of the checkpoint it keeps):\n\n"
+            "Each rule read off the curves (dev of the checkpoint it keeps):\n\n"
             + md_table(["task", "rule", "seeds", "mean stop step", "dev mean"], rows)
             + "\nPer run: does the selection split rank the checkpoints as dev does?\n\n"
             + md_table(["task", "seed", "Spearman selection~dev over checkpoints", "selection's best step",
