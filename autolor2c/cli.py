@@ -793,7 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop once this many evaluations in a row have not beaten the best (with --eval-every; "
                         "default: run the whole length)")
     g.add_argument("--min-steps", type=_int_at_least(0),
-                   help="optimiser steps at least, repeating a small training set (default 1200)")
+                   help="optimiser steps at least, repeating a small training set (default 2400)")
     g.add_argument("--seed", type=_int_at_least(0), help="default 0, or the config's")
     g.add_argument("--backbone-dropout", type=_dropout_rate,
                    help="dropout inside the frozen model (default 0: off; the adapter keeps its own)")

@@ -75,7 +75,7 @@ class SearchSettings:
     batch_size: int | None = field(default=None, metadata=_help(
         "examples per optimiser step (default: the library's, 32)"))
     min_steps: int | None = field(default=None, metadata=_help(
-        "optimiser steps of the top rung, at least (default: the library's, 1200)"))
+        "optimiser steps of the top rung, at least (default: the library's, 2400)"))
     backbone_dropout: float | None = field(default=0.0, metadata=_help(
         "dropout inside the frozen model, in trials and retrains (0: off)"))
     precision: str = field(default="fp32", metadata=_help(

@@ -115,10 +115,11 @@ def test_the_run_length_rule_lifts_small_tasks_and_keeps_an_epoch_on_large_ones(
     from autolor2c.search.run import settings_fields
 
     args = TrainArgs()
-    small, large = 3_300, 65_000                     # MRPC's and SST-2's training rows less the selection split
+    small, sst2, large = 3_300, 65_000, 103_000     # MRPC's, SST-2's and QNLI's training rows less the selection split
     epoch = lambda n: math.ceil(n / args.batch_size)  # noqa: E731
     assert planned_steps(args, small) == args.min_steps > 2 * epoch(small)   # a small task: several epochs
-    assert planned_steps(args, large) == epoch(large) >= args.min_steps      # a large one: one epoch, no fewer
+    assert planned_steps(args, sst2) == max(args.min_steps, epoch(sst2)) >= epoch(sst2)  # never under one epoch
+    assert planned_steps(args, large) == epoch(large) > args.min_steps       # a large one: one epoch, no fewer
     assert planned_steps(TrainArgs(epochs=2), large) == 2 * epoch(large)
     # the search's top rung and `autolor2c train` share the rule; the help texts name its default
     assert SearchSettings().train_args({}).min_steps == args.min_steps
