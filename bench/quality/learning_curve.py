@@ -1,7 +1,7 @@
 """Can the selection split stop a run early? One long run of the built-in ``lor2c`` per task and seed, scored on
 the selection split and on dev every ``EVERY`` steps (``TrainArgs.dev_curve``: dev chooses nothing).
 
-Each run is the search's top rung at ``CAP`` steps (twice today's 1,200-step default), with only the
+Each run is the search's top rung at ``CAP`` steps (the default length, 2,400), with only the
 evaluations made dense. Early stopping on the selection split with a patience of P evaluations, at this cap,
 follows exactly this run's curve up to the step it stops (the learning-rate schedule is the cap's either way),
 so every patience is read off the curve without another run:
