@@ -104,16 +104,35 @@ def main() -> None:
     # the super-adapter of the one-shot rung is a one-off too (cached per task, model, space, budget, data, args)
     oneshot = study.user_attrs.get(record.ONESHOT) or {}
     oneshot_cost, oneshot_cpu = float(oneshot.get("wall_s", 0.0)), float(oneshot.get("cpu_s", 0.0))
-    # CPU seconds beside wall time: another view of the cost, not immune to other jobs on the cores
+    # CPU seconds by what they bought (additive, exact): the one-offs are the built-in trials, every seed of
+    # every baseline (cached per task, model, data and args) and the super-adapter; the search's own cost is
+    # its other trials and the seeds of the candidates and the pick
     hand_cpu = json.loads((work / "hand-set" / "metrics.json").read_text())["cpu_time_s"]
+    builtin_numbers = {t.number for t in trials if record.builtin_of(t)}
     trials_cpu = sum(float(t.user_attrs.get(record.CPU_S, 0.0)) for t in trials)
-    builtin_cpu = sum(float(t.user_attrs.get(record.CPU_S, 0.0)) for t in trials if record.builtin_of(t))
-    seeds_cpu = sum(float(r.get("cpu_s", 0.0)) for runs in study.user_attrs.get(record.SEED_RUNS, {}).values()
-                    for r in runs)
-    apart_cpu = sum(float(b.get("cpu_s", 0.0)) for b in apart)
+    builtin_cpu = sum(float(t.user_attrs.get(record.CPU_S, 0.0)) for t in trials if t.number in builtin_numbers)
+    seed_runs = study.user_attrs.get(record.SEED_RUNS, {})
+    builtin_seeds_cpu = sum(float(r.get("cpu_s", 0.0)) for n, runs in seed_runs.items() if int(n) in builtin_numbers
+                            for r in runs)
+    own_seeds_cpu = sum(float(r.get("cpu_s", 0.0)) for n, runs in seed_runs.items() if int(n) not in builtin_numbers
+                        for r in runs)
+    apart_cpu = sum(float(r.get("cpu_s", 0.0)) for b in baselines if b["source"].startswith("trained apart")
+                    for r in b.get("runs", []))
+    oneoff_cpu = builtin_cpu + builtin_seeds_cpu + apart_cpu + oneshot_cpu
+    own_cpu = trials_cpu - builtin_cpu + own_seeds_cpu
+    # wall time by phase (trials, baselines' seeds, the pick's seeds); the trials phase is split between the
+    # built-ins and the rest by their CPU seconds, as both workers run them side by side
+    search_wall = data["search"]["wall_s"]
+    phases = _phase_walls(study, work / "log_stamped.txt", search_wall)
+    if phases:
+        share = (trials_cpu - builtin_cpu) / trials_cpu if trials_cpu else 1.0
+        own_wall = phases["trials"] * share + phases["seeds"]
+        oneoff_wall = phases["trials"] * (1 - share) + phases["baselines"] + oneshot_cost
+    else:  # no phase times: the built-in trials and the apart baselines' first seeds, as before
+        oneoff_wall = builtin_cost + apart_cost + oneshot_cost
+        own_wall = search_wall - oneoff_wall
     dom, sentence, _ = verdict(pick, baselines, metric, ctx.trivial_dev)
     top = best_baseline(baselines)
-    search_wall = data["search"]["wall_s"]
     data.update({
         "study": study.study_name, "metric": metric, "pick": pick, "baselines": baselines,
         "noise": study.user_attrs.get("seed_noise"), "full_steps": ctx.full_steps,
@@ -121,11 +140,13 @@ def main() -> None:
         "n_top_rung": n_top, "oneshot_wall_s": oneshot_cost,
         "beat_head_by_2pts": beat, "builtin_trials_wall_s": builtin_cost, "apart_baselines_wall_s": apart_cost,
         "ratio_total": search_wall / data["hand_set"]["wall_s"],
-        "ratio_without_one_offs": (search_wall - builtin_cost - apart_cost - oneshot_cost) / data["hand_set"]["wall_s"],
-        "cpu_s": {"hand_set": hand_cpu, "trials": trials_cpu, "builtin_trials": builtin_cpu, "seeds": seeds_cpu,
-                  "apart_baselines": apart_cpu, "oneshot_super_adapter": oneshot_cpu},
-        "cpu_ratio_total": (trials_cpu + seeds_cpu + apart_cpu + oneshot_cpu) / hand_cpu,
-        "cpu_ratio_without_one_offs": (trials_cpu - builtin_cpu + seeds_cpu) / hand_cpu,
+        "ratio_without_one_offs": own_wall / data["hand_set"]["wall_s"], "phase_wall_s": phases,
+        "one_off_wall_s": oneoff_wall,
+        "cpu_s": {"hand_set": hand_cpu, "trials": trials_cpu, "builtin_trials": builtin_cpu,
+                  "builtin_seeds": builtin_seeds_cpu, "own_seeds": own_seeds_cpu, "apart_baselines": apart_cpu,
+                  "oneshot_super_adapter": oneshot_cpu, "one_offs": oneoff_cpu, "own": own_cpu},
+        "cpu_ratio_total": (oneoff_cpu + own_cpu) / hand_cpu,
+        "cpu_ratio_without_one_offs": own_cpu / hand_cpu,
         "dominates": dom, "verdict": sentence, "best_baseline": top["config"] if top else None,
         "same_host": data["search"]["host"] == data["hand_set"]["host"],
         "trials": [{"number": t.number, "state": t.state.name, "values": t.values, "builtin": record.builtin_of(t),
@@ -133,6 +154,30 @@ def main() -> None:
                     "feasible": t.user_attrs.get("feasible")} for t in trials],
     })
     write_results(name, data, render)
+
+
+def _phase_walls(study, stamped: Path, search_wall: float) -> dict[str, float] | None:
+    """Wall seconds of the search's phases: from the study where the search recorded them, else from the
+    timestamped log (the front's table ends the trials, the seed-noise line the baselines, the pick's line the
+    seeds); the trials are the rest of the search's wall time (its segments summed), start-up and report included."""
+    from autolor2c.search import record
+
+    if getattr(record, "PHASE_WALL", None) and study.user_attrs.get(record.PHASE_WALL):
+        return {k: float(v) for k, v in study.user_attrs[record.PHASE_WALL].items()}
+    if not stamped.is_file():
+        return None
+    stamps = [ln.split("\t", 1) for ln in stamped.read_text().splitlines() if "\t" in ln]
+    start = max((float(t) for t, ln in stamps if ln.startswith("$ ") and " search " in ln), default=None)
+
+    def first(marker: str, after: float | None) -> float | None:
+        return next((float(t) for t, ln in stamps if marker in ln and after is not None and float(t) >= after), None)
+
+    front = first("Pareto front of", start)
+    noise = first("seed noise from", front) or first("measuring the seed noise", front)
+    picked = first("picked trial", noise)
+    if None in (start, front, noise, picked):
+        return None
+    return {"trials": search_wall - (picked - front), "baselines": noise - front, "seeds": picked - noise}
 
 
 def _last_trial_end(storage: str, start: float) -> float:
@@ -164,17 +209,27 @@ def render(d: dict) -> str:
             + f"\nVerdict (product rule, best baseline `{d['best_baseline']}` chosen on the selection split): "
               f"**{'dominates' if d['dominates'] else 'does not dominate'}**. {d['verdict']}\n\n"
               f"Seed noise (best trial): {d['noise']}.\n\n"
-              f"Configurations trained: {d['n_configurations']}; beat the head alone by > 2 points: "
+              f"Configurations scored: {d.get('n_scored', d['n_configurations'])} (at any rung); trained to the top "
+              f"rung: {d.get('n_top_rung', '?')} (built-ins included); beat the head alone by > 2 points: "
               f"{d['beat_head_by_2pts']} ({d['beat_head_by_2pts'] / max(1, d['n_configurations']):.0%}).\n\n"
               f"Time: hand-set `train --config imlor2c` {hs['wall_s']:.0f} s (dev {hs['dev']:.4f}, {hs['params']:,} "
               f"params); search {d['search']['wall_s']:.0f} s{_segments(d)} = **{d['ratio_total']:.1f}x**; without its one-off costs "
-              f"(built-in trials {d['builtin_trials_wall_s']:.0f} s, baselines trained apart: head alone, LoRA, AdaLoRA "
-              f"{d['apart_baselines_wall_s']:.0f} s) **{d['ratio_without_one_offs']:.1f}x**. Same host: {d['same_host']}.\n"
+              f"({_one_offs(d)}) **{d['ratio_without_one_offs']:.1f}x**. Same host: {d['same_host']}.\n"
             + (f"\nIn CPU seconds (every thread counted; waiting threads inflate them too when other jobs share "
                f"the cores): the search's trials, seeds and "
                f"baselines {_cpu_total(d):.0f} s = **{d['cpu_ratio_total']:.1f}x** the hand-set run's "
-               f"{d['cpu_s']['hand_set']:.0f} s; without the built-in trials and the baselines "
-               f"**{d['cpu_ratio_without_one_offs']:.1f}x**.\n" if "cpu_s" in d else ""))
+               f"{d['cpu_s']['hand_set']:.0f} s; without the one-offs (the built-in trials, every baseline seed, "
+               f"the super-adapter) **{d['cpu_ratio_without_one_offs']:.1f}x**.\n" if "cpu_s" in d else ""))
+
+
+def _one_offs(d: dict) -> str:
+    ph = d.get("phase_wall_s")
+    if not ph:
+        return (f"built-in trials {d['builtin_trials_wall_s']:.0f} s, baselines trained apart: head alone, LoRA, "
+                f"AdaLoRA {d['apart_baselines_wall_s']:.0f} s")
+    return (f"{d['one_off_wall_s']:.0f} s: every baseline seed, {ph['baselines']:.0f} s after the trials, and the "
+            f"built-in trials' share of the trials' {ph['trials']:.0f} s by CPU seconds; the pick's seeds "
+            f"{ph['seeds']:.0f} s stay in")
 
 
 def _segments(d: dict) -> str:
@@ -184,6 +239,8 @@ def _segments(d: dict) -> str:
 
 def _cpu_total(d: dict) -> float:
     c = d["cpu_s"]
+    if "own" in c:
+        return c["one_offs"] + c["own"]
     return c["trials"] + c["seeds"] + c["apart_baselines"]
 
 
