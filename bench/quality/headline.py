@@ -2,10 +2,11 @@
 
 1. `autolor2c train --task T --config imlor2c` (the hand-set run), timed.
 2. `autolor2c search --task T --budget 0.1M` with every default (its own storage and artifacts under
-   bench/out/headline-T/), timed. Its one-off costs are read off the study: the built-ins it tries first
-   (trials) and the baselines trained apart (head alone, LoRA; cached across searches).
-3. Every baseline brought to 3 seeds (the benchmark's protocol; the product keeps one), through the
-   product's own functions, then the pick (3 seeds) against each, with the product's verdict rule.
+   bench/out/headline-T/), timed. It trains every baseline's seeds itself (3 by default: the seed noise) and the
+   pick's. Its one-offs, cached per task, model, data and training arguments, so that the next search on the
+   set-up trains none of them, are told apart: the built-in trials, every baseline seed and the super-adapter.
+3. The pick (3 seeds) against each baseline, with the product's verdict rule; wall time by stage (from the
+   study, else from a timestamped copy of the log, log_stamped.txt) and CPU seconds by what they bought.
 
 Resumable: the search resumes its study (a search killed with its session goes on in the next; its time is
 the sum of its segments); finished seeds are not trained again.
@@ -157,27 +158,32 @@ def main() -> None:
 
 
 def _phase_walls(study, stamped: Path, search_wall: float) -> dict[str, float] | None:
-    """Wall seconds of the search's phases: from the study where the search recorded them, else from the
-    timestamped log (the front's table ends the trials, the seed-noise line the baselines, the pick's line the
-    seeds); the trials are the rest of the search's wall time (its segments summed), start-up and report included."""
+    """Wall seconds of the search's stages: the baselines' and the pick's seeds from the study where the search
+    recorded them, else from the timestamped log (the front's table ends the trials, the seed-noise line the
+    baselines, the pick's line the seeds); the trials are the rest of the search's wall time (its segments
+    summed), start-up and report included."""
     from autolor2c.search import record
 
-    if getattr(record, "PHASE_WALL", None) and study.user_attrs.get(record.PHASE_WALL):
-        return {k: float(v) for k, v in study.user_attrs[record.PHASE_WALL].items()}
-    if not stamped.is_file():
-        return None
-    stamps = [ln.split("\t", 1) for ln in stamped.read_text().splitlines() if "\t" in ln]
-    start = max((float(t) for t, ln in stamps if ln.startswith("$ ") and " search " in ln), default=None)
+    stages = study.user_attrs.get(getattr(record, "STAGE_WALL", ""))
+    if stages:
+        baselines, seeds = float(stages["baselines"]), float(stages["seeds"])
+    elif stamped.is_file():
+        stamps = [ln.split("\t", 1) for ln in stamped.read_text().splitlines() if "\t" in ln]
+        start = max((float(t) for t, ln in stamps if ln.startswith("$ ") and " search " in ln), default=None)
 
-    def first(marker: str, after: float | None) -> float | None:
-        return next((float(t) for t, ln in stamps if marker in ln and after is not None and float(t) >= after), None)
+        def first(marker: str, after: float | None) -> float | None:
+            return next((float(t) for t, ln in stamps if marker in ln and after is not None and float(t) >= after),
+                        None)
 
-    front = first("Pareto front of", start)
-    noise = first("seed noise from", front) or first("measuring the seed noise", front)
-    picked = first("picked trial", noise)
-    if None in (start, front, noise, picked):
+        front = first("Pareto front of", start)
+        noise = first("seed noise from", front) or first("measuring the seed noise", front)
+        picked = first("picked trial", noise)
+        if None in (front, noise, picked):
+            return None
+        baselines, seeds = noise - front, picked - noise
+    else:
         return None
-    return {"trials": search_wall - (picked - front), "baselines": noise - front, "seeds": picked - noise}
+    return {"trials": search_wall - baselines - seeds, "baselines": baselines, "seeds": seeds}
 
 
 def _last_trial_end(storage: str, start: float) -> float:
