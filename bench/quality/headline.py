@@ -102,6 +102,9 @@ def main() -> None:
     beat = sum(1 for v in chains.values() if v > head["selection_mean"] + 0.02)
     n_top = sum(1 for chain in record.configuration_chains(trials).values()
                 if any(t.values is not None for t in chain))
+    # how a rung ranks the next one, on the configurations the search itself promoted (a sample cut to the top
+    # 1/eta of the lower rung, so the correlation is range-restricted: a floor on what the full ranking holds)
+    agreement = _rung_agreement(record.configuration_chains(trials).values(), record.rung_records)
     # the super-adapter of the one-shot rung is a one-off too (cached per task, model, space, budget, data, args)
     oneshot = study.user_attrs.get(record.ONESHOT) or {}
     oneshot_cost, oneshot_cpu = float(oneshot.get("wall_s", 0.0)), float(oneshot.get("cpu_s", 0.0))
@@ -138,7 +141,7 @@ def main() -> None:
         "study": study.study_name, "metric": metric, "pick": pick, "baselines": baselines,
         "noise": study.user_attrs.get("seed_noise"), "full_steps": ctx.full_steps,
         "rungs": list(ctx.fidelity.fractions), "n_configurations": len(chains), "n_scored": len(chains),
-        "n_top_rung": n_top, "oneshot_wall_s": oneshot_cost,
+        "n_top_rung": n_top, "oneshot_wall_s": oneshot_cost, "rung_agreement": agreement,
         "beat_head_by_2pts": beat, "builtin_trials_wall_s": builtin_cost, "apart_baselines_wall_s": apart_cost,
         "ratio_total": search_wall / data["hand_set"]["wall_s"],
         "ratio_without_one_offs": own_wall / data["hand_set"]["wall_s"], "phase_wall_s": phases,
@@ -155,6 +158,24 @@ def main() -> None:
                     "feasible": t.user_attrs.get("feasible")} for t in trials],
     })
     write_results(name, data, render)
+
+
+def _rung_agreement(chains, rung_records) -> list[dict]:
+    """Spearman between each pair of consecutive rungs over the configurations scored at both."""
+    from scipy.stats import spearmanr
+
+    by_rung: dict[int, dict[int, float]] = {}
+    for i, chain in enumerate(chains):
+        for t in chain:
+            for r in rung_records(t):
+                by_rung.setdefault(int(r["rung"]), {})[i] = float(r["score"])
+    out = []
+    for lo in sorted(by_rung)[:-1]:
+        both = sorted(set(by_rung[lo]) & set(by_rung[lo + 1]))
+        rho = float(spearmanr([by_rung[lo][i] for i in both], [by_rung[lo + 1][i] for i in both])[0]) \
+            if len(both) >= 3 else None
+        out.append({"rungs": [lo, lo + 1], "n": len(both), "spearman": rho})
+    return out
 
 
 def _phase_walls(study, stamped: Path, search_wall: float) -> dict[str, float] | None:
@@ -218,6 +239,12 @@ def render(d: dict) -> str:
               f"Configurations scored: {d.get('n_scored', d['n_configurations'])} (at any rung); trained to the top "
               f"rung: {d.get('n_top_rung', '?')} (built-ins included); beat the head alone by > 2 points: "
               f"{d['beat_head_by_2pts']} ({d['beat_head_by_2pts'] / max(1, d['n_configurations']):.0%}).\n\n"
+              + (f"How a rung ranks the next, on the configurations the search promoted (range-restricted: the top "
+                 f"1/eta of the lower rung): " + "; ".join(
+                     f"rung {a['rungs'][0]} to {a['rungs'][1]}: Spearman "
+                     + (f"{a['spearman']:.2f}" if a["spearman"] is not None else "n/a") + f" (n = {a['n']})"
+                     for a in d["rung_agreement"]) + ".\n\n" if d.get("rung_agreement") else "")
+              +
               f"Time: hand-set `train --config imlor2c` {hs['wall_s']:.0f} s (dev {hs['dev']:.4f}, {hs['params']:,} "
               f"params); search {d['search']['wall_s']:.0f} s{_segments(d)} = **{d['ratio_total']:.1f}x**; without its one-off costs "
               f"({_one_offs(d)}) **{d['ratio_without_one_offs']:.1f}x**. Same host: {d['same_host']}.\n"
