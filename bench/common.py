@@ -68,8 +68,9 @@ def find_embeddings(model: torch.nn.Module) -> torch.nn.Module:
     raise RuntimeError("no embeddings module found")
 
 
-def run_logged(cmd: list[str], cwd: Path, log: Path) -> tuple[int, float]:
-    """Run a CLI command offline on the GLUE folder, its output appended to ``log``: (exit code, wall seconds)."""
+def run_logged(cmd: list[str], cwd: Path, log: Path, stamped: Path | None = None) -> tuple[int, float]:
+    """Run a CLI command offline on the GLUE folder, its output appended to ``log``: (exit code, wall seconds).
+    With ``stamped``, each line also goes there after the time it appeared (a run's stages are read off it)."""
     import subprocess
 
     env = {**os.environ, "AUTOLOR2C_DATA_DIR": GLUE_DIR, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
@@ -78,7 +79,18 @@ def run_logged(cmd: list[str], cwd: Path, log: Path) -> tuple[int, float]:
     with open(log, "a") as f:
         f.write(f"$ {' '.join(cmd)}\n")
         f.flush()
-        rc = subprocess.call(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
+        if stamped is None:
+            rc = subprocess.call(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
+            return rc, time.time() - t0
+        with open(stamped, "a") as g:
+            g.write(f"{t0:.1f}\t$ {' '.join(cmd)}\n")
+            proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for line in proc.stdout:
+                f.write(line)
+                f.flush()
+                g.write(f"{time.time():.1f}\t{line.rstrip()[:300]}\n")
+                g.flush()
+            rc = proc.wait()
     return rc, time.time() - t0
 
 

@@ -60,10 +60,10 @@ def main() -> None:
         segments = data.setdefault("search_segments", [])
         for seg in segments:
             if seg.get("end") is None:
-                seg["end"], seg["estimated"] = _last_trial_end(storage, seg["start"]), True
+                seg["end"], seg["estimated"] = _last_output(storage, seg["start"], work / "log_stamped.txt"), True
         segments.append({"start": time.time(), "end": None})
         res_path.write_text(json.dumps(data, indent=2, default=str))
-        rc, _ = run_logged(cmd, work, log)
+        rc, _ = run_logged(cmd, work, log, stamped=work / "log_stamped.txt")
         assert rc == 0, f"search failed (see {log})"
         segments[-1]["end"] = time.time()
         wall = sum(seg["end"] - seg["start"] for seg in segments)
@@ -127,7 +127,7 @@ def main() -> None:
     # wall time by phase (trials, baselines' seeds, the pick's seeds); the trials phase is split between the
     # built-ins and the rest by their CPU seconds, as both workers run them side by side
     search_wall = data["search"]["wall_s"]
-    phases = _phase_walls(study, work / "log_stamped.txt", search_wall)
+    phases = _phase_walls(study, work / "log_stamped.txt", search_wall, data["search_segments"])
     if phases:
         share = (trials_cpu - builtin_cpu) / trials_cpu if trials_cpu else 1.0
         own_wall = phases["trials"] * share + phases["seeds"]
@@ -178,33 +178,48 @@ def _rung_agreement(chains, rung_records) -> list[dict]:
     return out
 
 
-def _phase_walls(study, stamped: Path, search_wall: float) -> dict[str, float] | None:
-    """Wall seconds of the search's stages: the baselines' and the pick's seeds from the study where the search
-    recorded them, else from the timestamped log (the front's table ends the trials, the seed-noise line the
-    baselines, the pick's line the seeds); the trials are the rest of the search's wall time (its segments
-    summed), start-up and report included."""
+def _phase_walls(study, stamped: Path, search_wall: float, segments: list[dict]) -> dict[str, float] | None:
+    """Wall seconds of the search's stages, summed over its segments (runs of the command, a killed one
+    included): from the timestamped log (the front's table ends a segment's trials, the seed-noise line its
+    baselines, the pick's line its seeds; a segment killed inside a stage ends it), else the last session's
+    stages as the search recorded them on the study. The trials are the rest of the search's wall time,
+    start-up and report included."""
     from autolor2c.search import record
 
-    stages = study.user_attrs.get(getattr(record, "STAGE_WALL", ""))
-    if stages:
+    baselines = seeds = 0.0
+    stamps = [ln.split("\t", 1) for ln in stamped.read_text().splitlines() if "\t" in ln] if stamped.is_file() else []
+    stamps = [(float(t), ln) for t, ln in stamps]
+    if stamps and segments:
+        for seg in segments:
+            lo, hi = seg["start"], seg["end"] if seg.get("end") is not None else time.time()
+
+            def first(marker: str, after: float | None) -> float | None:
+                return next((t for t, ln in stamps if after is not None and after <= t <= hi and marker in ln), None)
+
+            front = first("Pareto front of", lo)
+            noise = first("seed noise from", front) or first("measuring the seed noise", front)
+            picked = first("picked trial", noise)
+            if front is not None:
+                baselines += (noise if noise is not None else hi) - front
+            if noise is not None:
+                seeds += (picked if picked is not None else hi) - noise
+    elif study.user_attrs.get(getattr(record, "STAGE_WALL", "")):
+        stages = study.user_attrs[record.STAGE_WALL]
         baselines, seeds = float(stages["baselines"]), float(stages["seeds"])
-    elif stamped.is_file():
-        stamps = [ln.split("\t", 1) for ln in stamped.read_text().splitlines() if "\t" in ln]
-        start = max((float(t) for t, ln in stamps if ln.startswith("$ ") and " search " in ln), default=None)
-
-        def first(marker: str, after: float | None) -> float | None:
-            return next((float(t) for t, ln in stamps if marker in ln and after is not None and float(t) >= after),
-                        None)
-
-        front = first("Pareto front of", start)
-        noise = first("seed noise from", front) or first("measuring the seed noise", front)
-        picked = first("picked trial", noise)
-        if None in (front, noise, picked):
-            return None
-        baselines, seeds = noise - front, picked - noise
     else:
         return None
     return {"trials": search_wall - baselines - seeds, "baselines": baselines, "seeds": seeds}
+
+
+def _last_output(storage: str, start: float, stamped: Path) -> float:
+    """When a killed segment that began at ``start`` stopped: its last line of output or trial end."""
+    last = _last_trial_end(storage, start)
+    if stamped.is_file():
+        for ln in stamped.read_text().splitlines():
+            t = float(ln.split("\t", 1)[0]) if "\t" in ln else 0.0
+            if t >= start:
+                last = max(last, t)
+    return last
 
 
 def _last_trial_end(storage: str, start: float) -> float:
