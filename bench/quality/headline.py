@@ -5,8 +5,8 @@
    bench/out/headline-T/), timed. It trains every baseline's seeds itself (3 by default: the seed noise) and the
    pick's. Its one-offs, cached per task, model, data and training arguments, so that the next search on the
    set-up trains none of them, are told apart: the built-in trials, every baseline seed and the super-adapter.
-3. The pick (3 seeds) against each baseline, with the product's verdict rule; wall time by stage (from the
-   study, else from a timestamped copy of the log, log_stamped.txt) and CPU seconds by what they bought.
+3. The pick (3 seeds) against each baseline, with the product's verdict rule; wall time by stage (read off
+   the search's timestamped output, log_stamped.txt) and CPU seconds by what they bought.
 
 Resumable: the search resumes its study (a search killed with its session goes on in the next; its time is
 the sum of its segments); finished seeds are not trained again.
@@ -83,10 +83,7 @@ def main() -> None:
                                             progress=False)
     ctx = build_context(settings, study.study_name)
     trials = study.get_trials(deepcopy=False)
-    builtin_cost = sum(float(t.user_attrs.get("cost_s", 0)) for t in trials if record.builtin_of(t))
     cache = work / "baselines"
-    apart = [train_baseline(ctx, cache, n, spec, pt, 1, False) for n, spec, pt in baselines_apart(ctx)]
-    apart_cost = sum(b["wall_s"] for b in apart)
     t0 = time.time()
     baselines = builtin_baselines(study, ctx, a.baseline_seeds, False)
     baselines += [train_baseline(ctx, cache, n, spec, pt, a.baseline_seeds, False) for n, spec, pt in baselines_apart(ctx)]
@@ -127,14 +124,10 @@ def main() -> None:
     # wall time by phase (trials, baselines' seeds, the pick's seeds); the trials phase is split between the
     # built-ins and the rest by their CPU seconds, as both workers run them side by side
     search_wall = data["search"]["wall_s"]
-    phases = _phase_walls(study, work / "log_stamped.txt", search_wall, data["search_segments"])
-    if phases:
-        share = (trials_cpu - builtin_cpu) / trials_cpu if trials_cpu else 1.0
-        own_wall = phases["trials"] * share + phases["seeds"]
-        oneoff_wall = phases["trials"] * (1 - share) + phases["baselines"] + oneshot_cost
-    else:  # no phase times: the built-in trials and the apart baselines' first seeds, as before
-        oneoff_wall = builtin_cost + apart_cost + oneshot_cost
-        own_wall = search_wall - oneoff_wall
+    phases = _phase_walls(work / "log_stamped.txt", search_wall, data["search_segments"])
+    share = (trials_cpu - builtin_cpu) / trials_cpu if trials_cpu else 1.0
+    own_wall = phases["trials"] * share + phases["seeds"]
+    oneoff_wall = phases["trials"] * (1 - share) + phases["baselines"] + oneshot_cost
     dom, sentence, _ = verdict(pick, baselines, metric, ctx.trivial_dev)
     top = best_baseline(baselines)
     data.update({
@@ -142,7 +135,7 @@ def main() -> None:
         "noise": study.user_attrs.get("seed_noise"), "full_steps": ctx.full_steps,
         "rungs": list(ctx.fidelity.fractions), "n_configurations": len(chains), "n_scored": len(chains),
         "n_top_rung": n_top, "oneshot_wall_s": oneshot_cost, "rung_agreement": agreement,
-        "beat_head_by_2pts": beat, "builtin_trials_wall_s": builtin_cost, "apart_baselines_wall_s": apart_cost,
+        "beat_head_by_2pts": beat,
         "ratio_total": search_wall / data["hand_set"]["wall_s"],
         "ratio_without_one_offs": own_wall / data["hand_set"]["wall_s"], "phase_wall_s": phases,
         "one_off_wall_s": oneoff_wall,
@@ -178,36 +171,27 @@ def _rung_agreement(chains, rung_records) -> list[dict]:
     return out
 
 
-def _phase_walls(study, stamped: Path, search_wall: float, segments: list[dict]) -> dict[str, float] | None:
+def _phase_walls(stamped: Path, search_wall: float, segments: list[dict]) -> dict[str, float]:
     """Wall seconds of the search's stages, summed over its segments (runs of the command, a killed one
-    included): from the timestamped log (the front's table ends a segment's trials, the seed-noise line its
-    baselines, the pick's line its seeds; a segment killed inside a stage ends it), else the last session's
-    stages as the search recorded them on the study. The trials are the rest of the search's wall time,
-    start-up and report included."""
-    from autolor2c.search import record
-
-    baselines = seeds = 0.0
-    stamps = [ln.split("\t", 1) for ln in stamped.read_text().splitlines() if "\t" in ln] if stamped.is_file() else []
+    included), read off its timestamped output: the front's table ends a segment's trials, the seed-noise line
+    its baselines, the pick's line its seeds; a segment killed inside a stage ends it. The trials are the rest
+    of the search's wall time, start-up and report included."""
+    stamps = [ln.split("\t", 1) for ln in stamped.read_text().splitlines() if "\t" in ln]
     stamps = [(float(t), ln) for t, ln in stamps]
-    if stamps and segments:
-        for seg in segments:
-            lo, hi = seg["start"], seg["end"] if seg.get("end") is not None else time.time()
+    baselines = seeds = 0.0
+    for seg in segments:
+        lo, hi = seg["start"], seg["end"] if seg.get("end") is not None else time.time()
 
-            def first(marker: str, after: float | None) -> float | None:
-                return next((t for t, ln in stamps if after is not None and after <= t <= hi and marker in ln), None)
+        def first(marker: str, after: float | None) -> float | None:
+            return next((t for t, ln in stamps if after is not None and after <= t <= hi and marker in ln), None)
 
-            front = first("Pareto front of", lo)
-            noise = first("seed noise from", front) or first("measuring the seed noise", front)
-            picked = first("picked trial", noise)
-            if front is not None:
-                baselines += (noise if noise is not None else hi) - front
-            if noise is not None:
-                seeds += (picked if picked is not None else hi) - noise
-    elif study.user_attrs.get(getattr(record, "STAGE_WALL", "")):
-        stages = study.user_attrs[record.STAGE_WALL]
-        baselines, seeds = float(stages["baselines"]), float(stages["seeds"])
-    else:
-        return None
+        front = first("Pareto front of", lo)
+        noise = first("seed noise from", front) or first("measuring the seed noise", front)
+        picked = first("picked trial", noise)
+        if front is not None:
+            baselines += (noise if noise is not None else hi) - front
+        if noise is not None:
+            seeds += (picked if picked is not None else hi) - noise
     return {"trials": search_wall - baselines - seeds, "baselines": baselines, "seeds": seeds}
 
 
@@ -254,8 +238,8 @@ def render(d: dict) -> str:
               f"Configurations scored: {d.get('n_scored', d['n_configurations'])} (at any rung); trained to the top "
               f"rung: {d.get('n_top_rung', '?')} (built-ins included); beat the head alone by > 2 points: "
               f"{d['beat_head_by_2pts']} ({d['beat_head_by_2pts'] / max(1, d['n_configurations']):.0%}).\n\n"
-              + (f"How a rung ranks the next, on the configurations the search promoted (range-restricted: the top "
-                 f"1/eta of the lower rung): " + "; ".join(
+              + ("How a rung ranks the next, on the configurations the search promoted (range-restricted: the top "
+                 "1/eta of the lower rung): " + "; ".join(
                      f"rung {a['rungs'][0]} to {a['rungs'][1]}: Spearman "
                      + (f"{a['spearman']:.2f}" if a["spearman"] is not None else "n/a") + f" (n = {a['n']})"
                      for a in d["rung_agreement"]) + ".\n\n" if d.get("rung_agreement") else "")
@@ -271,10 +255,7 @@ def render(d: dict) -> str:
 
 
 def _one_offs(d: dict) -> str:
-    ph = d.get("phase_wall_s")
-    if not ph:
-        return (f"built-in trials {d['builtin_trials_wall_s']:.0f} s, baselines trained apart: head alone, LoRA, "
-                f"AdaLoRA {d['apart_baselines_wall_s']:.0f} s")
+    ph = d["phase_wall_s"]
     return (f"{d['one_off_wall_s']:.0f} s: every baseline seed, {ph['baselines']:.0f} s after the trials, and the "
             f"built-in trials' share of the trials' {ph['trials']:.0f} s by CPU seconds; the pick's seeds "
             f"{ph['seeds']:.0f} s stay in")
