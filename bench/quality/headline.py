@@ -56,7 +56,7 @@ def main() -> None:
            "--out", str(work / "study"), "--no-progress"] + (["--trials", str(a.trials)] if a.trials else []) + (["--oneshot"] if a.oneshot else [])
     if "search" not in data:
         # A search killed with its session resumes in the next one: each run of it is a segment; a segment
-        # that was killed ends, by estimate, when its last trial ended (said in the result).
+        # that was killed ends, by estimate, at its last line of output (said in the result); work it lost is not counted.
         segments = data.setdefault("search_segments", [])
         for seg in segments:
             if seg.get("end") is None:
@@ -263,7 +263,7 @@ def _one_offs(d: dict) -> str:
 
 def _segments(d: dict) -> str:
     n, est = d["search"].get("segments", 1), d["search"].get("estimated_segments", 0)
-    return f" (in {n} runs, {est} of them killed and timed to their last trial)" if n > 1 else ""
+    return f" (in {n} runs, {est} of them killed and timed to their last line of output, work lost uncounted)" if n > 1 else ""
 
 
 def _cpu_total(d: dict) -> float:
