@@ -223,13 +223,18 @@ def verdict(pick: dict[str, Any] | None, baselines: list[dict[str, Any]], metric
             return False, (f"The comparison cannot be made: training adds {best_mean - statistics.fmean(head_devs):+.4f} "
                            f"dev {metric} over {what}, less than {HEAD_GAIN_SDS:g} seed standard deviations "
                            f"({HEAD_GAIN_SDS:g} x {sd:.4f}), so these runs rank noise (train longer: --min-steps)."), c
-    if pick.get("builtin"):
-        return False, (f"The pick is the built-in `{pick['builtin']}` itself, which a user sets by hand: the search "
-                       f"found nothing that dominates the best baseline `{top['config']}`."), c
     ratio = pick["params"] / top["params"] if top["params"] else float("inf")
-    vs = (f"trial {pick['trial']} against the best baseline `{top['config']}`: dev {metric} {statistics.fmean(a):.4f} "
-          f"vs {statistics.fmean(b):.4f} ({len(a)} vs {len(b)} seeds, {c.interval()}), {pick['params']:,} vs "
-          f"{top['params']:,} params")
+    evidence = (f"dev {metric} {statistics.fmean(a):.4f} vs {statistics.fmean(b):.4f} ({len(a)} vs {len(b)} seeds, "
+                f"{c.interval()}), {pick['params']:,} vs {top['params']:,} params")
+    if pick.get("builtin"):
+        # a user sets a built-in by hand; how it stands against the best baseline still tells them something
+        head = (f"The pick is the built-in `{pick['builtin']}` itself, which a user sets by hand: the search found "
+                f"no configuration of its own that dominates it")
+        if top["config"] == pick["builtin"]:
+            return False, f"{head}; it is also the best baseline.", c
+        note = f"; {c.decide_note()}" if c.verdict == "inconclusive" else ""
+        return False, f"{head}. Against the best baseline `{top['config']}` it is {c.verdict}: {evidence}{note}.", c
+    vs = f"trial {pick['trial']} against the best baseline `{top['config']}`: {evidence}"
     if c.verdict == "higher" and pick["params"] <= top["params"]:
         return True, f"The search beat hand-setting: higher, with no more params: {vs}.", c
     if c.verdict == "level" and ratio <= 0.7:
