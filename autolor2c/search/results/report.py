@@ -88,6 +88,15 @@ def front_markdown(study: optuna.Study, metric: str, tied: set[int] | None = Non
     return "\n".join(lines)
 
 
+def _stage_lines(study: optuna.Study) -> list[str]:
+    stages = study.user_attrs.get(record.STAGE_WALL)
+    if not stages:
+        return []
+    return [f"- this session by stage: trials {stages['trials']:.0f}s; baselines' seeds {stages['baselines']:.0f}s "
+            f"(a one-off: cached, a later search on this task, model, data and training arguments trains none); "
+            f"the pick's seeds {stages['seeds']:.0f}s"]
+
+
 def print_front(study: optuna.Study, metric: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -346,7 +355,7 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
     lines += ["## Cost", "",
               f"- trials: {cost['trials']} ({', '.join(f'{k[2:]} {v}' for k, v in cost.items() if k.startswith('n_'))})",
               f"- search: {cost['wall_s']:.0f}s of training wall time, {cost['cpu_s']:.0f} CPU-s, {cost['gpu_s']:.0f} GPU-s "
-              f"(this session: {search_wall_s:.0f}s wall)",
+              f"(this session: {search_wall_s:.0f}s wall)", *_stage_lines(study),
               "", "## Parameter importances (fANOVA)", "",
               (f"On the {len(feasible_trials(study))} top-rung trials; for the parameter count, the structure "
                "parameters only." if imp else f"Not computed: fewer than {IMPORTANCE_MIN_TRIALS} top-rung trials."),
