@@ -88,6 +88,9 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     # 5. report
     if pick is not None:
         study.set_user_attr(record.PICK, {k: v for k, v in pick.items() if k != "runs"})
+    # the baselines' stage is the one-off (cached for the next search on this set-up): the cost is told apart
+    study.set_user_attr(record.STAGE_WALL, {"trials": round(wall["search"], 3), "baselines": round(wall["baselines"], 3),
+                                            "seeds": round(wall["seeds"], 3)})
     paths = write_artifacts(study, ctx, out, picked, wall["search"], pick=pick, best=best, noise=noise,
                             baselines=baselines)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

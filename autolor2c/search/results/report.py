@@ -88,6 +88,15 @@ def front_markdown(study: optuna.Study, metric: str, tied: set[int] | None = Non
     return "\n".join(lines)
 
 
+def _stage_lines(study: optuna.Study) -> list[str]:
+    stages = study.user_attrs.get(record.STAGE_WALL)
+    if not stages:
+        return []
+    return [f"- this session by stage: trials {stages['trials']:.0f}s; baselines' seeds {stages['baselines']:.0f}s "
+            f"(a one-off: cached, a later search on this task, model, data and training arguments trains none); "
+            f"the pick's seeds {stages['seeds']:.0f}s"]
+
+
 def print_front(study: optuna.Study, metric: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -223,13 +232,18 @@ def verdict(pick: dict[str, Any] | None, baselines: list[dict[str, Any]], metric
             return False, (f"The comparison cannot be made: training adds {best_mean - statistics.fmean(head_devs):+.4f} "
                            f"dev {metric} over {what}, less than {HEAD_GAIN_SDS:g} seed standard deviations "
                            f"({HEAD_GAIN_SDS:g} x {sd:.4f}), so these runs rank noise (train longer: --min-steps)."), c
-    if pick.get("builtin"):
-        return False, (f"The pick is the built-in `{pick['builtin']}` itself, which a user sets by hand: the search "
-                       f"found nothing that dominates the best baseline `{top['config']}`."), c
     ratio = pick["params"] / top["params"] if top["params"] else float("inf")
-    vs = (f"trial {pick['trial']} against the best baseline `{top['config']}`: dev {metric} {statistics.fmean(a):.4f} "
-          f"vs {statistics.fmean(b):.4f} ({len(a)} vs {len(b)} seeds, {c.interval()}), {pick['params']:,} vs "
-          f"{top['params']:,} params")
+    evidence = (f"dev {metric} {statistics.fmean(a):.4f} vs {statistics.fmean(b):.4f} ({len(a)} vs {len(b)} seeds, "
+                f"{c.interval()}), {pick['params']:,} vs {top['params']:,} params")
+    if pick.get("builtin"):
+        # a user sets a built-in by hand; how it stands against the best baseline still tells them something
+        head = (f"The pick is the built-in `{pick['builtin']}` itself, which a user sets by hand: the search found "
+                f"no configuration of its own that dominates it")
+        if top["config"] == pick["builtin"]:
+            return False, f"{head}; it is also the best baseline.", c
+        note = f"; {c.decide_note()}" if c.verdict == "inconclusive" else ""
+        return False, f"{head}. Against the best baseline `{top['config']}` it is {c.verdict}: {evidence}{note}.", c
+    vs = f"trial {pick['trial']} against the best baseline `{top['config']}`: {evidence}"
     if c.verdict == "higher" and pick["params"] <= top["params"]:
         return True, f"The search beat hand-setting: higher, with no more params: {vs}.", c
     if c.verdict == "level" and ratio <= 0.7:
@@ -341,7 +355,7 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
     lines += ["## Cost", "",
               f"- trials: {cost['trials']} ({', '.join(f'{k[2:]} {v}' for k, v in cost.items() if k.startswith('n_'))})",
               f"- search: {cost['wall_s']:.0f}s of training wall time, {cost['cpu_s']:.0f} CPU-s, {cost['gpu_s']:.0f} GPU-s "
-              f"(this session: {search_wall_s:.0f}s wall)",
+              f"(this session: {search_wall_s:.0f}s wall)", *_stage_lines(study),
               "", "## Parameter importances (fANOVA)", "",
               (f"On the {len(feasible_trials(study))} top-rung trials; for the parameter count, the structure "
                "parameters only." if imp else f"Not computed: fewer than {IMPORTANCE_MIN_TRIALS} top-rung trials."),

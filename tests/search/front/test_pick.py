@@ -171,7 +171,15 @@ def test_verdict_is_higher_level_or_inconclusive_on_the_evidence():
     ok, sentence, c = verdict(noisy, [head, {**base, "runs": _runs([0.855, 0.870, 0.885])}], "accuracy")
     assert ok is False and c.verdict == "inconclusive" and sentence.startswith("Inconclusive")
     assert c.seeds_to_decide and c.seeds_to_decide > 3 and f"about {c.seeds_to_decide} seeds" in sentence
-    assert verdict({**pick, "builtin": "lor2c"}, [head, base], "accuracy")[0] is False  # a built-in is hand-setting
+    # a built-in is hand-setting: no domination, but how it stands against the best baseline is still said
+    ok, sentence, c = verdict({**pick, "builtin": "lor2c"}, [head, base], "accuracy")
+    assert ok is False and c.verdict == "higher" and "built-in `lor2c`" in sentence
+    assert "`sharelor2c` it is higher:" in sentence and "CI" in sentence
+    ok, sentence, _ = verdict({**noisy, "builtin": "lor2c"}, [head, {**base, "runs": _runs([0.855, 0.870, 0.885])}],
+                              "accuracy")
+    assert ok is False and "it is inconclusive" in sentence and "seeds a side" in sentence
+    ok, sentence, _ = verdict({**pick, "builtin": "sharelor2c"}, [head, base], "accuracy")
+    assert ok is False and sentence.endswith("it is also the best baseline.")
 
 
 def test_no_comparison_when_training_adds_nothing_over_the_head():
