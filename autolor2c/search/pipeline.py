@@ -57,12 +57,12 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
         study, ctx = run_trials(settings)
     if after_trials is not None:
         after_trials(study)
-    wall = {"search": time.time() - t0}
+    wall = {"trials": time.time() - t0}
     out = ctx.out
     study.set_user_attr(record.ARTIFACTS_DIR, str(out))
     if not pareto_front(study):
         why = _why_nothing(study, ctx)
-        write_artifacts(study, ctx, out, None, wall["search"])
+        write_artifacts(study, ctx, out, None, wall["trials"])
         upload_study_artifacts(study, out, settings.storage)
         raise NothingTrained(why)
     metric = ctx.task.primary_metric
@@ -89,9 +89,8 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     if pick is not None:
         study.set_user_attr(record.PICK, {k: v for k, v in pick.items() if k != "runs"})
     # the baselines' stage is the one-off (cached for the next search on this set-up): the cost is told apart
-    study.set_user_attr(record.STAGE_WALL, {"trials": round(wall["search"], 3), "baselines": round(wall["baselines"], 3),
-                                            "seeds": round(wall["seeds"], 3)})
-    paths = write_artifacts(study, ctx, out, picked, wall["search"], pick=pick, best=best, noise=noise,
+    study.set_user_attr(record.STAGE_WALL, {stage: round(s, 3) for stage, s in wall.items()})
+    paths = write_artifacts(study, ctx, out, picked, wall["trials"], pick=pick, best=best, noise=noise,
                             baselines=baselines)
     print(f"wrote {', '.join(str(p) for p in paths.values())}")
 
