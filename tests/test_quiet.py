@@ -22,6 +22,9 @@ def test_a_small_lora_search_prints_no_library_warning(tmp_path, glue_dir):
     p = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr[-3000:]
     assert (tmp_path / "out" / "adapter").is_dir()  # the LoRA adapter was retrained and saved
+    # no baselines were trained, so the report claims no baselines' one-off among its stages
+    stages = next(ln for ln in (tmp_path / "out" / "report.md").read_text().splitlines() if "by stage" in ln)
+    assert "trials" in stages and "baselines" not in stages
     noisy = [line for line in p.stderr.splitlines() if "warn" in line.lower()]
     assert not noisy, p.stderr[-3000:]
 

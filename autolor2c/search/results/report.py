@@ -92,9 +92,13 @@ def _stage_lines(study: optuna.Study) -> list[str]:
     stages = study.user_attrs.get(record.STAGE_WALL)
     if not stages:
         return []
-    return [f"- this session by stage: trials {stages['trials']:.0f}s; baselines' seeds {stages['baselines']:.0f}s "
-            f"(a one-off: cached, a later search on this task, model, data and training arguments trains none); "
-            f"the pick's seeds {stages['seeds']:.0f}s"]
+    parts = [f"trials {stages['trials']:.0f}s"]
+    if "baselines" in stages:
+        parts.append(f"baselines' seeds {stages['baselines']:.0f}s (a one-off: cached, a later search on this task, "
+                     f"model, data and training arguments trains none)")
+    if "seeds" in stages:
+        parts.append(f"the pick's seeds {stages['seeds']:.0f}s")
+    return [f"- this session by stage: {'; '.join(parts)}"]
 
 
 def print_front(study: optuna.Study, metric: str) -> None:
