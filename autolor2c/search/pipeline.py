@@ -62,7 +62,7 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     out = ctx.out
     if settings.worker > 0:
         # a helper worker only runs trials: the first worker reports, and a helper that wrote the report, the
-        # verdict or the study's stage times (with its own --seeds 0 --no-baselines) would overwrite them
+        # verdict or the study's stage times would overwrite the first's
         return SearchOutcome(study, out, None, wall_s=wall)
     study.set_user_attr(record.ARTIFACTS_DIR, str(out))
     if not pareto_front(study):

@@ -83,9 +83,8 @@ def test_two_workers_replay_the_same_study_for_the_same_seed(fast_context, fast_
 
 
 def test_a_helper_worker_runs_trials_and_writes_no_report(fast_context, fast_tmp, tmp_path, glue_dir):
-    """The CLI's helper workers run with --seeds 0 --no-baselines: had one gone on to report, its "no verdict"
-    report and stage times would stand in the study until the first worker finished (or forever, if it was
-    killed while training the baselines)."""
+    """A helper worker that went on to report would leave its report and stage times in the study until the
+    first worker finished (or for good, if the first was killed while training the baselines)."""
     from autolor2c.search import search
     from autolor2c.search.fidelity import Fidelity
 
