@@ -244,15 +244,15 @@ def _spawn_workers(a: argparse.Namespace) -> list:
         return []
     from autolor2c.search.run import threads_per_worker
 
+    # a helper returns after its trials (pipeline.search), so the user's --seeds and baselines flags are harmless
     argv = [x for x in _ARGV if x not in ("--no-progress",)]
-    for flag in ("--workers", "--worker", "--seeds", "--baseline-seeds"):
+    for flag in ("--workers", "--worker"):
         while flag in argv:
             i = argv.index(flag)
             del argv[i:i + 2]
-    argv = [x for x in argv if x != "--no-baselines"]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads_per_worker(a.workers))}
     return [subprocess.Popen([sys.executable, "-m", "autolor2c.cli", *argv, "--workers", str(a.workers), "--worker",
-                              str(k), "--seeds", "0", "--no-baselines", "--no-progress"], stdout=subprocess.DEVNULL,
+                              str(k), "--no-progress"], stdout=subprocess.DEVNULL,
                              env=env, preexec_fn=_die_with_parent)
             for k in range(1, a.workers)]
 

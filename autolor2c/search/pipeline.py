@@ -44,7 +44,8 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     ``run_trials(settings) -> (study, ctx)`` replaces the Optuna backend (the CLI passes the Ray one);
     ``after_trials(study)`` runs once the trials are done (the CLI waits for its worker processes there);
     ``baseline_seeds`` overrides ``settings.baseline_seeds`` (seeds of every baseline, cached across searches).
-    Raises ``NothingTrained`` when no configuration reached the top rung.
+    Raises ``NothingTrained`` when no configuration reached the top rung. A helper worker (``settings.worker``
+    > 0, started by the first) returns once its trials are done: the first worker alone reports.
     """
     # 1. validate
     settings.validate()
@@ -59,6 +60,10 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
         after_trials(study)
     wall = {"trials": time.time() - t0}
     out = ctx.out
+    if settings.worker > 0:
+        # a helper worker only runs trials: the first worker reports, and a helper that wrote the report, the
+        # verdict or the study's stage times would overwrite the first's
+        return SearchOutcome(study, out, None, wall_s=wall)
     study.set_user_attr(record.ARTIFACTS_DIR, str(out))
     if not pareto_front(study):
         why = _why_nothing(study, ctx)

@@ -5,6 +5,7 @@ promotions."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import random
@@ -79,3 +80,24 @@ def test_two_workers_replay_the_same_study_for_the_same_seed(fast_context, fast_
     assert TrialState.FAIL in [r[1] for r in a]  # failures do not shift what follows (nor count as trained)
     assert [r[6] for r in a][-2:] == [True, True] and sum(r[6] for r in a) == 2  # each worker ends on one surplus
     assert any(r[4] is not None and r[5] == 2 for r in a)  # ASHA promoted something to the top rung
+
+
+def test_a_helper_worker_runs_trials_and_writes_no_report(fast_context, fast_tmp, tmp_path, glue_dir):
+    """A helper worker that went on to report would leave its report and stage times in the study until the
+    first worker finished (or for good, if the first was killed while training the baselines)."""
+    from autolor2c.search import search
+    from autolor2c.search.fidelity import Fidelity
+
+    out = tmp_path / "studies" / "H"
+    settings = dataclasses.replace(settings_for(glue_dir, f"sqlite:///{fast_tmp}/h.db", "H", 4, workers=2, worker=1,
+                                                baselines=False, out=str(out)), fidelity=Fidelity.off())
+
+    def run_trials(st):
+        study, ctx, _, _ = run_search(st, objective_factory=lambda ctx: Objective(ctx, trainer=make_fake(ctx)))
+        return study, ctx
+
+    outcome = search(settings, run_trials=run_trials)
+    assert any(t.state == TrialState.COMPLETE for t in outcome.study.get_trials())  # it trained ...
+    assert outcome.picked is None and not (out / "report.md").exists()             # ... and reported nothing
+    attrs = outcome.study.user_attrs
+    assert not {record.VERDICT, record.STAGE_WALL, record.PICK} & set(attrs)
