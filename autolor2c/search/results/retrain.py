@@ -18,7 +18,7 @@ import shutil
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import optuna
 
@@ -102,29 +102,30 @@ def parallel_workers(n_jobs: int) -> int:
 
 
 def _runs(ctx: SearchContext, jobs: list[tuple[AdapterSpec, dict[str, Any], int, Path | None]],
-          progress: bool) -> list[dict[str, Any]]:
-    """Train each (spec, plan training keys, seed, folder); in parallel worker processes where that is faster."""
+          progress: bool) -> Iterator[dict[str, Any]]:
+    """Train each (spec, plan training keys, seed, folder), in parallel worker processes where that is faster,
+    and yield each run in the jobs' order as soon as it and those before it are done: the caller records it
+    then, so a search killed (or a run failing) while a later seed trains keeps the seeds that finished."""
     s = ctx.settings
     made = [(spec, s.train_args(plan_train, seed=seed, progress=progress and len(jobs) == 1), seed, folder)
             for spec, plan_train, seed, folder in jobs]
     workers = parallel_workers(len(made))
     if workers == 1:
-        out = [_record(train(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir, out_dir=folder))
-               for spec, args, _, folder in made]
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        for spec, args, seed, folder in made:
+            yield {"seed": seed, **_record(train(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir,
+                                                 out_dir=folder))}
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_one_run, ctx.task, spec, args, s.model, s.data_dir, folder)
-                       for spec, args, _, folder in made]
-            out = [f.result() for f in futures]
-    return [{"seed": seed, **r} for (_, _, seed, _), r in zip(made, out)]
-
-
-def _run(ctx: SearchContext, spec: AdapterSpec, plan_train: dict[str, Any], seed: int, out_dir: Path | None,
-         progress: bool) -> dict[str, Any]:
-    return _runs(ctx, [(spec, plan_train, seed, out_dir)], progress)[0]
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(_one_run, ctx.task, spec, args, s.model, s.data_dir, folder)
+                   for spec, args, _, folder in made]
+        for (_, _, seed, _), f in zip(made, futures):
+            yield {"seed": seed, **f.result()}
+    finally:  # on a failure, the runs not yet started never start
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def seed_runs(study: optuna.Study, t: optuna.trial.FrozenTrial, metric: str) -> list[dict[str, Any]]:

@@ -208,3 +208,35 @@ def test_a_stale_cache_entry_is_refused(fast_context, fast_tmp, tmp_path, glue_d
     assert seed_trainer.calls == [(_spec_key(plan_to_spec(retrain_mod.trial_plan(t))), 1),
                                   (_spec_key(plan_to_spec(retrain_mod.trial_plan(t))), 2)]
     assert all(r["params"] == int(t.values[1]) for r in json.loads(g.read_text())["runs"])  # replaced
+
+
+def test_the_seeds_that_finished_are_kept_when_a_later_one_fails(fast_context, fast_tmp, tmp_path, glue_dir,
+                                                                 seed_trainer, monkeypatch):
+    """Each seed is recorded as it finishes: a search killed (or a run failing) while seed 2 trains keeps seeds
+    0 and 1 of a baseline, and seed 1 of a trial, so the next run trains seed 2 alone."""
+    settings = dataclasses.replace(settings_for(glue_dir, f"sqlite:///{fast_tmp}/k.db", "k", 3, builtins_first=True,
+                                                out=str(tmp_path / "studies" / "k")), fidelity=Fidelity.off())
+    study, ctx, _, _ = run_search(settings, objective_factory=factory())
+    seed_trainer.state["ctx"] = ctx
+    fake = retrain_mod.train
+
+    def fails_at_seed_2(task, spec, args, **kw):
+        if args.seed == 2:
+            raise RuntimeError("killed while seed 2 trained")
+        return fake(task, spec, args, **kw)
+
+    cache = tmp_path / "studies" / "baselines"
+    name, spec, plan_train = retrain_mod.baselines_apart(ctx)[0]
+    t = next(iter(record.builtin_trials(study.get_trials(deepcopy=False)).values()))
+    monkeypatch.setattr(retrain_mod, "train", fails_at_seed_2)
+    with pytest.raises(RuntimeError, match="seed 2"):
+        retrain_mod.train_baseline(ctx, cache, name, spec, plan_train, 3, False)
+    with pytest.raises(RuntimeError, match="seed 2"):
+        retrain_mod.train_seeds(study, ctx, t, 3, False)
+    assert [r["seed"] for r in record.extra_seed_runs(study, t.number)] == [1]
+
+    monkeypatch.setattr(retrain_mod, "train", fake)
+    seed_trainer.calls.clear()
+    assert retrain_mod.train_baseline(ctx, cache, name, spec, plan_train, 3, False)["seeds"] == 3
+    assert retrain_mod.train_seeds(study, ctx, t, 3, False)["seeds"] == 3
+    assert [s for _, s in seed_trainer.calls] == [2, 2]   # only the seed that had not finished, twice
