@@ -8,8 +8,12 @@
 3. The pick (3 seeds) against each baseline, with the product's verdict rule; wall time by stage (read off
    the search's timestamped output, log_stamped.txt) and CPU seconds by what they bought.
 
-Resumable: the search resumes its study (a search killed with its session goes on in the next; its time is
-the sum of its segments); finished seeds are not trained again.
+Resumable, from git alone: what the run has measured lives in bench/results/headline_T_state/ (tracked), so a
+session that ends, or a fresh checkout, loses nothing committed: the study (an Optuna journal file, text), every
+cached baseline seed (bench/out/headline-T/baselines links there) and the timestamped output. Commit the folder as
+the run goes (bench/keep_committing.sh). The search resumes its study (a search killed with its session goes on in
+the next; its time is the sum of its segments); finished seeds are not trained again. Trained weights stay in
+bench/out (never committed): a resumed search does not need them.
 
     python -m bench.quality.headline --task mrpc
 """
@@ -37,6 +41,17 @@ def main() -> None:
     work = OUT / f"headline-{a.task}"
     work.mkdir(parents=True, exist_ok=True)
     name = f"headline_{a.task}"
+    state = RESULTS / f"{name}_state"  # tracked: the run resumes from a fresh checkout
+    (state / "baselines").mkdir(parents=True, exist_ok=True)
+    cache = work / "baselines"  # where the search caches the baselines' seeds (beside its --out)
+    if not cache.is_symlink():
+        if cache.is_dir():
+            for f in cache.iterdir():  # seeds cached before the state moved into git
+                if not (state / "baselines" / f.name).exists():
+                    f.rename(state / "baselines" / f.name)
+            cache.rmdir()
+        cache.symlink_to(state / "baselines", target_is_directory=True)
+    stamped = state / "log_stamped.txt"
     res_path = RESULTS / f"{name}.json"
     data = json.loads(res_path.read_text()) if res_path.is_file() else {"task": a.task, "machine": machine_info()}
     log = work / "log.txt"
@@ -48,10 +63,10 @@ def main() -> None:
         assert rc == 0, f"hand-set run failed (see {log})"
         m = json.loads((work / "hand-set" / "metrics.json").read_text())
         data["hand_set"] = {"wall_s": wall, "dev": m["dev_score"], "params": m["trainable_params"],
-                            "steps": m["steps"], "host": machine_info()["cpu"]}
+                            "steps": m["steps"], "cpu_s": m["cpu_time_s"], "host": machine_info()["cpu"]}
         res_path.write_text(json.dumps(data, indent=2, default=str))
 
-    storage = f"sqlite:///{work}/studies.db"
+    storage = f"journal:{state / 'study.journal'}"
     cmd = [*exe, "search", "--task", a.task, "--budget", "0.1M", "--data-dir", GLUE_DIR, "--storage", storage,
            "--out", str(work / "study"), "--no-progress"] + (["--trials", str(a.trials)] if a.trials else []) + (["--oneshot"] if a.oneshot else [])
     if "search" not in data:
@@ -60,10 +75,10 @@ def main() -> None:
         segments = data.setdefault("search_segments", [])
         for seg in segments:
             if seg.get("end") is None:
-                seg["end"], seg["estimated"] = _last_output(storage, seg["start"], work / "log_stamped.txt"), True
+                seg["end"], seg["estimated"] = _last_output(storage, seg["start"], stamped), True
         segments.append({"start": time.time(), "end": None})
         res_path.write_text(json.dumps(data, indent=2, default=str))
-        rc, _ = run_logged(cmd, work, log, stamped=work / "log_stamped.txt")
+        rc, _ = run_logged(cmd, work, log, stamped=stamped)
         assert rc == 0, f"search failed (see {log})"
         segments[-1]["end"] = time.time()
         wall = sum(seg["end"] - seg["start"] for seg in segments)
@@ -78,12 +93,14 @@ def main() -> None:
                                           train_seeds, verdict)
     from autolor2c.search.run import SearchSettings, build_context
 
-    study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
+    from autolor2c.search.run import resolve_storage
+
+    store = resolve_storage(storage, heartbeat=False)
+    study = optuna.load_study(study_name=optuna.get_all_study_names(store)[0], storage=store)
     settings = SearchSettings.from_identity(study.user_attrs[record.IDENTITY], data_dir=GLUE_DIR, out=str(work / "study"),
                                             progress=False)
     ctx = build_context(settings, study.study_name)
     trials = study.get_trials(deepcopy=False)
-    cache = work / "baselines"
     t0 = time.time()
     baselines = builtin_baselines(study, ctx, a.baseline_seeds, False)
     baselines += [train_baseline(ctx, cache, n, spec, pt, a.baseline_seeds, False) for n, spec, pt in baselines_apart(ctx)]
@@ -108,7 +125,7 @@ def main() -> None:
     # CPU seconds by what they bought (additive, exact): the one-offs are the built-in trials, every seed of
     # every baseline (cached per task, model, data and args) and the super-adapter; the search's own cost is
     # its other trials and the seeds of the candidates and the pick
-    hand_cpu = json.loads((work / "hand-set" / "metrics.json").read_text())["cpu_time_s"]
+    hand_cpu = data["hand_set"].get("cpu_s") or json.loads((work / "hand-set" / "metrics.json").read_text())["cpu_time_s"]
     builtin_numbers = {t.number for t in trials if record.builtin_of(t)}
     trials_cpu = sum(float(t.user_attrs.get(record.CPU_S, 0.0)) for t in trials)
     builtin_cpu = sum(float(t.user_attrs.get(record.CPU_S, 0.0)) for t in trials if t.number in builtin_numbers)
@@ -124,7 +141,7 @@ def main() -> None:
     # wall time by phase (trials, baselines' seeds, the pick's seeds); the trials phase is split between the
     # built-ins and the rest by their CPU seconds, as both workers run them side by side
     search_wall = data["search"]["wall_s"]
-    phases = _phase_walls(work / "log_stamped.txt", search_wall, data["search_segments"])
+    phases = _phase_walls(stamped, search_wall, data["search_segments"])
     share = (trials_cpu - builtin_cpu) / trials_cpu if trials_cpu else 1.0
     own_wall = phases["trials"] * share + phases["seeds"]
     oneoff_wall = phases["trials"] * (1 - share) + phases["baselines"] + oneshot_cost
@@ -210,8 +227,11 @@ def _last_trial_end(storage: str, start: float) -> float:
     """When the last trial that ended after ``start`` ended (``start`` if none did)."""
     import optuna
 
-    ends = [t.datetime_complete.timestamp() for name in optuna.get_all_study_names(storage)
-            for t in optuna.load_study(study_name=name, storage=storage).trials
+    from autolor2c.search.run import resolve_storage
+
+    store = resolve_storage(storage, heartbeat=False)
+    ends = [t.datetime_complete.timestamp() for name in optuna.get_all_study_names(store)
+            for t in optuna.load_study(study_name=name, storage=store).trials
             if t.datetime_complete is not None and t.datetime_complete.timestamp() >= start]
     return max(ends, default=start)
 
