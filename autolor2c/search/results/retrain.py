@@ -17,8 +17,9 @@ import json
 import shutil
 import statistics
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import optuna
 
@@ -137,16 +138,37 @@ def train_seeds(study: optuna.Study, ctx: SearchContext, t: optuna.trial.FrozenT
                 progress: bool = True, role: str = "") -> dict[str, Any]:
     """Bring trial ``t`` to ``seeds`` runs (the trial is seed 0; only the missing seeds train) and return
     their summary. Each extra seed keeps its adapter in ``<out>/retrain/trial<N>-seed<K>/``."""
+    todo, finish = _trial_seeds(study, ctx, t, seeds, role)
+    _train_all(ctx, todo, progress)
+    return finish()
+
+
+@dataclass
+class _Seed:
+    """One seed to train, and what records it the moment it finishes (so a killed search keeps it)."""
+
+    job: tuple[AdapterSpec, dict[str, Any], int, Path | None]
+    done: Callable[[dict[str, Any]], None]
+
+
+def _train_all(ctx: SearchContext, todo: list[_Seed], progress: bool) -> None:
+    """Train ``todo`` in one pool of workers, each seed recorded as it (and those before it) finish."""
+    for seed, r in zip(todo, _runs(ctx, [s.job for s in todo], progress) if todo else []):
+        seed.done(r)
+
+
+def _trial_seeds(study: optuna.Study, ctx: SearchContext, t: optuna.trial.FrozenTrial, seeds: int, role: str,
+                 after: Callable[[], None] | None = None) -> tuple[list[_Seed], Callable[[], dict[str, Any]]]:
+    """The seeds trial ``t`` lacks of ``seeds``, each recorded on the study when done (then ``after()``), and
+    what summarises the trial's runs once they are."""
     if not record.is_feasible(t):
         raise UserError(f"trial {t.number} did not finish at the top rung within the budget", param="trial",
                         value=t.number)
-    metric = ctx.task.primary_metric
     plan = trial_plan(t)
     spec = plan_to_spec(plan)
-    runs = seed_runs(study, t, metric)
-    jobs = [(spec, plan.train, seed, ctx.out / "retrain" / f"trial{t.number}-seed{seed}" if ctx.out else None)
-            for seed in range(len(runs), seeds)]
-    for r in _runs(ctx, jobs, progress) if jobs else []:
+    runs = seed_runs(study, t, ctx.task.primary_metric)
+
+    def done(r: dict[str, Any]) -> None:
         seed = r["seed"]
         if r["params"] != int(t.values[1]):
             raise RuntimeError(f"seed {seed} of trial {t.number} has {r['params']} params, the trial had "
@@ -157,7 +179,12 @@ def train_seeds(study: optuna.Study, ctx: SearchContext, t: optuna.trial.FrozenT
         study.set_user_attr(record.SEED_RUNS, all_extra)
         print(f"  trial {t.number}{f' ({role})' if role else ''} seed {seed}: selection {r['selection']:.4f}, "
               f"dev {r['dev']:.4f} ({r['params']:,} params, {r['wall_s']:.0f}s)")
-    return _trial_summary(t, runs[:max(1, seeds)], role)
+        if after is not None:
+            after()
+
+    todo = [_Seed((spec, plan.train, seed, ctx.out / "retrain" / f"trial{t.number}-seed{seed}" if ctx.out else None),
+                  done) for seed in range(len(runs), seeds)]
+    return todo, lambda: _trial_summary(t, runs[:max(1, seeds)], role)
 
 
 def _trial_summary(t: optuna.trial.FrozenTrial, runs: list[dict[str, Any]], role: str) -> dict[str, Any]:
@@ -243,11 +270,17 @@ def seeds_to_hold(study: optuna.Study, number: int, asked: int) -> int:
 def train_baselines(study: optuna.Study, ctx: SearchContext, seeds: int, progress: bool) -> list[dict[str, Any]]:
     """Every baseline over ``seeds`` seeds, recorded on the study: the built-ins the study tried as trials
     (``builtin_baselines``), then the baselines trained apart (``baselines_apart``); the seeds of both are
-    cached beside the study's artifacts folder (``<out>/../baselines/``), so a later search trains none again."""
+    cached beside the study's artifacts folder (``<out>/../baselines/``), so a later search trains none again.
+
+    Every baseline's missing seeds train in one pool, so the workers stay busy from one baseline to the next
+    (per baseline, three seeds on two cores left one core idle for a whole run); the head's seeds, the
+    cheapest (no adapter in the backbone), go last, so the run left alone at the end of an odd count is short."""
     cache = ctx.out.parent / "baselines"
-    baselines = builtin_baselines(study, ctx, seeds, progress, cache)
-    for name, spec, plan_train in baselines_apart(ctx):
-        baselines.append(train_baseline(ctx, cache, name, spec, plan_train, seeds, progress))
+    plans = _builtin_plans(study, ctx, seeds, cache)
+    plans += [_apart_plan(ctx, cache, name, spec, plan_train, seeds) for name, spec, plan_train in baselines_apart(ctx)]
+    todo = sorted((s for seeds_of, _ in plans for s in seeds_of), key=lambda s: s.job[0].method == "head")
+    _train_all(ctx, todo, progress)
+    baselines = [finish() for _, finish in plans]
     study.set_user_attr(record.BASELINES, [{k: v for k, v in b.items() if k != "runs"} for b in baselines])
     return baselines
 
@@ -260,19 +293,33 @@ def builtin_baselines(study: optuna.Study, ctx, seeds: int, progress: bool,
     The trial is seed 0 (the study's own run: its point on the front and its adapter); seeds 1 on come from
     ``cache_dir`` where an earlier search with the same key trained them, else train here and go into it.
     Either way they are recorded as the trial's extra seeds, so the pick rule sees them too."""
-    out = []
+    plans = _builtin_plans(study, ctx, seeds, cache_dir)
+    _train_all(ctx, [s for seeds_of, _ in plans for s in seeds_of], progress)
+    return [finish() for _, finish in plans]
+
+
+def _builtin_plans(study: optuna.Study, ctx, seeds: int,
+                   cache_dir: Path | None) -> list[tuple[list[_Seed], Callable[[], dict[str, Any]]]]:
+    """Per built-in trial: its missing seeds (cached as each finishes) and what makes its baseline row."""
+    plans = []
     for name, t in record.builtin_trials(study.get_trials(deepcopy=False)).items():
         want = seeds_to_hold(study, t.number, seeds)
-        entry = None
+        entry, after = None, None
         if cache_dir is not None:
             plan = trial_plan(t)
             entry = _cache_entry(ctx, cache_dir, name, plan_to_spec(plan), plan.train)
             _adopt_cached_seeds(study, t, name, entry, want)
-        row = train_seeds(study, ctx, t, want, progress, role=f"built-in {name}")
-        if entry is not None:
-            _write_cache(entry, name, record.extra_seed_runs(study, t.number))
-        out.append({"config": name, "source": f"trial {t.number}" + ("; seeds cached" if entry else ""), **row})
-    return out
+            after = partial(_cache_extra_seeds, study, entry, name, t.number)
+            after()  # seeds already on record (a refuted pick's) go into the cache too
+        todo, summarise = _trial_seeds(study, ctx, t, want, f"built-in {name}", after)
+        source = f"trial {t.number}" + ("; seeds cached" if entry else "")
+        plans.append((todo, lambda summarise=summarise, name=name, source=source:
+                      {"config": name, "source": source, **summarise()}))
+    return plans
+
+
+def _cache_extra_seeds(study: optuna.Study, entry: tuple[Path, dict[str, Any]], name: str, number: int) -> None:
+    _write_cache(entry, name, record.extra_seed_runs(study, number))
 
 
 def _adopt_cached_seeds(study: optuna.Study, t: optuna.trial.FrozenTrial, name: str,
@@ -384,16 +431,26 @@ def train_baseline(ctx: SearchContext, cache_dir: Path, name: str, spec: Adapter
                    seeds: int = 1, progress: bool = True) -> dict[str, Any]:
     """A baseline with ``seeds`` seeds (at least one), each run cached in ``cache_dir`` (one-off per task,
     model, data and args)."""
+    todo, finish = _apart_plan(ctx, cache_dir, name, spec, plan_train, seeds)
+    _train_all(ctx, todo, progress)
+    return finish()
+
+
+def _apart_plan(ctx: SearchContext, cache_dir: Path, name: str, spec: AdapterSpec, plan_train: dict[str, Any],
+                seeds: int) -> tuple[list[_Seed], Callable[[], dict[str, Any]]]:
+    """A baseline's seeds missing from the cache (each cached as it finishes) and what makes its row."""
     entry = _cache_entry(ctx, cache_dir, name, spec, plan_train)
     by_seed = {r["seed"]: r for r in _read_cache(entry)}
-    jobs = [(spec, plan_train, seed, None) for seed in range(max(1, seeds)) if seed not in by_seed]
-    for r in _runs(ctx, jobs, progress) if jobs else []:
+
+    def done(r: dict[str, Any]) -> None:
         by_seed[r["seed"]] = r
         print(f"  baseline {name} seed {r['seed']}: selection {r['selection']:.4f}, dev {r['dev']:.4f} "
               f"({r['params']:,} params, {r['wall_s']:.0f}s)")
         _write_cache(entry, name, [r])
-    return {"config": name, "source": "trained apart (cached)",
-            **summary([by_seed[k] for k in range(max(1, seeds))])}
+
+    todo = [_Seed((spec, plan_train, seed, None), done) for seed in range(max(1, seeds)) if seed not in by_seed]
+    return todo, lambda: {"config": name, "source": "trained apart (cached)",
+                          **summary([by_seed[k] for k in range(max(1, seeds))])}
 
 
 def replace_dir(src: Path, dst: Path) -> None:

@@ -4,6 +4,7 @@ measured seed noise, the best baseline chosen on the selection split, and the do
 from __future__ import annotations
 
 import random
+from types import SimpleNamespace
 import statistics
 
 import pytest
@@ -133,11 +134,18 @@ def test_a_builtin_baseline_uses_every_seed_on_record(monkeypatch):
         study.add_trial(optuna.trial.create_trial(values=[0.84, 1_000], user_attrs={record.FEASIBLE: True,
                                                                                     record.BUILTIN: name}))
     record_seeds(study, 0, [0.838, 0.835])  # a refuted pick: its seeds were trained by the pick rule
-    asked = {}
-    monkeypatch.setattr(retrain_mod, "train_seeds", lambda st, ctx, t, seeds, progress=True, role="": asked.update(
-        {t.number: seeds}) or {"seeds": seeds})
-    rows = retrain_mod.builtin_baselines(study, None, 1, False)
-    assert asked == {0: 3, 1: 1} and [r["config"] for r in rows] == ["lor2c", "sharelor2c"]
+    def no_training(ctx, jobs, progress):
+        raise AssertionError(f"trained {len(jobs)} seed(s): every seed asked for is on record")
+        yield
+
+    monkeypatch.setattr(retrain_mod, "_runs", no_training)
+    monkeypatch.setattr(retrain_mod, "trial_plan", lambda t: SimpleNamespace(train={}))
+    monkeypatch.setattr(retrain_mod, "plan_to_spec", lambda plan: None)
+    ctx = SimpleNamespace(task=SimpleNamespace(primary_metric="accuracy"), out=None)
+    rows = retrain_mod.builtin_baselines(study, ctx, 1, False)
+    assert [r["config"] for r in rows] == ["lor2c", "sharelor2c"]
+    assert [r["seeds"] for r in rows] == [3, 1]
+    assert rows[0]["selection_mean"] == pytest.approx((0.84 + 0.838 + 0.835) / 3)
 
 
 def _b(config, sel, dev, params, seeds=3, dev_std=0.004):

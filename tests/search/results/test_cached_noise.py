@@ -240,3 +240,43 @@ def test_the_seeds_that_finished_are_kept_when_a_later_one_fails(fast_context, f
     assert retrain_mod.train_baseline(ctx, cache, name, spec, plan_train, 3, False)["seeds"] == 3
     assert retrain_mod.train_seeds(study, ctx, t, 3, False)["seeds"] == 3
     assert [s for _, s in seed_trainer.calls] == [2, 2]   # only the seed that had not finished, twice
+
+
+def test_every_baselines_missing_seeds_share_one_pool_the_heads_last(fast_context, fast_tmp, tmp_path, glue_dir,
+                                                                   seed_trainer, monkeypatch):
+    """Per baseline, three seeds on two cores left a core idle for a whole run: the missing seeds of every
+    baseline go to one pool, the head's (the cheapest) last, and a run failing there keeps every seed that
+    finished before it, so the next search trains that seed alone."""
+    settings = dataclasses.replace(settings_for(glue_dir, f"sqlite:///{fast_tmp}/p.db", "p", 3, builtins_first=True,
+                                                out=str(tmp_path / "studies" / "p")), fidelity=Fidelity.off())
+    study, ctx, _, _ = run_search(settings, objective_factory=factory())
+    seed_trainer.state["ctx"] = ctx
+    pools, runs, fake = [], retrain_mod._runs, retrain_mod.train
+
+    def pool_spy(ctx, jobs, progress):
+        pools.append([(spec.method, seed) for spec, _, seed, _ in jobs])
+        yield from runs(ctx, jobs, progress)
+
+    def the_heads_seed_2_fails(task, spec, args, **kw):
+        if spec.method == "head" and args.seed == 2:
+            raise RuntimeError("killed while the head's seed 2 trained")
+        return fake(task, spec, args, **kw)
+
+    monkeypatch.setattr(retrain_mod, "_runs", pool_spy)
+    monkeypatch.setattr(retrain_mod, "train", the_heads_seed_2_fails)
+    with pytest.raises(RuntimeError, match="head's seed 2"):
+        retrain_mod.train_baselines(study, ctx, 3, False)
+    builtins = record.builtin_trials(study.get_trials(deepcopy=False))
+    apart = retrain_mod.baselines_apart(ctx)
+    assert len(builtins) >= 2 and len(apart) >= 2
+    assert len(pools) == 1 and len(pools[0]) == 2 * len(builtins) + 3 * len(apart)
+    methods = [m for m, _ in pools[0]]
+    assert methods[-3:] == ["head"] * 3 and "head" not in methods[:-3]
+    for t in builtins.values():
+        assert [r["seed"] for r in record.extra_seed_runs(study, t.number)] == [1, 2]
+
+    monkeypatch.setattr(retrain_mod, "train", fake)
+    pools.clear()
+    rows = retrain_mod.train_baselines(study, ctx, 3, False)
+    assert pools == [[("head", 2)]]
+    assert [r["seeds"] for r in rows] == [3] * (len(builtins) + len(apart))
