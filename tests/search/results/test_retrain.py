@@ -3,11 +3,33 @@
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
+
+import pytest
 
 import autolor2c.search.results.retrain as retrain_mod
 from autolor2c.search import record
 from autolor2c.search.fidelity import Fidelity
 from autolor2c.search.run import SearchSettings, run_search
+
+
+def test_the_pool_yields_runs_in_seed_order_and_starts_no_more_after_a_failure(tmp_path, monkeypatch):
+    """Each run is handed over (recorded) once it and the runs before it are done, whatever order the worker
+    processes finish them in, and a failing run stops the rest: the runs not yet started never start."""
+    import pool_fakes
+
+    monkeypatch.setattr(retrain_mod, "parallel_workers", lambda n: 2)
+    monkeypatch.setattr(retrain_mod, "_one_run", pool_fakes.timed_run)
+    ctx = SimpleNamespace(task=None, settings=SimpleNamespace(
+        model=None, data_dir=None, train_args=lambda plan, seed, progress: {"seed": seed, "dir": str(tmp_path)}))
+    jobs = [(None, {}, seed, None) for seed in range(20)]
+    handed = []
+    with pytest.raises(RuntimeError, match="seed 2 failed"):
+        for r in retrain_mod._runs(ctx, jobs, False):
+            handed.append(r["seed"])
+    assert handed == [0, 1]   # seed 1 finished first, and waited for seed 0
+    started = {int(p.name.split("-")[1]) for p in tmp_path.glob("started-*")}
+    assert {0, 1, 2} <= started and len(started) <= 12, sorted(started)
 
 
 def test_seeds_in_parallel_worker_processes_give_what_one_process_gives(tmp_path, glue_dir, monkeypatch):
