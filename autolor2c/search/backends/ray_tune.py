@@ -16,7 +16,6 @@ new Optuna trials (``reopen_trial``).
 from __future__ import annotations
 
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from ..front import cost_totals, trained_configurations
 from ..run import (Objective, SearchSettings, build_context, check_trials_can_reach_the_top, create_running_trial,
                    default_study_name, enqueue_builtins, fail_orphaned_trials, fail_trial, failure_recording,
                    frozen_trial, live_trial, make_sampler, prepare_study, resolve_storage, sampler_seed, set_worker,
-                   worker_of)
+                   this_process, worker_of)
 from ..space import load_space
 
 TRIAL_NUMBER_KEY = "autolor2c_trial_number"
@@ -55,7 +54,7 @@ class _DefineByRun:
 
     def __call__(self, ot_trial: optuna.Trial) -> dict[str, Any]:
         # The driver owns the trial until a worker takes it: a killed driver leaves it to be failed on resume.
-        set_worker(ot_trial, f"{socket.gethostname()}:{os.getpid()}")
+        set_worker(ot_trial, this_process())
         load_space(self.space_path).suggest(ot_trial, self.num_layers)
         return {TRIAL_NUMBER_KEY: ot_trial.number}
 
@@ -133,7 +132,7 @@ def _close_stopped(study: optuna.Study, results) -> None:
     RUNNING: the ones it stopped (their workers killed) and ones OptunaSearch asked for that never started
     (still owned by this driver). They are failed here, with the reason, rather than left for a later resume."""
     ours = {int(r.config[TRIAL_NUMBER_KEY]) for r in results if TRIAL_NUMBER_KEY in (r.config or {})}
-    driver = f"{socket.gethostname()}:{os.getpid()}"
+    driver = this_process()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if t.number in ours or worker_of(t) == driver:
             fail_trial(study, t, "stopped by Ray Tune before it finished (its time budget)")

@@ -1,6 +1,6 @@
 """Running the trials: the settings of a search (settings.py: every default, training arguments, up-front
 checks), its storage (storage_url.py, storage.py), the study created or resumed with its sampler and starting
-points (study.py, sampler.py, starting_points.py), one trial (objective.py), the progress bar (progress.py),
+points (study.py, sampler.py, starting_points.py), one trial (objective.py) and the process that owns it (owner.py), the progress bar (progress.py),
 and every use of Optuna's private internals (optuna_internals.py). The Optuna backend is ``run_search``."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ _HOME = {
     "WORKER_ATTR": "optuna_internals", "artifact_metadata": "optuna_internals",
     "create_running_trial": "optuna_internals", "fail_trial": "optuna_internals", "frozen_trial": "optuna_internals",
     "live_trial": "optuna_internals", "queued_params": "optuna_internals", "set_worker": "optuna_internals",
-    "worker_of": "optuna_internals",
+    "worker_of": "optuna_internals", "this_process": "owner", "is_gone": "owner",
 }
 
 __all__ = sorted(_HOME)

@@ -5,8 +5,6 @@ and record the result. A trial at the top rung trains the run ``autolor2c train`
 from __future__ import annotations
 
 import gc
-import os
-import socket
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,7 @@ from .. import record
 from ..fidelity import Fidelity
 from ..space import SearchSpace, TrialPlan
 from .optuna_internals import frozen_trial, set_worker
+from .owner import this_process
 from .settings import SearchSettings
 
 
@@ -78,7 +77,7 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
         ctx, s = self.ctx, self.ctx.settings
-        set_worker(trial, f"{socket.gethostname()}:{os.getpid()}")
+        set_worker(trial, this_process())
         if trial.user_attrs.get(record.SURPLUS):  # several workers: the study has its trials (ordered.py)
             trial.study.stop()
             raise optuna.TrialPruned("surplus: the study has its trials; this worker stops")

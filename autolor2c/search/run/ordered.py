@@ -21,8 +21,6 @@ replays exactly.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from typing import Any, Callable, Sequence
 
@@ -33,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 from .. import record
 from ..fidelity import Fidelity, next_promotion
 from .optuna_internals import fix_starting_params, queued_params, set_starting_user_attr, worker_of
+from .owner import is_gone
 
 POLL_S, MAX_POLL_S = 0.05, 2.0  # a long wait (a top-rung run) polls the storage rarely: it reads every trial
 # What a pending trial shows the sampler: fixed once it has decided (all written before ``trained``).
@@ -49,16 +48,7 @@ def decided(t: FrozenTrial) -> bool:
 
 def _gone(t: FrozenTrial) -> bool:
     """A RUNNING trial of a dead process on this host (it never finishes; waiting for it would hang)."""
-    host, _, pid = worker_of(t).rpartition(":")
-    if t.state != TrialState.RUNNING or host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return t.state == TrialState.RUNNING and is_gone(worker_of(t))
 
 
 def ordered_lag(workers: int, fidelity: Fidelity) -> int:

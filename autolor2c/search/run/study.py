@@ -6,8 +6,6 @@ The search sees a model only through a ``ModelShape`` and exact parameter counts
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 import warnings
 from pathlib import Path
@@ -30,6 +28,7 @@ from ..front import cost_totals, trained_configurations
 from ..space import format_params, load_space, parse_budget
 from .objective import Objective, SearchContext, failure_recording
 from .optuna_internals import fail_trial, worker_of
+from .owner import is_gone
 from .ordered import OrderedSampler
 from .progress import Progress
 from .sampler import RungAwareSampler
@@ -96,14 +95,10 @@ def open_study(settings: SearchSettings, storage, name: str, primary_metric: str
 def fail_orphaned_trials(study: optuna.Study, requeue: bool = True) -> list[int]:
     """Mark RUNNING trials of dead processes on this host as FAIL and queue their parameters again
     (a kill -9 leaves them RUNNING; heartbeats catch other hosts after their grace period)."""
-    host = socket.gethostname()
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = worker_of(t)
-        if ":" not in worker:
-            continue
-        w_host, w_pid = worker.rsplit(":", 1)
-        if w_host != host or _pid_alive(int(w_pid)):
+        if not is_gone(worker):
             continue
         fail_trial(study, t, f"interrupted: worker {worker} is gone")
         if requeue:
@@ -116,18 +111,6 @@ def fail_orphaned_trials(study: optuna.Study, requeue: bool = True) -> list[int]
     except (RuntimeError, ValueError):  # storages without heartbeats
         pass
     return failed
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def build_context(settings: SearchSettings, study_name: str | None = None) -> SearchContext:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 import subprocess
 
 import optuna
@@ -14,8 +15,8 @@ from optuna.trial import TrialState
 from autolor2c.errors import UserError
 from autolor2c.search import record
 from autolor2c.search.front import pareto_front, trained_configurations
-from autolor2c.search.run import (WORKER_ATTR, Objective, SearchSettings, open_study, resolve_storage, run_search,
-                                  warm_start)
+from autolor2c.search.run import (WORKER_ATTR, Objective, SearchSettings, fail_orphaned_trials, is_gone, open_study,
+                                  resolve_storage, run_search, set_worker, this_process, warm_start)
 from synthetic_search import FULL, Killed, expected_full, factory, make_fake, settings_for
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -30,6 +31,28 @@ def _dead_pid() -> int:
     return p.pid
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="a process's start is read from /proc")
+def test_a_trial_owned_by_a_reused_pid_is_recovered():
+    """After a reboot, or in a new container, the dead owner's pid can be a live process's, even the resuming
+    search's own: the owner is named with its start, so its RUNNING trial is still failed and queued again."""
+    me = this_process()
+    host, pid, start = me.rsplit(":", 2)
+    assert host == socket.gethostname() and int(pid) == os.getpid() and not is_gone(me)
+    earlier_me = f"{host}:{pid}:{start}0"          # this pid, another start: another process
+    assert is_gone(earlier_me) and is_gone(f"{host}:{_dead_pid()}:{start}")
+    assert is_gone(f"{host}:{_dead_pid()}") and not is_gone(f"{host}:{pid}")   # named by the pid alone
+    assert not is_gone(f"another-{host}:{_dead_pid()}:{start}")              # another host's: heartbeats tell
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    mine, orphan = study.ask(), study.ask()
+    orphan.suggest_int("rank", 1, 8)
+    set_worker(mine, me)
+    set_worker(orphan, earlier_me)
+    assert fail_orphaned_trials(study) == [orphan.number]
+    trials = study.get_trials(deepcopy=False)
+    assert trials[mine.number].state == TrialState.RUNNING and trials[orphan.number].state == TrialState.FAIL
+    assert trials[-1].state == TrialState.WAITING and trials[-1].user_attrs["retry_of"] == orphan.number
+
+
 def test_resume_in_the_middle_of_a_rung(fast_context, fast_tmp, glue_dir):
     storage = f"sqlite:///{fast_tmp}/x.db"
     settings = settings_for(glue_dir, storage, "R", 12)
@@ -39,7 +62,7 @@ def test_resume_in_the_middle_of_a_rung(fast_context, fast_tmp, glue_dir):
     running = [t for t in study.trials if t.state == TrialState.RUNNING]
     assert len(running) == 1
     orphan = running[0]
-    assert orphan.system_attrs[WORKER_ATTR] == f"{socket.gethostname()}:{os.getpid()}"
+    assert orphan.system_attrs[WORKER_ATTR] == this_process()
     # killed while training a promotion at rung 1: the copied rung-0 record is not on it yet
     assert orphan.user_attrs["start_rung"] == 1 and record.RUNGS not in orphan.user_attrs
     before = {t.number: t.user_attrs.get(record.RUNGS) for t in study.trials if t.number != orphan.number}

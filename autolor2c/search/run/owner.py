@@ -1,0 +1,78 @@
+"""Which process owns a RUNNING trial, and whether that process is gone.
+
+A process is named by its host, its pid and when it started. A pid alone is reused: by the next boot of a
+machine and by every new container, whose first processes get the same small pids each time. Named by its pid
+alone, a killed search's RUNNING trial could look owned by a live process (even by the search resuming it),
+never be retried, and hang the workers that wait for it (ordered.py).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from pathlib import Path
+
+_PROC = Path("/proc")
+
+
+def this_process() -> str:
+    """``host:pid:start`` of the calling process; ``host:pid`` where the start cannot be read (no /proc)."""
+    start = _start_of(os.getpid())
+    return f"{socket.gethostname()}:{os.getpid()}" + (f":{start}" if start else "")
+
+
+def is_gone(owner: str) -> bool:
+    """Whether ``owner`` (a :func:`this_process` name, or an older ``host:pid``) names a process of this host
+    that no longer runs: no process has its pid, or the one that has it started at another time. A process of
+    another host is not known to be gone (the storage's heartbeats tell)."""
+    host, pid, start = _parse(owner)
+    if host != socket.gethostname() or pid is None:
+        return False
+    if start and _has_proc():
+        now = _start_of(pid)
+        return now is None or now != start
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's live process
+        return False
+    return False
+
+
+def _parse(owner: str) -> tuple[str, int | None, str]:
+    parts = owner.split(":")
+    if len(parts) >= 3 and parts[-2].isdigit():
+        return ":".join(parts[:-2]), int(parts[-2]), parts[-1]
+    if len(parts) >= 2 and parts[-1].isdigit():
+        return ":".join(parts[:-1]), int(parts[-1]), ""
+    return owner, None, ""
+
+
+@lru_cache(maxsize=1)
+def _has_proc() -> bool:
+    return (_PROC / "self" / "stat").is_file()
+
+
+@lru_cache(maxsize=1)
+def _boot() -> str:
+    try:
+        return (_PROC / "sys" / "kernel" / "random" / "boot_id").read_text().strip()[:8]
+    except OSError:
+        return ""
+
+
+def _start_of(pid: int) -> str | None:
+    """When process ``pid`` started, as ``<boot>.<clock ticks since boot>``; None when no such process runs, ""
+    where it cannot be read."""
+    if not _has_proc():
+        return ""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+    fields = stat.rsplit(")", 1)[-1].split()  # after the command name, which may hold spaces
+    return f"{_boot()}.{fields[19]}" if len(fields) > 19 else ""
