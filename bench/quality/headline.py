@@ -76,6 +76,8 @@ def main() -> None:
         for seg in segments:
             if seg.get("end") is None:
                 seg["end"], seg["estimated"] = _last_output(storage, seg["start"], stamped), True
+        if segments:  # a resume: the trials a killed segment left RUNNING died with it, on whatever host it ran
+            _fail_running(storage)
         segments.append({"start": time.time(), "end": None})
         res_path.write_text(json.dumps(data, indent=2, default=str))
         rc, _ = run_logged(cmd, work, log, stamped=stamped)
@@ -221,6 +223,20 @@ def _last_output(storage: str, start: float, stamped: Path) -> float:
             if t >= start:
                 last = max(last, t)
     return last
+
+
+def _fail_running(storage: str) -> None:
+    """Fail and queue again every RUNNING trial: this script is the study's only driver, so none runs now. The
+    search itself recovers only those of this host's dead processes, and a session may come back on another."""
+    import optuna
+
+    from autolor2c.search.run import fail_orphaned_trials, resolve_storage
+
+    store = resolve_storage(storage, heartbeat=False)
+    for name in optuna.get_all_study_names(store):
+        failed = fail_orphaned_trials(optuna.load_study(study_name=name, storage=store), gone=lambda owner: True)
+        if failed:
+            print(f"trials left running by the killed segment, failed and queued again: {failed}")
 
 
 def _last_trial_end(storage: str, start: float) -> float:

@@ -92,13 +92,16 @@ def open_study(settings: SearchSettings, storage, name: str, primary_metric: str
     return study
 
 
-def fail_orphaned_trials(study: optuna.Study, requeue: bool = True) -> list[int]:
+def fail_orphaned_trials(study: optuna.Study, requeue: bool = True,
+                         gone: Callable[[str], bool] = is_gone) -> list[int]:
     """Mark RUNNING trials of dead processes on this host as FAIL and queue their parameters again
-    (a kill -9 leaves them RUNNING; heartbeats catch other hosts after their grace period)."""
+    (a kill -9 leaves them RUNNING; heartbeats catch other hosts after their grace period). ``gone(owner)``
+    says whether a trial's owner is dead; a caller that knows no process runs the study now (a study moved to
+    another machine, which a journal file's lack of heartbeats would leave waiting) passes one that says so."""
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = worker_of(t)
-        if not is_gone(worker):
+        if not gone(worker):
             continue
         fail_trial(study, t, f"interrupted: worker {worker} is gone")
         if requeue:

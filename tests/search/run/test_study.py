@@ -51,6 +51,8 @@ def test_a_trial_owned_by_a_reused_pid_is_recovered():
     trials = study.get_trials(deepcopy=False)
     assert trials[mine.number].state == TrialState.RUNNING and trials[orphan.number].state == TrialState.FAIL
     assert trials[-1].state == TrialState.WAITING and trials[-1].user_attrs["retry_of"] == orphan.number
+    # a caller that knows no process runs the study now (it moved to another machine) fails every one
+    assert fail_orphaned_trials(study, gone=lambda owner: True) == [mine.number]
 
 
 def test_resume_in_the_middle_of_a_rung(fast_context, fast_tmp, glue_dir):
