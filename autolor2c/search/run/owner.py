@@ -29,10 +29,10 @@ def is_gone(owner: str) -> bool:
     host, pid, start = _parse(owner)
     if host != socket.gethostname() or pid is None:
         return False
-    if start and _has_proc():
-        now = _start_of(pid)
-        return now is None or now != start
-    try:
+    now = _start_of(pid) if start else ""
+    if now:
+        return now != start
+    try:  # no start recorded, or none readable (no /proc, or another user's process hidden by hidepid)
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
@@ -63,15 +63,12 @@ def _boot() -> str:
         return ""
 
 
-def _start_of(pid: int) -> str | None:
-    """When process ``pid`` started, as ``<boot>.<clock ticks since boot>``; None when no such process runs, ""
-    where it cannot be read."""
+def _start_of(pid: int) -> str:
+    """When process ``pid`` started, as ``<boot>.<clock ticks since boot>``; "" where it cannot be read."""
     if not _has_proc():
         return ""
     try:
         stat = (_PROC / str(pid) / "stat").read_text()
-    except FileNotFoundError:
-        return None
     except OSError:
         return ""
     fields = stat.rsplit(")", 1)[-1].split()  # after the command name, which may hold spaces
