@@ -2,10 +2,11 @@
 
 With W processes on one study, what a sampler sees and which promotions ASHA queues depend on which trials
 happen to have finished, so two runs of the same search differ. Here every fresh trial n is decided from a
-fixed set instead: the trials numbered below n - L, once all of them have finished (the worker waits), with the
-L trials above them shown as pending (the constant-liar view: their parameters, no result), and a sampler
-seeded by (seed, n). The lag L (``ordered_lag``) is W - 1 times the lowest rung's trials that
-cost one top-rung trial, so a worker rarely waits on a long run. Its decision, in ASHA's order:
+fixed set instead: the trials numbered below a cutoff, once all of them have finished (the worker waits), with
+the trials from the cutoff to n shown as pending (the constant-liar view: their parameters, no result), and a
+sampler seeded by (seed, n). The cutoff (``cutoff``) leaves L trials that train above it, those over the budget
+or surplus not counted (they take no time), and L (``ordered_lag``) is W - 1 times the lowest rung's trials
+that cost one top-rung trial, so a worker rarely waits on a long run. Its decision, in ASHA's order:
 1. a promotion due on that set (``next_promotion``, promotions claimed by any trial below n excluded): the
    trial continues that configuration (its parameters fixed, ``promoted_from``, ``start_rung``);
 2. else, while fewer than ``--trials`` new configurations are trained below n (the pending ones counted as if
@@ -14,8 +15,8 @@ cost one top-rung trial, so a worker rarely waits on a long run. Its decision, i
    trial is surplus: it trains nothing and stops its worker. Each worker process ends on one, so a study
    finished by W processes ends on W of them.
 A trial taken from the queue (the built-ins, a retried one) has its parameters already; the sampler, asked for
-any it lacks, waits and answers the same way. Waiting costs time: a worker idles while a trial more than L
-numbers older is still training; that, and a sampler that sees L fewer results, is the price of a study that
+any it lacks, waits and answers the same way. Waiting costs time: a worker idles while a trial below the
+cutoff is still training; that, and a sampler that sees L fewer results, is the price of a study that
 replays exactly.
 """
 
@@ -63,12 +64,28 @@ def ordered_lag(workers: int, fidelity: Fidelity) -> int:
     return (workers - 1) * ratio
 
 
+def cutoff(trials: Sequence[FrozenTrial], n: int, lag: int) -> int:
+    """The number below which trial ``n``'s fixed set lies: the trials from it to n - 1 hold ``lag`` that train
+    (all decided). One that does not train (over the budget, surplus) takes no time, so it does not count: a
+    worker would otherwise idle early behind a long run while the other finished a window of instant trials."""
+    if lag <= 0:
+        return n
+    trains = {t.number: bool(t.user_attrs.get(record.TRAINED)) for t in trials}
+    held = 0
+    for m in range(n - 1, -1, -1):
+        held += trains.get(m, True)
+        if held >= lag:
+            return m
+    return 0
+
+
 def new_configurations(trials: Sequence[FrozenTrial], n: int, lag: int) -> int:
     """New configurations trained among ``trials``: a failed one (or one retried after it) does not count once
-    finished below ``n - lag``; above, a pending one counts as if it will succeed, whatever it has done by
+    finished below the cutoff; above, a pending one counts as if it will succeed, whatever it has done by
     now, so the count does not depend on when a result is seen."""
+    below = cutoff(trials, n, lag)
     return sum(1 for t in trials if record.promoted_from(t) is None and t.user_attrs.get(record.TRAINED)
-               and (t.number >= n - lag or t.state != TrialState.FAIL))
+               and (t.number >= below or t.state != TrialState.FAIL))
 
 
 class OrderedSampler(BaseSampler):
@@ -86,12 +103,14 @@ class OrderedSampler(BaseSampler):
 
     # ---- waiting and the fixed set -----------------------------------------------------------------
     def wait(self, study: optuna.Study, n: int, lag: int) -> list[FrozenTrial]:
-        """The trials numbered below ``n`` once all have decided and those below ``n - lag`` have finished."""
+        """The trials numbered below ``n`` once all have decided and those below the cutoff have finished."""
         pause = POLL_S
         while True:
             trials = [t for t in study.get_trials(deepcopy=False) if t.number < n]
-            if all(decided(t) and (t.number >= n - lag or t.state.is_finished() or _gone(t)) for t in trials):
-                return trials
+            if all(decided(t) for t in trials):
+                below = cutoff(trials, n, lag)
+                if all(t.number >= below or t.state.is_finished() or _gone(t) for t in trials):
+                    return trials
             time.sleep(pause)
             pause = min(MAX_POLL_S, pause * 1.5)
 
@@ -99,16 +118,18 @@ class OrderedSampler(BaseSampler):
         if not self.fidelity.enabled:
             return None
         # pending trials claim their promotions but measure nothing yet
-        shown = [t if t.number < n - lag else create_trial(state=TrialState.RUNNING, user_attrs=dict(t.user_attrs))
+        below = cutoff(trials, n, lag)
+        shown = [t if t.number < below else create_trial(state=TrialState.RUNNING, user_attrs=dict(t.user_attrs))
                  for t in trials]
         return next_promotion(shown, self.fidelity)
 
     def view(self, trials: Sequence[FrozenTrial], n: int, directions) -> optuna.Study:
-        """An in-memory copy of the fixed set: finished trials below ``n - lag``, pending ones above."""
+        """An in-memory copy of the fixed set: finished trials below the cutoff, pending ones above."""
         view = optuna.create_study(storage=optuna.storages.InMemoryStorage(), directions=directions)
         shown = []
+        below = cutoff(trials, n, self.lag)
         for t in sorted(trials, key=lambda t: t.number):  # every number below n, so numbers are kept
-            if t.number < n - self.lag and t.state.is_finished():
+            if t.number < below and t.state.is_finished():
                 shown.append(t)
             else:
                 keep = {k: t.user_attrs[k] for k in _PENDING_ATTRS if k in t.user_attrs}

@@ -67,7 +67,7 @@ def _run(glue_dir, storage: str, name: str, workers: int, slow: int) -> tuple[li
 
     study = optuna.load_study(study_name=name, storage=resolve_storage(storage, heartbeat=False))
     rows = [(t.number, t.state, t.params, t.values, record.promoted_from(t), record.start_rung(t),
-             bool(t.user_attrs.get(record.SURPLUS))) for t in study.get_trials()]
+             bool(t.user_attrs.get(record.SURPLUS)), t.user_attrs.get(record.TRAINED)) for t in study.get_trials()]
     return rows, trained, trained_configurations(study)
 
 
@@ -80,6 +80,7 @@ def test_two_workers_replay_the_same_study_for_the_same_seed(fast_context, fast_
     assert TrialState.FAIL in [r[1] for r in a]  # failures do not shift what follows (nor count as trained)
     assert [r[6] for r in a][-2:] == [True, True] and sum(r[6] for r in a) == 2  # each worker ends on one surplus
     assert any(r[4] is not None and r[5] == 2 for r in a)  # ASHA promoted something to the top rung
+    assert any(r[7] is False and not r[6] for r in a)  # over-budget trials, which the lag does not count
 
 
 def test_a_helper_worker_runs_trials_and_writes_no_report(fast_context, fast_tmp, tmp_path, glue_dir):
@@ -101,3 +102,30 @@ def test_a_helper_worker_runs_trials_and_writes_no_report(fast_context, fast_tmp
     assert outcome.picked is None and not (out / "report.md").exists()             # ... and reported nothing
     attrs = outcome.study.user_attrs
     assert not {record.VERDICT, record.STAGE_WALL, record.PICK} & set(attrs)
+
+
+def test_the_fixed_set_leaves_the_lag_in_trials_that_train():
+    """A worker may run ahead of the oldest trial still training by L trials that train: one over the budget
+    (or surplus) takes no time, so it does not count, and the worker does not idle behind a long run early."""
+    from optuna.trial import create_trial
+
+    from autolor2c.search.run.ordered import cutoff, new_configurations
+
+    def t(number, trains, state=TrialState.PRUNED):
+        made = create_trial(state=state, user_attrs={record.TRAINED: trains},
+                            values=[0.5, 1.0] if state == TrialState.COMPLETE else None)
+        made.number = number
+        return made
+
+    # trial 0 (a top-rung run) trains; 1-12 are rung-0 trials, four of them over the budget
+    over = {2, 4, 6, 9}
+    trials = [t(0, True, TrialState.RUNNING)] + [t(m, m not in over) for m in range(1, 13)]
+    assert cutoff(trials, 13, 9) == 0      # trials 0-12 hold 9 that train: trial 13 need not wait for trial 0
+    assert cutoff(trials, 10, 9) == 0      # fewer than 9 trained above 0: nothing is fixed but what is older
+    assert cutoff(trials, 13, 3) == 10 and cutoff(trials, 13, 4) == 8   # the window skips trial 9 (and 4 back to 8)
+    assert cutoff(trials, 13, 0) == 13
+    every = [t(m, True) for m in range(13)]
+    assert cutoff(every, 13, 9) == 4       # all train: the L trials below n, as before
+    # a failed trial is dropped from the count of new configurations only once below the cutoff
+    trials[11] = t(11, True, TrialState.FAIL)
+    assert new_configurations(trials, 13, 3) == new_configurations(trials, 13, 0) + 1
