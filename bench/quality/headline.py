@@ -155,7 +155,7 @@ def main() -> None:
         "noise": study.user_attrs.get("seed_noise"), "full_steps": ctx.full_steps,
         "rungs": list(ctx.fidelity.fractions), "n_configurations": len(chains), "n_scored": len(chains),
         "n_top_rung": n_top, "oneshot_wall_s": oneshot_cost, "rung_agreement": agreement,
-        "beat_head_by_2pts": beat,
+        "beat_head_by_2pts": beat, "trial_wait_s": _trial_wait(trials),
         "ratio_total": search_wall / data["hand_set"]["wall_s"],
         "ratio_without_one_offs": own_wall / data["hand_set"]["wall_s"], "phase_wall_s": phases,
         "one_off_wall_s": oneoff_wall,
@@ -171,6 +171,21 @@ def main() -> None:
                     "feasible": t.user_attrs.get("feasible")} for t in trials],
     })
     write_results(name, data, render)
+
+
+def _trial_wait(trials) -> float:
+    """Seconds the trials spent not training: a trial's time from start to end less its rung's run, summed. It
+    is mostly a worker waiting for the fixed set of the ordered sampler (run/ordered.py), plus each trial's
+    start-up and evaluation."""
+    from autolor2c.search import record
+
+    total = 0.0
+    for t in trials:
+        if t.datetime_start is None or t.datetime_complete is None:
+            continue
+        ran = sum(float(r.get("wall_s", 0.0)) for r in record.rung_records(t))
+        total += max(0.0, (t.datetime_complete - t.datetime_start).total_seconds() - ran)
+    return total
 
 
 def _rung_agreement(chains, rung_records) -> list[dict]:
@@ -285,6 +300,8 @@ def render(d: dict) -> str:
               f"Configurations scored: {d.get('n_scored', d['n_configurations'])} (at any rung); trained to the top "
               f"rung: {d.get('n_top_rung', '?')} (built-ins included); beat the head alone by > 2 points: "
               f"{d['beat_head_by_2pts']} ({d['beat_head_by_2pts'] / max(1, d['n_configurations']):.0%}).\n\n"
+              + (f"Trial time not spent training (waiting for the ordered sampler's fixed set, start-up, "
+                 f"evaluation), summed over both workers: {d['trial_wait_s']:.0f} s.\n\n" if "trial_wait_s" in d else "")
               + ("How a rung ranks the next, on the configurations the search promoted (range-restricted: the top "
                  "1/eta of the lower rung): " + "; ".join(
                      f"rung {a['rungs'][0]} to {a['rungs'][1]}: Spearman "
