@@ -45,11 +45,6 @@ def main() -> None:
     (state / "baselines").mkdir(parents=True, exist_ok=True)
     cache = work / "baselines"  # where the search caches the baselines' seeds (beside its --out)
     if not cache.is_symlink():
-        if cache.is_dir():
-            for f in cache.iterdir():  # seeds cached before the state moved into git
-                if not (state / "baselines" / f.name).exists():
-                    f.rename(state / "baselines" / f.name)
-            cache.rmdir()
         cache.symlink_to(state / "baselines", target_is_directory=True)
     stamped = state / "log_stamped.txt"
     res_path = RESULTS / f"{name}.json"
