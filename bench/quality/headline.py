@@ -72,7 +72,6 @@ def main() -> None:
             if seg.get("end") is None:
                 seg["end"], seg["estimated"] = _last_output(storage, seg["start"], stamped), True
         if segments:  # a resume: the trials a killed segment left RUNNING died with it, on whatever host it ran
-            _trim_partial_line(state / "study.journal")
             _fail_running(storage)
         segments.append({"start": time.time(), "end": None})
         res_path.write_text(json.dumps(data, indent=2, default=str))
@@ -234,16 +233,6 @@ def _last_output(storage: str, start: float, stamped: Path) -> float:
             if t >= start:
                 last = max(last, t)
     return last
-
-
-def _trim_partial_line(journal: Path) -> None:
-    """Cut a journal's unfinished last line (a write that a kill, or a commit taken mid-write, cut short):
-    Optuna skips it when it is last, but refuses the file once more lines follow it."""
-    if journal.is_file():
-        data = journal.read_bytes()
-        if data and not data.endswith(b"\n"):
-            journal.write_bytes(data[:data.rfind(b"\n") + 1])
-            print(f"{journal}: cut an unfinished last line")
 
 
 def _fail_running(storage: str) -> None:

@@ -25,9 +25,7 @@ def resolve_storage(url: str | None, heartbeat: bool = True):
     if scheme == "journal":
         path = journal_path(url)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        return JournalStorage(JournalFileBackend(path))
+        return _open_journal(path, url)
     if scheme == "sqlite":
         parent = Path(url.split(":///", 1)[1]).parent
         try:
@@ -46,3 +44,39 @@ def resolve_storage(url: str | None, heartbeat: bool = True):
         raise UserError(f"cannot open it: {msg[:200]}", param="storage", value=url) from None
 
 
+def _open_journal(path: str, url: str):
+    from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
+
+    lock = JournalFileSymlinkLock(path)  # the lock Optuna's appends take, so no write is cut in progress
+    if Path(path).is_file():
+        lock.acquire()
+        try:
+            _cut_unfinished_line(path)
+        finally:
+            lock.release()
+    try:
+        return JournalStorage(JournalFileBackend(path, lock_obj=lock))
+    except ValueError as e:  # a broken line before the last (json.JSONDecodeError is a ValueError)
+        raise UserError(f"{path} is not a readable Optuna journal ({e})", param="storage", value=url) from None
+
+
+def _cut_unfinished_line(path: str) -> None:
+    """Drop a last line without its newline: a writer killed mid-write. Optuna skips it while it is last,
+    but the next append joins it and then neither that trial nor the file loads."""
+    with open(path, "rb+") as f:
+        size = f.seek(0, 2)
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        end = size  # look back for the last newline a block at a time: the file can be large
+        while end > 0:
+            start = max(0, end - 65536)
+            f.seek(start)
+            at = f.read(end - start).rfind(b"\n")
+            if at >= 0:
+                f.truncate(start + at + 1)
+                return
+            end = start
+        f.truncate(0)
