@@ -244,7 +244,7 @@ def _fail_running(storage: str) -> None:
 
     store = resolve_storage(storage, heartbeat=False)
     for name in optuna.get_all_study_names(store):
-        failed = fail_orphaned_trials(optuna.load_study(study_name=name, storage=store), gone=lambda owner: True)
+        failed = fail_orphaned_trials(optuna.load_study(study_name=name, storage=store), gone=lambda *_: True)
         if failed:
             print(f"trials left running by the killed segment, failed and queued again: {failed}")
 

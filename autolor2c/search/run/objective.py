@@ -5,7 +5,9 @@ and record the result. A trial at the top rung trains the run ``autolor2c train`
 from __future__ import annotations
 
 import gc
+import threading
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -19,8 +21,8 @@ from autolor2c.train import AdapterSpec, LoRASpec, TrainResult, count_adapter_pa
 from .. import record
 from ..fidelity import Fidelity
 from ..space import SearchSpace, TrialPlan
-from .optuna_internals import frozen_trial, set_worker
-from .owner import this_process
+from .optuna_internals import beat, frozen_trial, set_worker
+from .owner import BEAT_S, this_process
 from .settings import SearchSettings
 
 
@@ -76,8 +78,12 @@ class Objective:
         self.trained: list[int] = []  # trial numbers actually trained (tests assert on this)
 
     def __call__(self, trial: optuna.Trial) -> tuple[float, float]:
-        ctx, s = self.ctx, self.ctx.settings
         set_worker(trial, this_process())
+        with beating(trial):
+            return self._run(trial)
+
+    def _run(self, trial: optuna.Trial) -> tuple[float, float]:
+        ctx, s = self.ctx, self.ctx.settings
         if trial.user_attrs.get(record.SURPLUS):  # several workers: the study has its trials (ordered.py)
             trial.study.stop()
             raise optuna.TrialPruned("surplus: the study has its trials; this worker stops")
@@ -140,6 +146,33 @@ class Objective:
         if folder is not None and (folder / "adapter").is_dir():
             trial.set_user_attr(record.ADAPTER_DIR, str((folder / "adapter").resolve()))
         return float(result.primary_score), float(result.trainable_params)
+
+
+@contextmanager
+def beating(trial: optuna.Trial, every: float | None = None):
+    """While the block runs, record every ``every`` seconds (``BEAT_S``) that this process lives, on a journal
+    file: it has no heartbeats, so without beats another host could not tell a dead search's RUNNING trial
+    (and a resumed one would wait for it forever). RDB storages run Optuna's heartbeats instead."""
+    if not isinstance(trial.storage, optuna.storages.JournalStorage):
+        yield
+        return
+    beat(trial)
+    stop = threading.Event()
+
+    def keep_beating() -> None:
+        while not stop.wait(BEAT_S if every is None else every):
+            try:
+                beat(trial)
+            except Exception:  # a storage that fails now fails the trial's own writes too, which say why
+                return
+
+    thread = threading.Thread(target=keep_beating, name=f"beat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:  # before the trial is told: a beat on a finished trial is refused
+        stop.set()
+        thread.join()
 
 
 def failure_recording(objective: Objective) -> Callable[[optuna.Trial], tuple[float, float]]:

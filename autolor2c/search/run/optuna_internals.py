@@ -7,18 +7,30 @@ parameters-to-be and its owner in "system attrs", which it no longer lets a ``Tr
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 WORKER_ATTR = "autolor2c:worker"  # host:pid of the process running a trial (a system attr: not in trials.csv)
+BEAT_ATTR = "autolor2c:beat"  # when that process last said it lives (time.time()), on storages without heartbeats
 
 
 def set_worker(trial: optuna.Trial, worker: str) -> None:
     """Record which process runs ``trial``, so a resume can tell a dead worker's RUNNING trial from a live one.
     Why private: ``Trial.set_system_attr`` was removed; a user attr would show in every report and dataframe."""
     trial.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, worker)
+
+
+def beat(trial: optuna.Trial) -> None:
+    """Record that ``trial``'s process lives now (a journal file has no heartbeats). Why private: as set_worker."""
+    trial.storage.set_trial_system_attr(trial._trial_id, BEAT_ATTR, time.time())
+
+
+def last_beat(trial: FrozenTrial) -> float | None:
+    """When :func:`beat` last ran for ``trial``; None if never (an RDB storage, or an older study)."""
+    return trial.system_attrs.get(BEAT_ATTR)
 
 
 def worker_of(trial: FrozenTrial) -> str:
@@ -65,7 +77,7 @@ def artifact_metadata(study: optuna.Study) -> dict[str, Any]:
 
 
 __all__ = ["WORKER_ATTR", "artifact_metadata", "create_running_trial", "fail_trial", "frozen_trial", "live_trial",
-           "queued_params", "set_worker", "worker_of"]
+           "queued_params", "set_worker", "worker_of", "beat", "last_beat"]
 
 
 def set_starting_user_attr(study: optuna.Study, trial: FrozenTrial, key: str, value: Any) -> None:

@@ -31,7 +31,7 @@ from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from .. import record
 from ..fidelity import Fidelity, next_promotion
-from .optuna_internals import fix_starting_params, queued_params, set_starting_user_attr, worker_of
+from .optuna_internals import fix_starting_params, last_beat, queued_params, set_starting_user_attr, worker_of
 from .owner import is_gone
 
 POLL_S, MAX_POLL_S = 0.05, 2.0  # a long wait (a top-rung run) polls the storage rarely: it reads every trial
@@ -48,8 +48,8 @@ def decided(t: FrozenTrial) -> bool:
 
 
 def _gone(t: FrozenTrial) -> bool:
-    """A RUNNING trial of a dead process on this host (it never finishes; waiting for it would hang)."""
-    return t.state == TrialState.RUNNING and is_gone(worker_of(t))
+    """A RUNNING trial of a dead process (it never finishes; waiting for it would hang)."""
+    return t.state == TrialState.RUNNING and is_gone(worker_of(t), last_beat(t))
 
 
 def ordered_lag(workers: int, fidelity: Fidelity) -> int:

@@ -4,16 +4,22 @@ A process is named by its host, its pid and when it started. A pid alone is reus
 machine and by every new container, whose first processes get the same small pids each time. Named by its pid
 alone, a killed search's RUNNING trial could look owned by a live process (even by the search resuming it),
 never be retried, and hang the workers that wait for it (ordered.py).
+
+A process of another host cannot be looked up. RDB storages have Optuna's heartbeats for it; a journal file has
+none, so a trial there beats itself (objective.py) and is gone once its last beat is older than ``STALE_S``.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from functools import lru_cache
 from pathlib import Path
 
 _PROC = Path("/proc")
+BEAT_S = 60.0   # how often a trial on a journal file says it lives
+STALE_S = 600.0  # a beat this old is a dead process's: ten beats missed, and room for clocks that differ
 
 
 def this_process() -> str:
@@ -22,13 +28,14 @@ def this_process() -> str:
     return f"{socket.gethostname()}:{os.getpid()}" + (f":{start}" if start else "")
 
 
-def is_gone(owner: str) -> bool:
-    """Whether ``owner`` (a :func:`this_process` name, or an older ``host:pid``) names a process of this host
-    that no longer runs: no process has its pid, or the one that has it started at another time. A process of
-    another host is not known to be gone (the storage's heartbeats tell)."""
+def is_gone(owner: str, last_beat: float | None = None) -> bool:
+    """Whether ``owner`` (a :func:`this_process` name, or an older ``host:pid``) names a process that no longer
+    runs: on this host, no process has its pid, or the one that has it started at another time; on another
+    host, its trial's ``last_beat`` (a time.time()) is older than ``STALE_S``. Without a beat, another host's
+    process is not known to be gone (an RDB storage's heartbeats tell)."""
     host, pid, start = _parse(owner)
     if host != socket.gethostname() or pid is None:
-        return False
+        return last_beat is not None and time.time() - last_beat > STALE_S
     now = _start_of(pid) if start else ""
     if now:
         return now != start

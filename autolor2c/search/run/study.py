@@ -27,7 +27,7 @@ from ..fidelity import Promotions, next_promotion
 from ..front import cost_totals, trained_configurations
 from ..space import format_params, load_space, parse_budget
 from .objective import Objective, SearchContext, failure_recording
-from .optuna_internals import fail_trial, worker_of
+from .optuna_internals import fail_trial, last_beat, worker_of
 from .owner import is_gone
 from .ordered import OrderedSampler
 from .progress import Progress
@@ -93,15 +93,15 @@ def open_study(settings: SearchSettings, storage, name: str, primary_metric: str
 
 
 def fail_orphaned_trials(study: optuna.Study, requeue: bool = True,
-                         gone: Callable[[str], bool] = is_gone) -> list[int]:
-    """Mark RUNNING trials of dead processes on this host as FAIL and queue their parameters again
-    (a kill -9 leaves them RUNNING; heartbeats catch other hosts after their grace period). ``gone(owner)``
-    says whether a trial's owner is dead; a caller that knows no process runs the study now (a study moved to
-    another machine, which a journal file's lack of heartbeats would leave waiting) passes one that says so."""
+                         gone: Callable[[str, float | None], bool] = is_gone) -> list[int]:
+    """Mark RUNNING trials of dead processes as FAIL and queue their parameters again (a kill -9 leaves them
+    RUNNING): this host's dead processes, and on a journal file another host's whose beats stopped (an RDB
+    storage's heartbeats catch those after their grace period). ``gone(owner, last_beat)`` says whether a
+    trial's owner is dead; a caller that knows no process runs the study now passes one that says so."""
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = worker_of(t)
-        if not gone(worker):
+        if not gone(worker, last_beat(t)):
             continue
         fail_trial(study, t, f"interrupted: worker {worker} is gone")
         if requeue:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 import subprocess
 
@@ -17,6 +18,10 @@ from autolor2c.search import record
 from autolor2c.search.front import pareto_front, trained_configurations
 from autolor2c.search.run import (WORKER_ATTR, Objective, SearchSettings, fail_orphaned_trials, is_gone, open_study,
                                   resolve_storage, run_search, set_worker, this_process, warm_start)
+from autolor2c.search.run import objective as objective_module
+from autolor2c.search.run.optuna_internals import BEAT_ATTR, beat
+from autolor2c.search.run.ordered import _gone as ordered_gone
+from autolor2c.search.run.owner import STALE_S
 from synthetic_search import FULL, Killed, expected_full, factory, make_fake, settings_for
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -52,7 +57,52 @@ def test_a_trial_owned_by_a_reused_pid_is_recovered():
     assert trials[mine.number].state == TrialState.RUNNING and trials[orphan.number].state == TrialState.FAIL
     assert trials[-1].state == TrialState.WAITING and trials[-1].user_attrs["retry_of"] == orphan.number
     # a caller that knows no process runs the study now (it moved to another machine) fails every one
-    assert fail_orphaned_trials(study, gone=lambda owner: True) == [mine.number]
+    assert fail_orphaned_trials(study, gone=lambda *_: True) == [mine.number]
+
+
+def test_another_hosts_trial_on_a_journal_is_gone_once_its_beats_stop(tmp_path):
+    """A journal file has no heartbeats: a trial beats itself, and another host's trial whose beats stopped is
+    failed and queued again (a search moved to a new host would otherwise wait for it forever)."""
+    other = f"another-{socket.gethostname()}:12:ab.34"
+    assert not is_gone(other) and not is_gone(other, time.time() - 60)
+    assert is_gone(other, time.time() - STALE_S - 1)
+    study = optuna.create_study(storage=resolve_storage(f"journal:{tmp_path / 's.journal'}"),
+                                directions=["maximize", "minimize"])
+    beating_now, stopped, never = study.ask(), study.ask(), study.ask()
+    for t in (beating_now, stopped, never):
+        set_worker(t, other)
+    beat(beating_now)
+    study._storage.set_trial_system_attr(stopped._trial_id, BEAT_ATTR, time.time() - STALE_S - 5)
+    running = {t.number: t for t in study.get_trials(deepcopy=False)}
+    assert [n for n, t in running.items() if ordered_gone(t)] == [stopped.number]
+    assert fail_orphaned_trials(study) == [stopped.number]  # no beat at all: an older study's, not judged
+    assert [t.state for t in study.get_trials(deepcopy=False)] == [TrialState.RUNNING, TrialState.FAIL,
+                                                                   TrialState.RUNNING, TrialState.WAITING]
+
+
+def test_a_trial_on_a_journal_beats_while_it_trains_and_not_after(fast_context, fast_tmp, glue_dir, monkeypatch):
+    monkeypatch.setattr(objective_module, "BEAT_S", 0.02)
+    journal = fast_tmp / "b.journal"
+    beats: list[tuple[int, float]] = []
+
+    def trainer(ctx):
+        fake = make_fake(ctx)
+
+        def run(task, spec, args, **kw):
+            time.sleep(0.3)  # a training run: the beats go on meanwhile
+            return fake(task, spec, args, model_name=kw.get("model_name"), data_dir=kw.get("data_dir"))
+        return Objective(ctx, trainer=run)
+
+    real_beat = objective_module.beat
+    monkeypatch.setattr(objective_module, "beat", lambda t: (beats.append((t.number, time.time())), real_beat(t)))
+    study, _, objective, _ = run_search(settings_for(glue_dir, f"journal:{journal}", "J", 4),
+                                        objective_factory=trainer)
+    assert objective.trained and all(t.state in DONE for t in study.trials)
+    for n in objective.trained:
+        mine = [at for number, at in beats if number == n]
+        assert len(mine) >= 5  # one at the start, then every 0.02 s through a 0.3 s run
+        assert study.trials[n].system_attrs[BEAT_ATTR] == pytest.approx(mine[-1])
+        assert mine[-1] <= study.trials[n].datetime_complete.timestamp()  # none after it finished
 
 
 def test_resume_in_the_middle_of_a_rung(fast_context, fast_tmp, glue_dir):
