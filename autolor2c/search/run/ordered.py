@@ -13,7 +13,8 @@ that cost one top-rung trial, so a worker rarely waits on a long run. Its decisi
    they will succeed), a new configuration;
 3. else, once every trial below n has finished, still no promotion is due and ``--trials`` have succeeded, the
    trial is surplus: it trains nothing and stops its worker. Each worker process ends on one, so a study
-   finished by W processes ends on W of them.
+   finished by W processes ends on W of them. This last wait skips a promotion to the top rung still training
+   (``decides_nothing``): its result cannot change the decision, and it is the longest run of a study.
 A trial taken from the queue (the built-ins, a retried one) has its parameters already; the sampler, asked for
 any it lacks, waits and answers the same way. Waiting costs time: a worker idles while a trial below the
 cutoff is still training; that, and a sampler that sees L fewer results, is the price of a study that
@@ -79,6 +80,13 @@ def cutoff(trials: Sequence[FrozenTrial], n: int, lag: int) -> int:
     return 0
 
 
+def decides_nothing(t: FrozenTrial, top: int) -> bool:
+    """A promotion to the top rung: it measures only a top-rung score, which no promotion reads, it is no new
+    configuration, and its claim on the promotion stands from its start (failed or not), so no decision of the
+    last wait (rule 3) depends on its result."""
+    return record.promoted_from(t) is not None and record.start_rung(t) >= top
+
+
 def new_configurations(trials: Sequence[FrozenTrial], n: int, lag: int) -> int:
     """New configurations trained among ``trials``: a failed one (or one retried after it) does not count once
     finished below the cutoff; above, a pending one counts as if it will succeed, whatever it has done by
@@ -102,14 +110,16 @@ class OrderedSampler(BaseSampler):
         return (self.seed * 1_000_003 + number) % 2**32
 
     # ---- waiting and the fixed set -----------------------------------------------------------------
-    def wait(self, study: optuna.Study, n: int, lag: int) -> list[FrozenTrial]:
-        """The trials numbered below ``n`` once all have decided and those below the cutoff have finished."""
+    def wait(self, study: optuna.Study, n: int, lag: int,
+             skip: Callable[[FrozenTrial], bool] = lambda t: False) -> list[FrozenTrial]:
+        """The trials numbered below ``n`` once all have decided and those below the cutoff have finished
+        (those ``skip`` names excepted)."""
         pause = POLL_S
         while True:
             trials = [t for t in study.get_trials(deepcopy=False) if t.number < n]
             if all(decided(t) for t in trials):
                 below = cutoff(trials, n, lag)
-                if all(t.number >= below or t.state.is_finished() or _gone(t) for t in trials):
+                if all(t.number >= below or t.state.is_finished() or _gone(t) or skip(t) for t in trials):
                     return trials
             time.sleep(pause)
             pause = min(MAX_POLL_S, pause * 1.5)
@@ -147,7 +157,8 @@ class OrderedSampler(BaseSampler):
         trials = self.wait(study, n, self.lag)
         promo = self._due(trials, self.lag, n)
         if promo is None and self.target is not None and new_configurations(trials, n, self.lag) >= self.target:
-            trials = self.wait(study, n, 0)  # the last results can still earn a promotion, or have failed
+            # the last results can still earn a promotion, or have failed; a top-rung promotion's cannot
+            trials = self.wait(study, n, 0, skip=lambda t: decides_nothing(t, self.fidelity.top))
             promo = self._due(trials, 0, n)
             if promo is None and new_configurations(trials, n, 0) >= self.target:
                 self._set(study, trial, user={record.SURPLUS: True})

@@ -12,6 +12,8 @@ import random
 import threading
 import time
 
+import optuna
+import pytest
 from optuna.trial import TrialState
 
 from autolor2c.search import record
@@ -129,3 +131,36 @@ def test_the_fixed_set_leaves_the_lag_in_trials_that_train():
     # a failed trial is dropped from the count of new configurations only once below the cutoff
     trials[11] = t(11, True, TrialState.FAIL)
     assert new_configurations(trials, 13, 3) == new_configurations(trials, 13, 0) + 1
+
+
+@pytest.mark.parametrize("top", [True, False])
+def test_the_last_wait_skips_a_promotion_training_at_the_top_rung(top):
+    """Once the study has its configurations, a worker waits for the earlier trials' results to know whether a
+    promotion is owed; not for a promotion training at the top rung, whose score no promotion reads: it ends
+    at once (surplus) instead of idling through the study's longest run. A promotion to a lower rung is waited
+    for, as its score can make one owed."""
+    from autolor2c.search.fidelity import Fidelity
+    from autolor2c.search.run.ordered import OrderedSampler
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    for score in (0.8, 0.6, 0.5):  # three new configurations at rung 0; the best (trial 0) is owed rung 1
+        t = study.ask()
+        for k, v in {record.TRAINED: True, record.RUNGS: [{"rung": 0, "score": score, "params": 100.0}]}.items():
+            t.set_user_attr(k, v)
+        study.tell(t, state=TrialState.PRUNED)
+    running = study.ask()  # trial 0 continued: at the top rung, or at rung 1
+    for k, v in {record.PROMOTED_FROM: 0, record.START_RUNG: 2 if top else 1, record.TRAINED: True}.items():
+        running.set_user_attr(k, v)
+    sampler = OrderedSampler(lambda seed: optuna.samplers.RandomSampler(seed), workers=2, seed=0,
+                             fidelity=Fidelity((1 / 9, 1 / 3, 1.0), 3.0), target=3)
+    new = study._storage.get_trial(study._storage.create_new_trial(study._study_id))
+    decide = threading.Thread(target=sampler.before_trial, args=(study, new), daemon=True)
+    decide.start()
+    decide.join(1.0)
+    assert decide.is_alive() is not top
+    if not top:  # rung 1's one score owes no promotion (fewer than eta there): the worker ends once it is in
+        running.set_user_attr(record.RUNGS, [{"rung": 1, "score": 0.85, "params": 100.0}])
+        study.tell(running, state=TrialState.PRUNED)
+        decide.join(10)
+        assert not decide.is_alive()
+    assert new.user_attrs.get(record.SURPLUS) is True
