@@ -48,16 +48,30 @@ def _open_journal(path: str, url: str):
     from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 
     lock = JournalFileSymlinkLock(path)  # the lock Optuna's appends take, so no write is cut in progress
-    if Path(path).is_file():
-        lock.acquire()
+    if _ends_unfinished(path):
         try:
-            _cut_unfinished_line(path)
-        finally:
-            lock.release()
+            lock.acquire()
+            try:
+                _cut_unfinished_line(path)
+            finally:
+                lock.release()
+        except OSError:  # read-only: Optuna reads the file all the same (it skips that line); only a write fails
+            pass
     try:
         return JournalStorage(JournalFileBackend(path, lock_obj=lock))
     except ValueError as e:  # a broken line before the last (json.JSONDecodeError is a ValueError)
         raise UserError(f"{path} is not a readable Optuna journal ({e})", param="storage", value=url) from None
+
+
+def _ends_unfinished(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            if f.seek(0, 2) == 0:
+                return False
+            f.seek(-1, 2)
+            return f.read(1) != b"\n"
+    except OSError:  # no file yet (Optuna creates it), or one this process cannot read (Optuna will say)
+        return False
 
 
 def _cut_unfinished_line(path: str) -> None:

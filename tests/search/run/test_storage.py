@@ -53,3 +53,21 @@ def test_cutting_keeps_every_whole_line(tmp_path, tail):
     path.write_bytes(b"no newline at all")
     _cut_unfinished_line(str(path))
     assert path.read_bytes() == b""
+
+
+
+def test_a_journal_cut_mid_write_that_cannot_be_written_still_reads(tmp_path, monkeypatch):
+    """On a read-only folder (``show`` or ``export`` on a copied study) the lock cannot be taken: the file is
+    read as it is (Optuna skips the unfinished line), not refused."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    path = tmp_path / "studies.journal"
+    _study(path, 3)
+    path.write_bytes(path.read_bytes()[:-15])
+    before = path.read_bytes()
+
+    def read_only(self):
+        raise PermissionError(13, "Permission denied", str(path) + ".lock")
+    monkeypatch.setattr(JournalFileSymlinkLock, "acquire", read_only)
+    study = optuna.load_study(storage=resolve_storage(f"journal:{path}"), study_name="s")
+    assert len(study.trials) == 3 and path.read_bytes() == before
