@@ -149,8 +149,8 @@ class Objective:
 
 
 @contextmanager
-def beating(trial: optuna.Trial, every: float | None = None):
-    """While the block runs, record every ``every`` seconds (``BEAT_S``) that this process lives, on a journal
+def beating(trial: optuna.Trial):
+    """While the block runs, record every ``BEAT_S`` seconds that this process lives, on a journal
     file: it has no heartbeats, so without beats another host could not tell a dead search's RUNNING trial
     (and a resumed one would wait for it forever). RDB storages run Optuna's heartbeats instead."""
     if not isinstance(trial.storage, optuna.storages.JournalStorage):
@@ -160,7 +160,7 @@ def beating(trial: optuna.Trial, every: float | None = None):
     stop = threading.Event()
 
     def keep_beating() -> None:
-        while not stop.wait(BEAT_S if every is None else every):
+        while not stop.wait(BEAT_S):
             try:
                 beat(trial)
             except Exception:  # a storage that fails now fails the trial's own writes too, which say why
