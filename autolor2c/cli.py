@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -269,30 +270,49 @@ def _die_with_parent() -> None:
         pass
 
 
-class _TrialThreads:
-    """This process's share of the cores while the workers run trials; all of them again afterwards (the
-    retrains split the cores their own way)."""
+class _Helpers:
+    """The helper workers of ``--workers N`` (pipeline.Helpers), started once the study is ready. Meanwhile
+    this process trains on its share of the cores, and on all of them again once its own trials are done
+    (the baselines and retrains split the cores their own way)."""
 
-    def __init__(self, workers: int):
-        self.workers, self.saved = workers, None
+    def __init__(self, a: argparse.Namespace):
+        self.a, self.children = a, []
+        self.saved_threads: int | None = None
+        self.ended: float | None = None   # when the last helper was first seen ended
 
-    def __enter__(self):
-        if self.workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+    def start(self, study) -> None:
+        if self.a.workers > 1 and "OMP_NUM_THREADS" not in os.environ:
             import torch
 
             from autolor2c.search.run import threads_per_worker
 
-            self.saved = torch.get_num_threads()
-            os.environ["OMP_NUM_THREADS"] = str(threads_per_worker(self.workers))  # train() keeps it then
-            torch.set_num_threads(threads_per_worker(self.workers))
+            self.saved_threads = torch.get_num_threads()
+            os.environ["OMP_NUM_THREADS"] = str(threads_per_worker(self.a.workers))  # train() keeps it then
+            torch.set_num_threads(threads_per_worker(self.a.workers))
+        self.children.extend(_spawn_workers(self.a))
 
-    def __exit__(self, *_):
-        if self.saved is not None:
+    def release(self) -> None:
+        if self.saved_threads is not None:
             import torch
 
             del os.environ["OMP_NUM_THREADS"]
-            torch.set_num_threads(self.saved)
-            self.saved = None
+            torch.set_num_threads(self.saved_threads)
+            self.saved_threads = None
+
+    def busy_cores(self) -> int:
+        from autolor2c.search.run import threads_per_worker
+
+        running = sum(child.poll() is None for child in self.children)
+        if not running and self.ended is None:
+            self.ended = time.time()
+        return running * threads_per_worker(self.a.workers)
+
+    def wait(self) -> float:
+        for child in self.children:
+            child.wait()
+        if self.ended is None:
+            self.ended = time.time()
+        return self.ended
 
 
 _ARGV: list[str] = []
@@ -302,7 +322,6 @@ def cmd_search(a: argparse.Namespace) -> int:
     from autolor2c.search import NothingTrained, search
 
     settings = _settings_from_args(a)
-    children: list = []
     kwargs: dict[str, Any] = {}
     if a.backend == "ray":
         from autolor2c.search.backends import run_search_ray
@@ -313,18 +332,8 @@ def cmd_search(a: argparse.Namespace) -> int:
     else:
         if a.ray_address or a.max_concurrent != 2:
             raise UserError("--ray-address/--max-concurrent need --backend ray")
-        threads = _TrialThreads(a.workers)
-
-        def ready(st) -> None:
-            threads.__enter__()
-            children.extend(_spawn_workers(a))
-
-        def done(st) -> None:
-            for child in children:
-                child.wait()
-            threads.__exit__()
-
-        kwargs["on_study_ready"], kwargs["after_trials"] = ready, done
+        helpers = _Helpers(a)
+        kwargs["on_study_ready"], kwargs["helpers"] = helpers.start, helpers
     try:
         search(settings, **kwargs)
     except NothingTrained as e:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import optuna
 
 from . import record
 from .front import pareto_front
 from .results import pick_over_seeds, print_front, replace_dir, train_baselines, upload_study_artifacts, write_artifacts
-from .run import SearchSettings, run_search
+from .run import SearchSettings, available_cores, run_search
 
 
 class NothingTrained(RuntimeError):
@@ -36,19 +36,34 @@ class SearchOutcome:
     wall_s: dict[str, float] = field(default_factory=dict)   # search, baselines, seeds
 
 
+class Helpers(Protocol):
+    """Worker processes training trials of the same study beside this one (the CLI's ``--workers``)."""
+
+    def release(self) -> None:
+        """This process's trials are done: it takes every core again."""
+
+    def busy_cores(self) -> int:
+        """The cores the helpers still train trials on."""
+
+    def wait(self) -> float:
+        """Until every helper is done; returns when the last one was seen to end."""
+
+
 def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study], None] | None = None,
-           after_trials: Callable[[optuna.Study], None] | None = None, run_trials: Callable | None = None,
+           helpers: Helpers | None = None, run_trials: Callable | None = None,
            baseline_seeds: int | None = None) -> SearchOutcome:
     """Run the whole search for ``settings`` and return what it made.
 
     ``run_trials(settings) -> (study, ctx)`` replaces the Optuna backend (the CLI passes the Ray one);
-    ``after_trials(study)`` runs once the trials are done (the CLI waits for its worker processes there);
+    ``helpers``: the worker processes that ``on_study_ready`` started (the CLI's); once this process's trials
+    are done, the baselines' seeds train on the cores it frees while the helpers finish theirs;
     ``baseline_seeds`` overrides ``settings.baseline_seeds`` (seeds of every baseline, cached across searches).
     Raises ``NothingTrained`` when no configuration reached the top rung. A helper worker (``settings.worker``
     > 0, started by the first) returns once its trials are done: the first worker alone reports.
     """
     # 1. validate
     settings.validate()
+    seeds = settings.baseline_seeds if baseline_seeds is None else baseline_seeds
 
     # 2. open the study and run the trials
     t0 = time.time()
@@ -56,9 +71,24 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
         study, ctx, _, _ = run_search(settings, on_study_ready=on_study_ready, require_top=True)
     else:
         study, ctx = run_trials(settings)
-    if after_trials is not None:
-        after_trials(study)
-    wall = {"trials": time.time() - t0}
+    wall: dict[str, float] = {}
+    early: list[dict[str, Any]] | None = None
+    trials_end = None
+    if helpers is not None:
+        helpers.release()
+        if settings.worker == 0 and settings.baselines and helpers.busy_cores() and pareto_front(study):
+            # else a core idles until the helpers' last trial ends (a top-rung run can take half an hour); the
+            # baselines come from fixed settings and the built-ins' trials, so they need no later trial
+            print("the other workers' last trials still train: the baselines' seeds start on the free cores")
+            t1 = time.time()
+            early = train_baselines(study, ctx, seeds, settings.progress,
+                                    free_cores=lambda: available_cores() - helpers.busy_cores())
+            t2 = time.time()
+        trials_end = helpers.wait()
+        if early is not None:  # the baselines count what they added after the last trial
+            wall["baselines_beside_trials"] = round(min(t2, trials_end) - t1, 3)
+            wall["baselines"] = max(0.0, t2 - trials_end)
+    wall["trials"] = (trials_end if early is not None else time.time()) - t0
     out = ctx.out
     if settings.worker > 0:
         # a helper worker only runs trials: the first worker reports, and a helper that wrote the report, the
@@ -74,10 +104,9 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     print_front(study, metric)
 
     # 3. baselines: their seeds are trained once per set-up (cached), and their spread is the seed noise
-    t1 = time.time()
-    seeds = settings.baseline_seeds if baseline_seeds is None else baseline_seeds
-    baselines = []
-    if settings.baselines:  # off (--no-baselines): no stage, so the report claims no one-off
+    baselines = early or []
+    if settings.baselines and early is None:  # off (--no-baselines): no stage, so the report claims no one-off
+        t1 = time.time()
         baselines = train_baselines(study, ctx, seeds, settings.progress)
         wall["baselines"] = time.time() - t1
 

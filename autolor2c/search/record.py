@@ -55,7 +55,9 @@ PICK = "retrain"                   # the pick over its seeds (retrain.summary wi
 BASELINES = "baselines"            # the baselines over their seeds, without their runs
 ONESHOT = "oneshot"                # the one-shot rung's super-adapter: {"folder", "cached", "wall_s", "cpu_s", "steps"}
 VERDICT = "verdict"                # the report's verdict: {"sentence", "dominates", "comparison"} (report.verdict)
-STAGE_WALL = "stage_wall_s"        # the last session's wall seconds by stage: {"trials", "baselines" (if trained), "seeds"}
+STAGE_WALL = "stage_wall_s"        # the last session's wall seconds by stage: {"trials", "baselines" (if trained; what
+                                   # they added after the trials), "baselines_beside_trials" (while the last trials
+                                   # ran), "seeds"}
 
 
 def rung_records(t: FrozenTrial, rung: int | None = None) -> list[dict[str, Any]]:

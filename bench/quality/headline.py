@@ -138,7 +138,8 @@ def main() -> None:
     # wall time by phase (trials, baselines' seeds, the pick's seeds); the trials phase is split between the
     # built-ins and the rest by their CPU seconds, as both workers run them side by side
     search_wall = data["search"]["wall_s"]
-    phases = _phase_walls(stamped, search_wall, data["search_segments"])
+    phases = _phase_walls(stamped, search_wall, data["search_segments"],
+                          [t.datetime_complete.timestamp() for t in trials if t.datetime_complete is not None])
     share = (trials_cpu - builtin_cpu) / trials_cpu if trials_cpu else 1.0
     own_wall = phases["trials"] * share + phases["seeds"]
     oneoff_wall = phases["trials"] * (1 - share) + phases["baselines"] + oneshot_cost
@@ -200,11 +201,13 @@ def _rung_agreement(chains, rung_records) -> list[dict]:
     return out
 
 
-def _phase_walls(stamped: Path, search_wall: float, segments: list[dict]) -> dict[str, float]:
+def _phase_walls(stamped: Path, search_wall: float, segments: list[dict], trial_ends: list[float]) -> dict[str, float]:
     """Wall seconds of the search's stages, summed over its segments (runs of the command, a killed one
-    included), read off its timestamped output: the front's table ends a segment's trials, the seed-noise line
-    its baselines, the pick's line its seeds; a segment killed inside a stage ends it. The trials are the rest
-    of the search's wall time, start-up and report included."""
+    included). A segment's trials end with the last trial that ended in it (``trial_ends``, from the study), or
+    where it printed the front if none did; its baselines end at the seed-noise line of its timestamped output
+    (the baselines may start before the trials end, on the cores the last trials leave free: that part is
+    counted with the trials, as it adds no time), the pick's seeds at the pick's line; a segment killed
+    inside a stage ends it. The trials are the rest of the search's wall time, start-up and report included."""
     stamps = [ln.split("\t", 1) for ln in stamped.read_text().splitlines() if "\t" in ln]
     stamps = [(float(t), ln) for t, ln in stamps]
     baselines = seeds = 0.0
@@ -217,8 +220,9 @@ def _phase_walls(stamped: Path, search_wall: float, segments: list[dict]) -> dic
         front = first("Pareto front of", lo)
         noise = first("seed noise from", front) or first("measuring the seed noise", front)
         picked = first("picked trial", noise)
-        if front is not None:
-            baselines += (noise if noise is not None else hi) - front
+        trials_end = max((t for t in trial_ends if lo <= t <= hi), default=front)
+        if trials_end is not None:
+            baselines += max(0.0, (noise if noise is not None else hi) - trials_end)
         if noise is not None:
             seeds += (picked if picked is not None else hi) - noise
     return {"trials": search_wall - baselines - seeds, "baselines": baselines, "seeds": seeds}

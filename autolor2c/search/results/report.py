@@ -94,8 +94,10 @@ def _stage_lines(study: optuna.Study) -> list[str]:
         return []
     parts = [f"trials {stages['trials']:.0f}s"]
     if "baselines" in stages:
-        parts.append(f"baselines' seeds {stages['baselines']:.0f}s (a one-off: cached, a later search on this task, "
-                     f"model, data and training arguments trains none)")
+        beside = (f", after {stages['baselines_beside_trials']:.0f}s on the cores the last trials left free"
+                  if "baselines_beside_trials" in stages else "")
+        parts.append(f"baselines' seeds {stages['baselines']:.0f}s{beside} (a one-off: cached, a later search on "
+                     f"this task, model, data and training arguments trains none)")
     if "seeds" in stages:
         parts.append(f"the pick's seeds {stages['seeds']:.0f}s")
     return [f"- this session by stage: {'; '.join(parts)}"]

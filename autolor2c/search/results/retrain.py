@@ -16,6 +16,7 @@ import hashlib
 import json
 import shutil
 import statistics
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -31,7 +32,7 @@ from autolor2c.train import TRAINER_VERSION, AdapterSpec, builtin_configs, count
 from .. import record
 from ..front import (pareto_front, pick_best, pick_trial, practical_margin, record_seed_noise, seed_noise,
                      selection_over_seeds)
-from ..run import SearchContext, plan_to_spec
+from ..run import SearchContext, available_cores, plan_to_spec
 from ..space import TrialPlan
 
 HEAD_ONLY = "head-only"       # the head alone: no adapter, the front's true zero
@@ -98,15 +99,16 @@ def parallel_workers(n_jobs: int) -> int:
 
     if n_jobs < 2 or torch.cuda.is_available() or "OMP_NUM_THREADS" in os.environ:
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(n_jobs, cores))
+    return max(1, min(n_jobs, available_cores()))
 
 
 def _runs(ctx: SearchContext, jobs: list[tuple[AdapterSpec, dict[str, Any], int, Path | None]],
-          progress: bool) -> Iterator[dict[str, Any]]:
+          progress: bool, free_cores: Callable[[], int] | None = None) -> Iterator[dict[str, Any]]:
     """Train each (spec, plan training keys, seed, folder), in parallel worker processes where that is faster,
     and yield each run in the jobs' order as soon as it and those before it are done: the caller records it
-    then, so a search killed (or a run failing) while a later seed trains keeps the seeds that finished."""
+    then, so a search killed (or a run failing) while a later seed trains keeps the seeds that finished.
+    ``free_cores()``: how many runs may train at once now (other processes hold the rest of the cores); read
+    each time a run ends and every few seconds between."""
     s = ctx.settings
     made = [(spec, s.train_args(plan_train, seed=seed, progress=progress and len(jobs) == 1), seed, folder)
             for spec, plan_train, seed, folder in jobs]
@@ -121,12 +123,34 @@ def _runs(ctx: SearchContext, jobs: list[tuple[AdapterSpec, dict[str, Any], int,
 
     pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     try:
-        futures = [pool.submit(_one_run, ctx.task, spec, args, s.model, s.data_dir, folder)
-                   for spec, args, _, folder in made]
-        for (_, _, seed, _), f in zip(made, futures):
-            yield {"seed": seed, **f.result()}
+        runs = as_cores_free(lambda job: pool.submit(_one_run, ctx.task, job[0], job[1], s.model, s.data_dir, job[3]),
+                             made, lambda: workers if free_cores is None else max(1, min(workers, free_cores())))
+        for (_, _, seed, _), r in zip(made, runs):
+            yield {"seed": seed, **r}
     finally:  # on a failure, the runs not yet started never start
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+POLL_S = 5.0   # how often a pool waiting on its runs looks again for a freed core
+
+
+def as_cores_free(submit: Callable[[Any], Future], jobs: list[Any], limit: Callable[[], int]) -> Iterator[Any]:
+    """Submit ``jobs`` in order, at most ``limit()`` running at a time, and yield their results in order; once
+    one has failed, no more start."""
+    futures: list[Future] = []
+
+    def top_up() -> None:
+        if any(f.done() and f.exception() is not None for f in futures):
+            return
+        while len(futures) < len(jobs) and sum(not f.done() for f in futures) < limit():
+            futures.append(submit(jobs[len(futures)]))
+
+    for i in range(len(jobs)):
+        top_up()
+        while not futures[i].done():
+            wait([f for f in futures if not f.done()], timeout=POLL_S, return_when=FIRST_COMPLETED)
+            top_up()
+        yield futures[i].result()
 
 
 def seed_runs(study: optuna.Study, t: optuna.trial.FrozenTrial, metric: str) -> list[dict[str, Any]]:
@@ -151,9 +175,10 @@ class _Seed:
     done: Callable[[dict[str, Any]], None]
 
 
-def _train_all(ctx: SearchContext, todo: list[_Seed], progress: bool) -> None:
+def _train_all(ctx: SearchContext, todo: list[_Seed], progress: bool,
+               free_cores: Callable[[], int] | None = None) -> None:
     """Train ``todo`` in one pool of workers, each seed recorded as it (and those before it) finish."""
-    for seed, r in zip(todo, _runs(ctx, [s.job for s in todo], progress) if todo else []):
+    for seed, r in zip(todo, _runs(ctx, [s.job for s in todo], progress, free_cores) if todo else []):
         seed.done(r)
 
 
@@ -267,19 +292,21 @@ def seeds_to_hold(study: optuna.Study, number: int, asked: int) -> int:
 # --------------------------------------------------------------------------------------------------
 # Baselines: the built-ins the study tried, and those trained apart (cached across studies)
 # --------------------------------------------------------------------------------------------------
-def train_baselines(study: optuna.Study, ctx: SearchContext, seeds: int, progress: bool) -> list[dict[str, Any]]:
+def train_baselines(study: optuna.Study, ctx: SearchContext, seeds: int, progress: bool,
+                    free_cores: Callable[[], int] | None = None) -> list[dict[str, Any]]:
     """Every baseline over ``seeds`` seeds, recorded on the study: the built-ins the study tried as trials
     (``builtin_baselines``), then the baselines trained apart (``baselines_apart``); the seeds of both are
     cached beside the study's artifacts folder (``<out>/../baselines/``), so a later search trains none again.
 
     Every baseline's missing seeds train in one pool, so the workers stay busy from one baseline to the next
     (per baseline, three seeds on two cores left one core idle for a whole run); the head's seeds, the
-    cheapest (no adapter in the backbone), go last, so the run left alone at the end of an odd count is short."""
+    cheapest (no adapter in the backbone), go last, so the run left alone at the end of an odd count is short.
+    ``free_cores()``: how many seeds may train at once now, while other workers' trials hold the other cores."""
     cache = ctx.out.parent / "baselines"
     plans = _builtin_plans(study, ctx, seeds, cache)
     plans += [_apart_plan(ctx, cache, name, spec, plan_train, seeds) for name, spec, plan_train in baselines_apart(ctx)]
     todo = sorted((s for seeds_of, _ in plans for s in seeds_of), key=lambda s: s.job[0].method == "head")
-    _train_all(ctx, todo, progress)
+    _train_all(ctx, todo, progress, free_cores)
     baselines = [finish() for _, finish in plans]
     study.set_user_attr(record.BASELINES, [{k: v for k, v in b.items() if k != "runs"} for b in baselines])
     return baselines

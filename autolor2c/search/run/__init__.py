@@ -9,7 +9,7 @@ from ..faces import lazy_exports
 
 _HOME = {
     "SearchSettings": "settings", "settings_fields": "settings", "rungs_needed": "settings",
-    "default_workers": "settings", "threads_per_worker": "settings", "OrderedSampler": "ordered",
+    "default_workers": "settings", "threads_per_worker": "settings", "available_cores": "settings", "OrderedSampler": "ordered",
     "DEFAULT_STORAGE": "settings", "SAMPLERS": "settings", "MIN_RUNG_STEPS": "settings",
     "storage_kind": "storage_url", "journal_path": "storage_url", "resolve_storage": "storage",
     "run_search": "study", "build_context": "study", "prepare_study": "study", "open_study": "study",

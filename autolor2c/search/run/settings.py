@@ -243,13 +243,16 @@ def default_workers() -> int:
     trained 1.23x as fast as one 2-thread one, bench/results/workers.md), 1 on one core or a GPU."""
     import torch
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 2 if cores >= 2 and not torch.cuda.is_available() else 1
+    return 2 if available_cores() >= 2 and not torch.cuda.is_available() else 1
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity, where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def threads_per_worker(workers: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, cores // max(1, workers))
+    return max(1, available_cores() // max(1, workers))
 
 
 def settings_fields() -> dict[str, Any]:

@@ -53,3 +53,45 @@ def test_seeds_in_parallel_worker_processes_give_what_one_process_gives(tmp_path
     # each worker trains with one thread (two workers with every core each oversubscribe the CPU)
     assert [r["threads"] for r in parallel["runs"][1:]] == [1, 1]
     assert [r["threads"] for r in sequential["runs"][1:]] == [2, 2]
+
+
+def test_runs_start_as_cores_free_and_come_back_in_order():
+    """Seeds start only while ``limit()`` allows (another worker's trial holds a core), more once it rises,
+    and each result comes back in the jobs' order; a failing run starts no later one."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    lock, state = threading.Lock(), {"now": 0, "most_before": 0, "most_after": 0, "done": 0}
+    freed = threading.Event()
+
+    def job(k):
+        with lock:
+            state["now"] += 1
+            key = "most_after" if freed.is_set() else "most_before"
+            state[key] = max(state[key], state["now"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+            state["done"] += 1
+            if state["done"] == 3:
+                freed.set()   # the other worker's last trial ends here
+        if k == "fail":
+            raise RuntimeError("failed")
+        return k
+
+    retrain_mod.POLL_S, saved = 0.01, retrain_mod.POLL_S
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            got = list(retrain_mod.as_cores_free(lambda k: pool.submit(job, k), list(range(8)),
+                                                 lambda: 2 if freed.is_set() else 1))
+            assert got == list(range(8))
+            assert state["most_before"] == 1 and state["most_after"] == 2
+            submitted = []
+            with pytest.raises(RuntimeError, match="failed"):
+                for _ in retrain_mod.as_cores_free(lambda k: submitted.append(k) or pool.submit(job, k),
+                                                   [0, "fail", 2, 3, 4, 5], lambda: 1):
+                    pass
+            assert submitted == [0, "fail"]
+    finally:
+        retrain_mod.POLL_S = saved

@@ -164,3 +164,63 @@ def test_the_last_wait_skips_a_promotion_training_at_the_top_rung(top):
         decide.join(10)
         assert not decide.is_alive()
     assert new.user_attrs.get(record.SURPLUS) is True
+
+
+class _FakeHelpers:
+    """A helper worker whose last trial trains on for ``busy_calls`` looks (pipeline.Helpers)."""
+
+    def __init__(self, busy_calls: int):
+        self.log: list[str] = []
+        self.left = busy_calls
+
+    def release(self) -> None:
+        self.log.append("release")
+
+    def busy_cores(self) -> int:
+        self.left -= 1
+        return 1 if self.left >= 0 else 0
+
+    def wait(self) -> float:
+        self.log.append("wait")
+        return time.time()
+
+
+@pytest.mark.parametrize("busy_calls", [0, 5])
+def test_the_baselines_start_on_the_cores_a_worker_frees_while_others_finish(fast_context, fast_tmp, tmp_path,
+                                                                            glue_dir, monkeypatch, busy_calls):
+    """Once the first worker's trials are done and a helper still trains its last one (a top-rung run can take
+    half an hour), the baselines' seeds train on the free cores, as many at once as are free; with no helper
+    left, they wait for nothing and train after the trials, as before."""
+    import autolor2c.search.pipeline as pipeline_mod
+    from autolor2c.search import search
+    from autolor2c.search.fidelity import Fidelity
+
+    helpers = _FakeHelpers(busy_calls)
+    free_seen: list[int] = []
+
+    def baselines(study, ctx, seeds, progress, free_cores=None):
+        helpers.log.append("baselines")
+        while free_cores is not None and helpers.left >= 0:
+            free_seen.append(free_cores())
+        return []
+
+    monkeypatch.setattr(pipeline_mod, "train_baselines", baselines)
+    monkeypatch.setattr(pipeline_mod, "available_cores", lambda: 2)
+    settings = dataclasses.replace(
+        settings_for(glue_dir, f"sqlite:///{fast_tmp}/b.db", "B", 4, workers=2, out=str(tmp_path / "o"),
+                     builtins_first=True), fidelity=Fidelity.off())
+
+    def run_trials(st):
+        study, ctx, _, _ = run_search(st, objective_factory=lambda ctx: Objective(ctx, trainer=make_fake(ctx)))
+        return study, ctx
+
+    outcome = search(settings, run_trials=run_trials, helpers=helpers)
+    stages = outcome.study.user_attrs[record.STAGE_WALL]
+    if busy_calls:
+        assert helpers.log == ["release", "baselines", "wait"]
+        assert free_seen[0] == 1 and free_seen[-1] == 2      # one core while the helper trains, then both
+        assert "baselines_beside_trials" in stages
+    else:
+        assert helpers.log == ["release", "wait", "baselines"]
+        assert "baselines_beside_trials" not in stages
+    assert outcome.picked is not None
