@@ -15,8 +15,9 @@ import optuna
 
 from . import record
 from .front import pareto_front
-from .results import pick_over_seeds, print_front, replace_dir, train_baselines, upload_study_artifacts, write_artifacts
+from .results import pick_over_seeds, print_front, train_baselines, upload_study_artifacts, write_artifacts
 from .run import SearchSettings, available_cores, run_search
+from .run.kept_runs import replace_dir
 
 
 class NothingTrained(RuntimeError):

@@ -17,6 +17,7 @@ RUNGS = "rungs"                    # one record per rung this configuration trai
 PROMOTED_FROM = "promoted_from"    # the trial whose configuration this one continues
 START_RUNG = "start_rung"          # the rung this trial trains at
 BUILTIN = "builtin"                # the built-in configuration this trial is (enqueued first)
+KEPT_RUN = "kept_run"              # a built-in trial's run taken from an earlier search's (its cache file), untrained
 ADAPTER_DIR = "adapter_dir"        # where a top-rung trial saved its trained adapter
 DEV_SCORES = "dev_scores"          # a top-rung trial's dev-set scores (chooses nothing)
 FAIL_REASON = "fail_reason"

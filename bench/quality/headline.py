@@ -10,7 +10,8 @@
 
 Resumable, from git alone: what the run has measured lives in bench/results/headline_T_state/ (tracked), so a
 session that ends, or a fresh checkout, loses nothing committed: the study (an Optuna journal file, text), every
-cached baseline seed (bench/out/headline-T/baselines links there) and the timestamped output. Commit the folder as
+cached baseline seed (bench/out/headline-T/baselines links there; the built-in trials' kept runs there hold
+weights and stay untracked, .gitignore) and the timestamped output. Commit the folder as
 the run goes (bench/keep_committing.sh). The search resumes its study (a search killed with its session goes on in
 the next; its time is the sum of its segments); finished seeds are not trained again. Trained weights stay in
 bench/out (never committed): a resumed search does not need them.

@@ -12,9 +12,6 @@ and on the dev set (which chooses nothing).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import shutil
 import statistics
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
@@ -25,14 +22,13 @@ from typing import Any, Callable, Iterator
 import optuna
 
 from autolor2c.errors import UserError
-from autolor2c.tasks import resolve_data_dir
-from autolor2c.train import TRAINER_VERSION, AdapterSpec, builtin_configs, count_adapter_params, model_label, \
-    read_config_file, train
+from autolor2c.train import AdapterSpec, builtin_configs, count_adapter_params, read_config_file, train
 
 from .. import record
 from ..front import (pareto_front, pick_best, pick_trial, practical_margin, record_seed_noise, seed_noise,
                      selection_over_seeds)
 from ..run import SearchContext, available_cores, plan_to_spec
+from ..run.kept_runs import cache_entry, kept_runs_dir, read_runs, seed_record, write_runs
 from ..space import TrialPlan
 
 HEAD_ONLY = "head-only"       # the head alone: no adapter, the front's true zero
@@ -70,12 +66,6 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "cpu_s": round(sum(r.get("cpu_s", 0.0) for r in runs), 3), "n_train": runs[0]["n_train"], "runs": runs}
 
 
-def _record(r) -> dict[str, Any]:
-    return {"selection": r.primary_score, "dev": r.dev_score, "dev_scores": r.dev_scores,
-            "params": r.trainable_params, "wall_s": r.wall_time_s, "cpu_s": r.cpu_time_s,
-            "n_train": r.n_train, "final_structure": r.final_structure, "threads": r.threads}
-
-
 def _one_run(task, spec: AdapterSpec, args, model_name, data_dir, out_dir) -> dict[str, Any]:
     """One seed in a worker process with one thread (module level: the process pool pickles it)."""
     import os
@@ -86,7 +76,7 @@ def _one_run(task, spec: AdapterSpec, args, model_name, data_dir, out_dir) -> di
     # seed 5x slower than one process did (MRPC, this CPU)
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
-    return _record(train(task, spec, args, model_name=model_name, data_dir=data_dir, out_dir=out_dir))
+    return seed_record(train(task, spec, args, model_name=model_name, data_dir=data_dir, out_dir=out_dir))
 
 
 def parallel_workers(n_jobs: int) -> int:
@@ -115,7 +105,7 @@ def _runs(ctx: SearchContext, jobs: list[tuple[AdapterSpec, dict[str, Any], int,
     workers = parallel_workers(len(made))
     if workers == 1:
         for spec, args, seed, folder in made:
-            yield {"seed": seed, **_record(train(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir,
+            yield {"seed": seed, **seed_record(train(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir,
                                                  out_dir=folder))}
         return
     import multiprocessing
@@ -302,7 +292,7 @@ def train_baselines(study: optuna.Study, ctx: SearchContext, seeds: int, progres
     (per baseline, three seeds on two cores left one core idle for a whole run); the head's seeds, the
     cheapest (no adapter in the backbone), go last, so the run left alone at the end of an odd count is short.
     ``free_cores()``: how many seeds may train at once now, while other workers' trials hold the other cores."""
-    cache = ctx.out.parent / "baselines"
+    cache = kept_runs_dir(ctx)
     plans = _builtin_plans(study, ctx, seeds, cache)
     plans += [_apart_plan(ctx, cache, name, spec, plan_train, seeds) for name, spec, plan_train in baselines_apart(ctx)]
     todo = sorted((s for seeds_of, _ in plans for s in seeds_of), key=lambda s: s.job[0].method == "head")
@@ -334,7 +324,7 @@ def _builtin_plans(study: optuna.Study, ctx, seeds: int,
         entry, after = None, None
         if cache_dir is not None:
             plan = trial_plan(t)
-            entry = _cache_entry(ctx, cache_dir, name, plan_to_spec(plan), plan.train)
+            entry = cache_entry(ctx, cache_dir, name, plan_to_spec(plan), plan.train)
             _adopt_cached_seeds(study, t, name, entry, want)
             after = partial(_cache_extra_seeds, study, entry, name, t.number)
             after()  # seeds already on record (a refuted pick's) go into the cache too
@@ -346,7 +336,7 @@ def _builtin_plans(study: optuna.Study, ctx, seeds: int,
 
 
 def _cache_extra_seeds(study: optuna.Study, entry: tuple[Path, dict[str, Any]], name: str, number: int) -> None:
-    _write_cache(entry, name, record.extra_seed_runs(study, number))
+    write_runs(entry, name, record.extra_seed_runs(study, number))
 
 
 def _adopt_cached_seeds(study: optuna.Study, t: optuna.trial.FrozenTrial, name: str,
@@ -354,7 +344,7 @@ def _adopt_cached_seeds(study: optuna.Study, t: optuna.trial.FrozenTrial, name: 
     """Record the cached seeds 1..want-1 of built-in trial ``t`` as its extra seeds where it lacks them. An
     entry whose runs count other params than the trial is stale (the configuration is not the one cached):
     refused whole."""
-    cached = {r["seed"]: r for r in _read_cache(entry) if 1 <= r["seed"] < want}
+    cached = {r["seed"]: r for r in read_runs(entry) if 1 <= r["seed"] < want}
     if not cached:
         return
     if any(int(r["params"]) != int(t.values[1]) for r in cached.values()):
@@ -379,60 +369,6 @@ def _adopt_cached_seeds(study: optuna.Study, t: optuna.trial.FrozenTrial, name: 
 
 def head_only_spec() -> AdapterSpec:
     return AdapterSpec("head")
-
-
-def _baseline_ident(ctx: SearchContext, spec: AdapterSpec, plan_train: dict[str, Any]) -> dict[str, Any]:
-    """What a cached baseline run depends on: task, model, data, trainer version, configuration and training
-    arguments (any seed: the seed is each run's own)."""
-    s = ctx.settings
-    args = s.train_args(plan_train, seed=0)
-    data_dir = resolve_data_dir(s.data_dir)
-    ident = {"task": ctx.task.name, "model": model_label(s.model), "data": str(data_dir.resolve()) if data_dir else "hub",
-             "trainer": TRAINER_VERSION, "config": spec.to_dict(),
-             "args": {k: v for k, v in vars(args).items() if k not in ("progress", "seed", "device")}}
-    return json.loads(json.dumps(ident, sort_keys=True, default=str))  # as the cache file holds it
-
-
-def _baseline_key(ctx: SearchContext, name: str, spec: AdapterSpec, plan_train: dict[str, Any]) -> str:
-    ident = _baseline_ident(ctx, spec, plan_train)
-    digest = hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return f"{ctx.task.name}-{model_label(ctx.settings.model)}-{name}-{digest}"
-
-
-def _cache_entry(ctx: SearchContext, cache_dir: Path, name: str, spec: AdapterSpec,
-                 plan_train: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
-    """The cache file of a baseline's runs and the identity it must hold."""
-    return cache_dir / f"{_baseline_key(ctx, name, spec, plan_train)}.json", _baseline_ident(ctx, spec, plan_train)
-
-
-def _read_cache(entry: tuple[Path, dict[str, Any]], say: bool = True) -> list[dict[str, Any]]:
-    """The cached runs, each with its seed; none where the file is missing or holds another identity (the key
-    is a digest of it: a file that disagrees is stale or foreign, and trains again)."""
-    f, ident = entry
-    if not f.is_file():
-        return []
-    data = json.loads(f.read_text())
-    if "ident" in data and data["ident"] != ident:
-        if say:
-            print(f"  {f.name}: cached for other training arguments: not used")
-        return []
-    return [r for r in data.get("runs", []) if "seed" in r]
-
-
-def _write_cache(entry: tuple[Path, dict[str, Any]], name: str, runs: list[dict[str, Any]]) -> None:
-    """Add ``runs`` to the cache file by seed (they replace a refused run of the same seed; the other seeds
-    another search wrote there meanwhile are kept)."""
-    f, ident = entry
-    by_seed = {r["seed"]: r for r in _read_cache(entry, say=False)}
-    new = {r["seed"]: {k: v for k, v in r.items() if k != "trial"} for r in runs}
-    if all(by_seed.get(k) == v for k, v in new.items()):
-        return
-    by_seed = {**by_seed, **new}
-    f.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"config": name, "ident": ident, "runs": [by_seed[k] for k in sorted(by_seed)]},
-                              indent=2, default=str))
-    tmp.replace(f)
 
 
 def baselines_apart(ctx: SearchContext) -> list[tuple[str, AdapterSpec, dict[str, Any]]]:
@@ -466,23 +402,15 @@ def train_baseline(ctx: SearchContext, cache_dir: Path, name: str, spec: Adapter
 def _apart_plan(ctx: SearchContext, cache_dir: Path, name: str, spec: AdapterSpec, plan_train: dict[str, Any],
                 seeds: int) -> tuple[list[_Seed], Callable[[], dict[str, Any]]]:
     """A baseline's seeds missing from the cache (each cached as it finishes) and what makes its row."""
-    entry = _cache_entry(ctx, cache_dir, name, spec, plan_train)
-    by_seed = {r["seed"]: r for r in _read_cache(entry)}
+    entry = cache_entry(ctx, cache_dir, name, spec, plan_train)
+    by_seed = {r["seed"]: r for r in read_runs(entry)}
 
     def done(r: dict[str, Any]) -> None:
         by_seed[r["seed"]] = r
         print(f"  baseline {name} seed {r['seed']}: selection {r['selection']:.4f}, dev {r['dev']:.4f} "
               f"({r['params']:,} params, {r['wall_s']:.0f}s)")
-        _write_cache(entry, name, [r])
+        write_runs(entry, name, [r])
 
     todo = [_Seed((spec, plan_train, seed, None), done) for seed in range(max(1, seeds)) if seed not in by_seed]
     return todo, lambda: {"config": name, "source": "trained apart (cached)",
                           **summary([by_seed[k] for k in range(max(1, seeds))])}
-
-
-def replace_dir(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp)
-    shutil.rmtree(dst, ignore_errors=True)
-    tmp.rename(dst)

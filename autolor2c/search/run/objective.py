@@ -21,6 +21,7 @@ from autolor2c.train import AdapterSpec, LoRASpec, TrainResult, count_adapter_pa
 from .. import record
 from ..fidelity import Fidelity
 from ..space import SearchSpace, TrialPlan
+from .kept_runs import cache_entry, keep_top_run, kept_runs_dir, kept_top_run, seed_record
 from .optuna_internals import beat, frozen_trial, set_worker
 from .owner import BEAT_S, this_process
 from .settings import SearchSettings
@@ -126,14 +127,27 @@ class Objective:
         folder = record.trial_folder(ctx.out, trial.number) if top and ctx.out is not None else None
         if folder is not None:
             kwargs["out_dir"] = folder
-        result = self.trainer(ctx.task, spec, args, **kwargs)
+        # a built-in's top-rung run depends on the set-up alone: kept across searches, like the baselines' seeds
+        name = record.builtin_of(trial)
+        kept = cache_entry(ctx, kept_runs_dir(ctx), name, spec, plan.train) if name and folder is not None else None
+        result = kept_top_run(kept, args.seed, folder) if kept is not None else None
+        spent = (0.0, 0.0, 0.0)
+        if result is not None:
+            trial.set_user_attr(record.KEPT_RUN, kept[0].name)
+            print(f"built-in {name} (trial {trial.number}): its run kept by an earlier search ({kept[0].name}), "
+                  "not trained again")
+        else:
+            result = self.trainer(ctx.task, spec, args, **kwargs)
+            spent = (result.wall_time_s, result.cpu_time_s, result.gpu_time_s)
+            if kept is not None:
+                keep_top_run(kept, name, args.seed, folder, seed_record(result))
         rungs.append({"rung": rung, "fraction": frac, "n_train": result.n_train, "steps": result.steps,
                       "score": result.primary_score, "params": result.trainable_params,
-                      "wall_s": result.wall_time_s, "cpu_s": result.cpu_time_s, "gpu_s": result.gpu_time_s})
+                      "wall_s": spent[0], "cpu_s": spent[1], "gpu_s": spent[2]})
         trial.set_user_attr(record.RUNGS, rungs)
-        trial.set_user_attr(record.COST_S, round(result.wall_time_s, 3))
-        trial.set_user_attr(record.CPU_S, round(result.cpu_time_s, 3))
-        trial.set_user_attr(record.GPU_S, round(result.gpu_time_s, 3))
+        trial.set_user_attr(record.COST_S, round(spent[0], 3))
+        trial.set_user_attr(record.CPU_S, round(spent[1], 3))
+        trial.set_user_attr(record.GPU_S, round(spent[2], 3))
         trial.set_user_attr(record.FINAL_STRUCTURE, result.final_structure)
         trial.set_user_attr(record.HISTORY, _compact_history(result.history))
         trial.set_user_attr(record.SCORES, result.scores)

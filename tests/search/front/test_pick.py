@@ -134,7 +134,7 @@ def test_a_builtin_baseline_uses_every_seed_on_record(monkeypatch):
         study.add_trial(optuna.trial.create_trial(values=[0.84, 1_000], user_attrs={record.FEASIBLE: True,
                                                                                     record.BUILTIN: name}))
     record_seeds(study, 0, [0.838, 0.835])  # a refuted pick: its seeds were trained by the pick rule
-    def no_training(ctx, jobs, progress):
+    def no_training(ctx, jobs, progress, free_cores=None):
         raise AssertionError(f"trained {len(jobs)} seed(s): every seed asked for is on record")
         yield
 

@@ -12,12 +12,14 @@ from types import SimpleNamespace
 import pytest
 
 import autolor2c.search.results.retrain as retrain_mod
+import autolor2c.search.run.kept_runs as kept_runs
 from autolor2c.search import record, search
 from autolor2c.search.fidelity import Fidelity
 from autolor2c.search.front import NOISE_FROM_BASELINES, external_noise, record_seed_noise, refuted_ties
-from autolor2c.search.run import plan_to_spec, run_search
+from autolor2c.search.run import Objective, plan_to_spec, run_search
 from autolor2c.train import count_adapter_params
-from synthetic_search import factory, fake_result, fake_seed_trainer, full_score, settings_for, study_with_front
+from synthetic_search import (factory, fake_result, fake_seed_trainer, full_score, make_fake, settings_for,
+                              study_with_front)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -92,13 +94,13 @@ def seed_trainer(monkeypatch):
     return SimpleNamespace(calls=calls, state=state)
 
 
-def _search(glue_dir, fast_tmp, tmp_path, name, seed_trainer, **kw):
+def _search(glue_dir, fast_tmp, tmp_path, name, seed_trainer, objective_factory=None, **kw):
     settings = dataclasses.replace(settings_for(glue_dir, f"sqlite:///{fast_tmp}/s.db", name, 5, builtins_first=True,
                                                 baseline_seeds=3, out=str(tmp_path / "studies" / name), **kw),
                                    fidelity=Fidelity.off(), seeds=3)
 
     def run_trials(st):
-        study, ctx, _, _ = run_search(st, objective_factory=factory())
+        study, ctx, _, _ = run_search(st, objective_factory=objective_factory or factory())
         seed_trainer.state["ctx"] = ctx
         return study, ctx
 
@@ -166,7 +168,7 @@ def test_baseline_seeds_are_cached_across_searches_and_retrained_when_stale(fast
         assert sorted(s for k, s in calls if k == _spec_key(plan_to_spec(retrain_mod.trial_plan(t)))) == [1, 2]
 
     # so does another trainer version, with the same settings as the first search
-    monkeypatch.setattr(retrain_mod, "TRAINER_VERSION", "another")
+    monkeypatch.setattr(kept_runs, "TRAINER_VERSION", "another")
     _, ctx4, calls = _search(glue_dir, fast_tmp, tmp_path, "fourth", seed_trainer)
     assert {_spec_key(spec) for _, spec, _ in retrain_mod.baselines_apart(ctx4)} <= {k for k, _ in calls}
 
@@ -253,9 +255,9 @@ def test_every_baselines_missing_seeds_share_one_pool_the_heads_last(fast_contex
     seed_trainer.state["ctx"] = ctx
     pools, runs, fake = [], retrain_mod._runs, retrain_mod.train
 
-    def pool_spy(ctx, jobs, progress):
+    def pool_spy(ctx, jobs, progress, free_cores=None):
         pools.append([(spec.method, seed) for spec, _, seed, _ in jobs])
-        yield from runs(ctx, jobs, progress)
+        yield from runs(ctx, jobs, progress, free_cores)
 
     def the_heads_seed_2_fails(task, spec, args, **kw):
         if spec.method == "head" and args.seed == 2:
@@ -280,3 +282,48 @@ def test_every_baselines_missing_seeds_share_one_pool_the_heads_last(fast_contex
     rows = retrain_mod.train_baselines(study, ctx, 3, False)
     assert pools == [[("head", 2)]]
     assert [r["seeds"] for r in rows] == [3] * (len(builtins) + len(apart))
+
+
+def test_a_builtin_trials_run_is_kept_and_the_next_search_trains_it_no_more(fast_context, fast_tmp, tmp_path, glue_dir,
+                                                                           seed_trainer, monkeypatch):
+    """A built-in's top-rung trial depends on the set-up alone, as its baseline seeds do: the next search on
+    the same task, model, data and arguments takes its run and model from the cache (at no cost) instead of
+    training it again; another argument trains it again."""
+    from pathlib import Path
+
+    trained: list[str] = []
+
+    def saving(ctx):
+        fake = make_fake(ctx)
+
+        def trainer(task, spec, args, out_dir=None, **kw):   # writes what train(out_dir=...) writes
+            trained.append(_spec_key(spec))
+            r = fake(task, spec, args, **kw)
+            if out_dir is not None:
+                (Path(out_dir) / "adapter").mkdir(parents=True, exist_ok=True)
+                (Path(out_dir) / "adapter" / "weights").write_text(_spec_key(spec))
+                (Path(out_dir) / "metrics.json").write_text(json.dumps(r.to_dict(), default=str))
+            return r
+        return Objective(ctx, trainer=trainer)
+
+    def builtin_keys(study):
+        return {name: _spec_key(plan_to_spec(retrain_mod.trial_plan(t)))
+                for name, t in record.builtin_trials(study.get_trials(deepcopy=False)).items()}
+
+    first, _, _ = _search(glue_dir, fast_tmp, tmp_path, "first", seed_trainer, saving)
+    keys = builtin_keys(first.study)
+    assert len(keys) >= 2 and set(keys.values()) <= set(trained)
+    trained.clear()
+    second, _, _ = _search(glue_dir, fast_tmp, tmp_path, "second", seed_trainer, saving)
+    assert builtin_keys(second.study) == keys and not set(keys.values()) & set(trained)
+    assert trained   # its own configurations still train
+    was = record.builtin_trials(first.study.get_trials(deepcopy=False))
+    for name, t in record.builtin_trials(second.study.get_trials(deepcopy=False)).items():
+        assert t.values == was[name].values and t.user_attrs[record.DEV_SCORES] == was[name].user_attrs[record.DEV_SCORES]
+        assert t.user_attrs[record.KEPT_RUN].endswith(".json") and t.user_attrs[record.COST_S] == 0.0
+        assert (Path(record.adapter_dir(t)) / "weights").read_text() == keys[name]   # its model, in its own folder
+        assert Path(record.adapter_dir(t)) != Path(record.adapter_dir(was[name]))
+    # a changed training argument: trained again
+    trained.clear()
+    _search(glue_dir, fast_tmp, tmp_path, "third", seed_trainer, saving, backbone_dropout=0.1)
+    assert set(keys.values()) <= set(trained)
