@@ -6,6 +6,7 @@ CLI, the benchmarks and a notebook all call this.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,14 @@ import optuna
 
 from . import record
 from .front import pareto_front
-from .results import pick_over_seeds, print_front, train_baselines, upload_study_artifacts, write_artifacts
-from .run import SearchSettings, available_cores, run_search
+from .results import (parallel_workers, pick_over_seeds, print_front, train_baselines, upload_study_artifacts,
+                      write_artifacts)
+from .run import (SearchSettings, available_cores, build_context, default_study_name, run_search,
+                  threads_per_worker)
 from .run.kept_runs import replace_dir
+
+
+POLL_S = 5.0   # how often the search looks for a core that its trial workers have freed
 
 
 class NothingTrained(RuntimeError):
@@ -56,8 +62,8 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     """Run the whole search for ``settings`` and return what it made.
 
     ``run_trials(settings) -> (study, ctx)`` replaces the Optuna backend (the CLI passes the Ray one);
-    ``helpers``: the worker processes that ``on_study_ready`` started (the CLI's); once this process's trials
-    are done, the baselines' seeds train on the cores it frees while the helpers finish theirs;
+    ``helpers``: the worker processes that ``on_study_ready`` started (the CLI's); once a worker has no more
+    trials, the baselines' seeds train on the cores it frees while the others finish theirs;
     ``baseline_seeds`` overrides ``settings.baseline_seeds`` (seeds of every baseline, cached across searches).
     Raises ``NothingTrained`` when no configuration reached the top rung. A helper worker (``settings.worker``
     > 0, started by the first) returns once its trials are done: the first worker alone reports.
@@ -66,30 +72,30 @@ def search(settings: SearchSettings, *, on_study_ready: Callable[[optuna.Study],
     settings.validate()
     seeds = settings.baseline_seeds if baseline_seeds is None else baseline_seeds
 
-    # 2. open the study and run the trials
+    # 2. open the study and run the trials (the baselines' seeds may start on cores they leave free at the end)
     t0 = time.time()
-    if run_trials is None:
-        study, ctx, _, _ = run_search(settings, on_study_ready=on_study_ready, require_top=True)
-    else:
-        study, ctx = run_trials(settings)
-    wall: dict[str, float] = {}
-    early: list[dict[str, Any]] | None = None
-    trials_end = None
+    beside = _BaselinesBesideTrials.for_search(settings, helpers, seeds) if run_trials is None else None
+    try:
+        if run_trials is None:
+            study, ctx, _, _ = run_search(settings, on_study_ready=beside.watching(on_study_ready) if beside else
+                                          on_study_ready, require_top=True, ctx=beside.ctx if beside else None)
+        else:
+            study, ctx = run_trials(settings)
+    except BaseException:
+        if beside is not None:
+            beside.stop()
+        raise
+    trials_end = time.time()
     if helpers is not None:
+        if beside is not None:
+            beside.own_trials_done()
         helpers.release()
-        if settings.worker == 0 and settings.baselines and helpers.busy_cores() and pareto_front(study):
-            # else a core idles until the helpers' last trial ends (a top-rung run can take half an hour); the
-            # baselines come from fixed settings and the built-ins' trials, so they need no later trial
-            print("the other workers' last trials still train: the baselines' seeds start on the free cores")
-            t1 = time.time()
-            early = train_baselines(study, ctx, seeds, settings.progress,
-                                    free_cores=lambda: available_cores() - helpers.busy_cores())
-            t2 = time.time()
-        trials_end = helpers.wait()
-        if early is not None:  # the baselines count what they added after the last trial
-            wall["baselines_beside_trials"] = round(min(t2, trials_end) - t1, 3)
-            wall["baselines"] = max(0.0, t2 - trials_end)
-    wall["trials"] = (trials_end if early is not None else time.time()) - t0
+        trials_end = max(trials_end, helpers.wait())
+    early = beside.finish() if beside is not None else None
+    wall: dict[str, float] = {"trials": trials_end - t0}
+    if early is not None:  # the baselines count what they added after the last trial
+        wall["baselines_beside_trials"] = round(max(0.0, min(beside.ended, trials_end) - beside.started), 3)
+        wall["baselines"] = max(0.0, beside.ended - trials_end)
     out = ctx.out
     if settings.worker > 0:
         # a helper worker only runs trials: the first worker reports, and a helper that wrote the report, the
@@ -152,3 +158,74 @@ def _why_nothing(study: optuna.Study, ctx) -> str:
         return f"every trained trial failed (last: {reason})"
     return (f"no configuration reached the top rung ({len(trained)} trained at lower rungs): train at least "
             f"{max(3, int(ctx.fidelity.eta ** ctx.fidelity.top))} configurations or turn multi-fidelity off")
+
+
+class _BaselinesBesideTrials:
+    """The baselines' seeds on the cores the trial workers free at the end of a search: once a worker has no
+    trial left (a helper ended, or this process's trials are done) a core idles until the last trial ends,
+    and a top-rung run can take half an hour. The baselines need no trial but the built-ins' (their point on
+    the front), so a thread starts them then, one seed process per free core, more as the last trials end."""
+
+    @classmethod
+    def for_search(cls, settings: SearchSettings, helpers: Helpers | None, seeds: int):
+        """For the first of several workers that trains baselines in worker processes (not where one process
+        trains them in turn: two runs in one process would share its random state), else None."""
+        if helpers is None or settings.worker > 0 or not settings.baselines or parallel_workers(2) < 2:
+            return None
+        ctx = build_context(settings, settings.study_name or default_study_name(settings))
+        return cls(ctx, helpers, threads_per_worker(settings.workers), seeds, settings.progress)
+
+    def __init__(self, ctx, helpers: Helpers, own_cores: int, seeds: int, progress: bool):
+        self.ctx, self.helpers, self.own_cores, self.seeds, self.progress = ctx, helpers, own_cores, seeds, progress
+        self.training_own = True              # this process still trains trials
+        self.lock, self.halt = threading.Lock(), threading.Event()
+        self.thread: threading.Thread | None = None
+        self.started = self.ended = 0.0
+        self.result: list[dict[str, Any]] | None = None
+        self.error: BaseException | None = None
+
+    def free_cores(self) -> int:
+        return available_cores() - self.helpers.busy_cores() - (self.own_cores if self.training_own else 0)
+
+    def watching(self, on_study_ready: Callable[[optuna.Study], None] | None) -> Callable[[optuna.Study], None]:
+        """``on_study_ready``, then the thread that starts the seeds once a core is free."""
+        def ready(study: optuna.Study) -> None:
+            if on_study_ready is not None:
+                on_study_ready(study)
+            self.thread = threading.Thread(target=self._run, args=(study,), name="baselines-beside-trials",
+                                           daemon=True)
+            self.thread.start()
+        return ready
+
+    def _run(self, study: optuna.Study) -> None:
+        while not self.halt.wait(POLL_S):
+            with self.lock:  # decided under the lock: finish() knows for sure whether the seeds started
+                if self.halt.is_set() or self.free_cores() < 1 or not pareto_front(study):
+                    continue
+                self.started = time.time()
+                break
+        else:
+            return
+        print("a core is free while the last trials train: the baselines' seeds start on it")
+        try:
+            self.result = train_baselines(study, self.ctx, self.seeds, self.progress, free_cores=self.free_cores)
+        except BaseException as e:  # noqa: BLE001  (raised again in the search's thread)
+            self.error = e
+        self.ended = time.time()
+
+    def own_trials_done(self) -> None:
+        self.training_own = False
+
+    def stop(self) -> None:
+        with self.lock:
+            self.halt.set()
+
+    def finish(self) -> list[dict[str, Any]] | None:
+        """The baselines if they started beside the trials (waiting for them), else None: they train after."""
+        self.stop()
+        if not self.started:
+            return None
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.result

@@ -10,7 +10,7 @@ _HOME = {
     "Chosen": "retrain", "pick_over_seeds": "retrain", "seeds_to_hold": "retrain", "train_seeds": "retrain",
     "train_baselines": "retrain", "builtin_baselines": "retrain", "baselines_apart": "retrain",
     "train_baseline": "retrain", "HEAD_ONLY": "retrain", "trial_plan": "retrain",
-    "baseline_noise_runs": "retrain",
+    "baseline_noise_runs": "retrain", "parallel_workers": "retrain",
     "write_artifacts": "report", "print_front": "report", "best_config_dict": "report", "best_baseline": "report",
     "verdict": "report", "IMPORTANCE_MIN_TRIALS": "report", "importances": "report",
     "upload_study_artifacts": "artifacts", "artifact_dir": "artifacts", "artifact_store": "artifacts",

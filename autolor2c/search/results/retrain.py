@@ -102,8 +102,10 @@ def _runs(ctx: SearchContext, jobs: list[tuple[AdapterSpec, dict[str, Any], int,
     s = ctx.settings
     made = [(spec, s.train_args(plan_train, seed=seed, progress=progress and len(jobs) == 1), seed, folder)
             for spec, plan_train, seed, folder in jobs]
-    workers = parallel_workers(len(made))
-    if workers == 1:
+    # with free_cores, a thread of a search still training trials in this process calls: the runs go to worker
+    # processes whatever parallel_workers says (the trials pin this process's threads meanwhile)
+    workers = parallel_workers(len(made)) if free_cores is None else max(1, min(len(made), available_cores()))
+    if workers == 1 and free_cores is None:
         for spec, args, seed, folder in made:
             yield {"seed": seed, **seed_record(train(ctx.task, spec, args, model_name=s.model, data_dir=s.data_dir,
                                                  out_dir=folder))}

@@ -167,60 +167,88 @@ def test_the_last_wait_skips_a_promotion_training_at_the_top_rung(top):
 
 
 class _FakeHelpers:
-    """A helper worker whose last trial trains on for ``busy_calls`` looks (pipeline.Helpers)."""
+    """One helper worker (pipeline.Helpers) whose last trial ends when ``end`` is set."""
 
-    def __init__(self, busy_calls: int):
+    def __init__(self):
         self.log: list[str] = []
-        self.left = busy_calls
+        self.end = threading.Event()
 
     def release(self) -> None:
         self.log.append("release")
 
     def busy_cores(self) -> int:
-        self.left -= 1
-        return 1 if self.left >= 0 else 0
+        return 0 if self.end.is_set() else 1
 
     def wait(self) -> float:
         self.log.append("wait")
+        self.end.wait(30)
         return time.time()
 
 
-@pytest.mark.parametrize("busy_calls", [0, 5])
+@pytest.mark.parametrize("first_to_end", ["helper", "this worker", "none: one process trains the seeds"])
 def test_the_baselines_start_on_the_cores_a_worker_frees_while_others_finish(fast_context, fast_tmp, tmp_path,
-                                                                            glue_dir, monkeypatch, busy_calls):
-    """Once the first worker's trials are done and a helper still trains its last one (a top-rung run can take
-    half an hour), the baselines' seeds train on the free cores, as many at once as are free; with no helper
-    left, they wait for nothing and train after the trials, as before."""
+                                                                            glue_dir, monkeypatch, first_to_end):
+    """Once one worker has no trial left and another still trains its last one (a top-rung run can take half
+    an hour), the baselines' seeds train on the free core, then on every core once the last trial ends;
+    where one process would train the seeds in turn (OMP_NUM_THREADS pinned, a GPU), they train after the
+    trials, as before."""
     import autolor2c.search.pipeline as pipeline_mod
     from autolor2c.search import search
     from autolor2c.search.fidelity import Fidelity
 
-    helpers = _FakeHelpers(busy_calls)
+    helpers = _FakeHelpers()
     free_seen: list[int] = []
+    trials_seen: list[int] = []
 
     def baselines(study, ctx, seeds, progress, free_cores=None):
         helpers.log.append("baselines")
-        while free_cores is not None and helpers.left >= 0:
+        trials_seen.append(len(study.get_trials(deepcopy=False)))
+        if free_cores is not None:
+            free_seen.append(free_cores())
+            helpers.end.set()           # the helper's last trial ends while the seeds train
+            deadline = time.time() + 20
+            while free_cores() < 2 and time.time() < deadline:
+                time.sleep(0.01)
             free_seen.append(free_cores())
         return []
 
+    real = pipeline_mod.run_search
+
+    def run_search_(st, **kw):   # the synthetic trainer; the helper's trial ends at this worker's 3rd trial
+        def objective(ctx):
+            fake = make_fake(ctx)
+
+            def trainer(*a, **k):
+                if first_to_end == "helper" and len(ctx_calls) == 2:
+                    deadline = time.time() + 20
+                    while "baselines" not in helpers.log and time.time() < deadline:
+                        time.sleep(0.01)   # this worker's trial trains on while the seeds start beside it
+                ctx_calls.append(1)
+                return fake(*a, **k)
+            return Objective(ctx, trainer=trainer)
+        return real(st, objective_factory=objective, **kw)
+
+    ctx_calls: list[int] = []
     monkeypatch.setattr(pipeline_mod, "train_baselines", baselines)
+    monkeypatch.setattr(pipeline_mod, "run_search", run_search_)
+    monkeypatch.setattr(pipeline_mod, "POLL_S", 0.01)
     monkeypatch.setattr(pipeline_mod, "available_cores", lambda: 2)
+    monkeypatch.setattr(pipeline_mod, "threads_per_worker", lambda workers: 1)
+    monkeypatch.setattr(pipeline_mod, "parallel_workers", lambda n: 1 if first_to_end.startswith("none") else 2)
+    if first_to_end == "helper":
+        helpers.end.set()
     settings = dataclasses.replace(
-        settings_for(glue_dir, f"sqlite:///{fast_tmp}/b.db", "B", 4, workers=2, out=str(tmp_path / "o"),
+        settings_for(glue_dir, f"sqlite:///{fast_tmp}/b.db", "B", 5, workers=2, out=str(tmp_path / "o"),
                      builtins_first=True), fidelity=Fidelity.off())
-
-    def run_trials(st):
-        study, ctx, _, _ = run_search(st, objective_factory=lambda ctx: Objective(ctx, trainer=make_fake(ctx)))
-        return study, ctx
-
-    outcome = search(settings, run_trials=run_trials, helpers=helpers)
+    outcome = search(settings, helpers=helpers)
     stages = outcome.study.user_attrs[record.STAGE_WALL]
-    if busy_calls:
-        assert helpers.log == ["release", "baselines", "wait"]
-        assert free_seen[0] == 1 and free_seen[-1] == 2      # one core while the helper trains, then both
-        assert "baselines_beside_trials" in stages
+    if first_to_end == "helper":       # it started while this worker still trained trials, on one core
+        assert helpers.log == ["baselines", "release", "wait"] and free_seen[0] == 1
+        assert trials_seen[0] < len(outcome.study.trials)
+    elif first_to_end == "this worker":
+        assert helpers.log == ["release", "wait", "baselines"] or helpers.log[:2] == ["release", "baselines"]
+        assert free_seen == [1, 2]     # one core while the helper trains, then both
     else:
-        assert helpers.log == ["release", "wait", "baselines"]
-        assert "baselines_beside_trials" not in stages
+        assert helpers.log == ["release", "wait", "baselines"] and not free_seen
+    assert ("baselines_beside_trials" in stages) == (not first_to_end.startswith("none"))
     assert outcome.picked is not None
