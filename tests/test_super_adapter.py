@@ -98,8 +98,6 @@ def test_merge_and_inject_follow_the_spectra():
 def test_a_saved_super_adapter_scores_what_it_scored_before_it_was_saved(glue_dir, tmp_path):
     """The cache round trip: trained (a few steps on real STS-B rows), saved with safetensors, read back on a
     fresh backbone, it gives every structure the same one-shot score."""
-    import random
-
     from autolor2c.train import TrainArgs
     from autolor2c.train.oneshot import load_super_adapter, save_super_adapter, score_structure, train_super_adapter
 

@@ -92,8 +92,6 @@ def summarise(raw: dict[str, dict]) -> dict:
                               "cpu_s_per_config": round(sum(c["cpu_s"] for c in d["configs"]) / len(d["configs"]), 2)}
         lows = sorted({float(f) for c in d["configs"] for f in c["rungs"] if float(f) < 1.0})
         if lows:  # where few reached the top (SST-2): against the study's lowest real rung, on every configuration
-            key = next(f for f in d["configs"][0]["rungs"] if float(f) == lows[0]) if any(
-                float(f) == lows[0] for f in d["configs"][0]["rungs"]) else str(lows[0])
             at = [c for c in d["configs"] if any(float(f) == lows[0] for f in c["rungs"])]
             yl = [next(v["score"] for f, v in c["rungs"].items() if float(f) == lows[0]) for c in at]
             out["tasks"][task]["vs_lowest_rung"] = {"fraction": lows[0], **{
