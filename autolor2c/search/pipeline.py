@@ -206,7 +206,7 @@ class _BaselinesBesideTrials:
                 break
         else:
             return
-        print("a core is free while the last trials train: the baselines' seeds start on it")
+        print("a core is free of trials while others still train: the baselines' seeds start on it")
         try:
             self.result = train_baselines(study, self.ctx, self.seeds, self.progress, free_cores=self.free_cores)
         except BaseException as e:  # noqa: BLE001  (raised again in the search's thread)
