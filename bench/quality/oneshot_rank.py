@@ -3,7 +3,8 @@
 For each task, the super-adapter the product trains for ``autolor2c search --task T --budget 0.1M --oneshot``
 (``search/fidelity/oneshot.py``: the default space's prior within the budget, the default run length, cached in
 bench/out/oneshot-cache) scores the configurations of the committed headline study
-(``results/headline_<task>_trials.csv``: their plans and their rung scores, trained at the time with seed 0).
+(``results/oneshot_rank_studies/<task>_trials.csv``, copies of ``headline_<task>_trials.csv`` as they stood when this
+was measured, since a headline re-run replaces them: their plans and their rung scores, trained at the time with seed 0).
 Reported: the Spearman and Kendall correlation of the one-shot scores with the full-run selection scores, with
 a 90% bootstrap interval over configurations; the same for the study's lowest real rung where it has one
 (SST-2) and for the 1/9 and 1/3 rungs that ``rung_rank.py`` retrained (STS-B); and the cost of each per
@@ -35,12 +36,13 @@ from bench.common import GLUE_DIR, RESULTS, machine_info, md_table, write_result
 TASKS = ("stsb", "mrpc", "sst2")
 OUT = Path(__file__).resolve().parents[1] / "out"
 RAW = RESULTS / "oneshot_rank_runs.jsonl"
+STUDIES = RESULTS / "oneshot_rank_studies"  # the studies it was measured on (the headlines of the time)
 
 
 def configurations(task: str) -> list[dict]:
     """The headline study's configurations (one per distinct parameter set): plan, rung scores, recorded final
     structure."""
-    rows = list(csv.DictReader(open(RESULTS / f"headline_{task}_trials.csv")))
+    rows = list(csv.DictReader(open(STUDIES / f"{task}_trials.csv")))
     metric = next(k for k in rows[0] if k.startswith("values_") and k != "values_trainable_params")
     out: dict[str, dict] = {}
     for r in rows:
