@@ -225,6 +225,12 @@ def verdict(pick: dict[str, Any] | None, baselines: list[dict[str, Any]], metric
     top = best_baseline(baselines)
     if pick is None or top is None:
         return None, "No verdict: the pick or the baselines were not trained (--seeds 0 / --no-baselines).", None
+    itself = bool(pick.get("builtin")) and top["config"] == pick["builtin"]
+    if itself:  # the pick is the best baseline: how it stands against the next one still tells a user something
+        top = best_baseline([b for b in baselines if b["config"] != pick["builtin"]])
+        if top is None:
+            return False, (f"The pick is the built-in `{pick['builtin']}` itself, which a user sets by hand, and the "
+                           "only baseline trained."), None
     a, b = _devs(pick), _devs(top)
     margin = practical_margin(metric)
     c = compare(a, b, margin)
@@ -245,10 +251,10 @@ def verdict(pick: dict[str, Any] | None, baselines: list[dict[str, Any]], metric
         # a user sets a built-in by hand; how it stands against the best baseline still tells them something
         head = (f"The pick is the built-in `{pick['builtin']}` itself, which a user sets by hand: the search found "
                 f"no configuration of its own that dominates it")
-        if top["config"] == pick["builtin"]:
-            return False, f"{head}; it is also the best baseline.", c
         note = f"; {c.decide_note()}" if c.verdict == "inconclusive" else ""
-        return False, f"{head}. Against the best baseline `{top['config']}` it is {c.verdict}: {evidence}{note}.", c
+        against = f"; it is also the best baseline. Against the next best, `{top['config']}`," if itself else \
+            f". Against the best baseline `{top['config']}`"
+        return False, f"{head}{against} it is {c.verdict}: {evidence}{note}.", c
     vs = f"trial {pick['trial']} against the best baseline `{top['config']}`: {evidence}"
     if c.verdict == "higher" and pick["params"] <= top["params"]:
         return True, f"The search beat hand-setting: higher, with no more params: {vs}.", c

@@ -186,8 +186,13 @@ def test_verdict_is_higher_level_or_inconclusive_on_the_evidence():
     ok, sentence, _ = verdict({**noisy, "builtin": "lor2c"}, [head, {**base, "runs": _runs([0.855, 0.870, 0.885])}],
                               "accuracy")
     assert ok is False and "it is inconclusive" in sentence and "seeds a side" in sentence
-    ok, sentence, _ = verdict({**pick, "builtin": "sharelor2c"}, [head, base], "accuracy")
-    assert ok is False and sentence.endswith("it is also the best baseline.")
+    # the pick is the best baseline itself: it is set against the next best (here a better one on dev)
+    lora = {**_b("lora", 0.88, 0.890, 20_000), "runs": _runs([0.889, 0.890, 0.891])}
+    ok, sentence, c = verdict({**base, "trial": 0, "builtin": "sharelor2c"}, [head, base, lora], "accuracy")
+    assert ok is False and "it is also the best baseline" in sentence
+    assert "Against the next best, `lora`, it is lower:" in sentence and c.verdict == "lower"
+    ok, sentence, c = verdict({**base, "trial": 0, "builtin": "sharelor2c"}, [head, base], "accuracy")
+    assert ok is False and c is None and sentence.endswith("and the only baseline trained.")
 
 
 def test_no_comparison_when_training_adds_nothing_over_the_head():
