@@ -2,7 +2,8 @@
 
 A trial that reached the top rung already *is* the run ``autolor2c train`` makes (seed 0, its adapter kept);
 another seed trains the same configuration with the same arguments (``SearchSettings.train_args``) and a
-different seed. The baselines are the built-ins the study tried as trials and those a study cannot express as
+different seed. Seed k is run k of a configuration: it trains with ``--seed`` + k (``trained_seed``), so with
+any ``--seed`` no extra seed repeats the trial's run; the cache holds the seeds runs trained with. The baselines are the built-ins the study tried as trials and those a study cannot express as
 trials (the head alone, LoRA, AdaLoRA), over seeds: their seeds are trained once per task, model, data and
 training arguments and cached across studies, and their spread is the seed noise the pick uses. The pick then
 trains its own seeds (the report compares them with the baselines'), and a tied candidate its seeds until its
@@ -39,6 +40,11 @@ def trial_plan(t: optuna.trial.FrozenTrial) -> TrialPlan:
     if record.PLAN not in t.user_attrs:
         raise UserError(f"trial {t.number} has no recorded plan (not an autolor2c trial)")
     return TrialPlan.from_dict(t.user_attrs[record.PLAN])
+
+
+def trained_seed(ctx, k: int) -> int:
+    """The seed run k of a configuration trains with: the search's own (``--seed``, the trial's run) plus k."""
+    return ctx.settings.seed + k
 
 
 def trial_run(t: optuna.trial.FrozenTrial, metric: str) -> dict[str, Any]:
@@ -100,7 +106,8 @@ def _runs(ctx: SearchContext, jobs: list[tuple[AdapterSpec, dict[str, Any], int,
     ``free_cores()``: how many runs may train at once now (other processes hold the rest of the cores); read
     each time a run ends and every few seconds between."""
     s = ctx.settings
-    made = [(spec, s.train_args(plan_train, seed=seed, progress=progress and len(jobs) == 1), seed, folder)
+    made = [(spec, s.train_args(plan_train, seed=trained_seed(ctx, seed), progress=progress and len(jobs) == 1), seed,
+             folder)
             for spec, plan_train, seed, folder in jobs]
     # with free_cores, a thread of a search still training trials in this process calls: the runs go to worker
     # processes whatever parallel_workers says (the trials pin this process's threads meanwhile)
@@ -327,8 +334,8 @@ def _builtin_plans(study: optuna.Study, ctx, seeds: int,
         if cache_dir is not None:
             plan = trial_plan(t)
             entry = cache_entry(ctx, cache_dir, name, plan_to_spec(plan), plan.train)
-            _adopt_cached_seeds(study, t, name, entry, want)
-            after = partial(_cache_extra_seeds, study, entry, name, t.number)
+            _adopt_cached_seeds(study, ctx, t, name, entry, want)
+            after = partial(_cache_extra_seeds, study, ctx, entry, name, t.number)
             after()  # seeds already on record (a refuted pick's) go into the cache too
         todo, summarise = _trial_seeds(study, ctx, t, want, f"built-in {name}", after)
         source = f"trial {t.number}" + ("; seeds cached" if entry else "")
@@ -337,16 +344,22 @@ def _builtin_plans(study: optuna.Study, ctx, seeds: int,
     return plans
 
 
-def _cache_extra_seeds(study: optuna.Study, entry: tuple[Path, dict[str, Any]], name: str, number: int) -> None:
-    write_runs(entry, name, record.extra_seed_runs(study, number))
+def _cache_extra_seeds(study: optuna.Study, ctx, entry: tuple[Path, dict[str, Any]], name: str, number: int) -> None:
+    write_runs(entry, name, [{**r, "seed": trained_seed(ctx, r["seed"])} for r in record.extra_seed_runs(study, number)])
 
 
-def _adopt_cached_seeds(study: optuna.Study, t: optuna.trial.FrozenTrial, name: str,
+def _cached_by_run(ctx, entry: tuple[Path, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The cached runs by run number (the cache holds the seed each trained with)."""
+    return {r["seed"] - trained_seed(ctx, 0): {**r, "seed": r["seed"] - trained_seed(ctx, 0)} for r in read_runs(entry)
+            if r["seed"] >= trained_seed(ctx, 0)}
+
+
+def _adopt_cached_seeds(study: optuna.Study, ctx, t: optuna.trial.FrozenTrial, name: str,
                         entry: tuple[Path, dict[str, Any]], want: int) -> None:
     """Record the cached seeds 1..want-1 of built-in trial ``t`` as its extra seeds where it lacks them. An
     entry whose runs count other params than the trial is stale (the configuration is not the one cached):
     refused whole."""
-    cached = {r["seed"]: r for r in read_runs(entry) if 1 <= r["seed"] < want}
+    cached = {k: r for k, r in _cached_by_run(ctx, entry).items() if 1 <= k < want}
     if not cached:
         return
     if any(int(r["params"]) != int(t.values[1]) for r in cached.values()):
@@ -405,13 +418,13 @@ def _apart_plan(ctx: SearchContext, cache_dir: Path, name: str, spec: AdapterSpe
                 seeds: int) -> tuple[list[_Seed], Callable[[], dict[str, Any]]]:
     """A baseline's seeds missing from the cache (each cached as it finishes) and what makes its row."""
     entry = cache_entry(ctx, cache_dir, name, spec, plan_train)
-    by_seed = {r["seed"]: r for r in read_runs(entry)}
+    by_seed = _cached_by_run(ctx, entry)
 
     def done(r: dict[str, Any]) -> None:
         by_seed[r["seed"]] = r
         print(f"  baseline {name} seed {r['seed']}: selection {r['selection']:.4f}, dev {r['dev']:.4f} "
               f"({r['params']:,} params, {r['wall_s']:.0f}s)")
-        write_runs(entry, name, [r])
+        write_runs(entry, name, [{**r, "seed": trained_seed(ctx, r["seed"])}])
 
     todo = [_Seed((spec, plan_train, seed, None), done) for seed in range(max(1, seeds)) if seed not in by_seed]
     return todo, lambda: {"config": name, "source": "trained apart (cached)",

@@ -57,7 +57,9 @@ class SearchSettings:
     sampler: str = field(default="parego", metadata=_help(
         "parego: TPE on a ParEGO scalarisation that learns from pruned trials' rung scores; "
         "tpe/gp/nsga2/random: Optuna's own, which see full-fidelity trials only"))
-    seed: int = field(default=0, metadata=_help("sampler seed"))
+    seed: int = field(default=0, metadata=_help(
+        "seed of the sampler and of the trials' training; seed k of a configuration (its extra runs) trains with "
+        "this + k"))
     trials: int | None = field(default=20, metadata=_help(
         "configurations to train in the study (the built-ins tried first count; promotions and over-budget "
         "ones do not)"))

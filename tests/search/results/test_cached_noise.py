@@ -173,6 +173,21 @@ def test_baseline_seeds_are_cached_across_searches_and_retrained_when_stale(fast
     assert {_spec_key(spec) for _, spec, _ in retrain_mod.baselines_apart(ctx4)} <= {k for k, _ in calls}
 
 
+def test_with_another_seed_no_extra_seed_repeats_the_trials_run(fast_context, fast_tmp, tmp_path, glue_dir,
+                                                                 seed_trainer):
+    """Seed k of a configuration trains with --seed + k: at --seed 1 the built-in trial is the run of seed 1,
+    so its extra seeds train 2 and 3 (not 1 again, which would shrink the noise); the cache holds the seeds
+    runs trained with, so a search at --seed 0 reuses seeds 1 and 2 and trains only 0."""
+    one, ctx, calls = _search(glue_dir, fast_tmp, tmp_path, "one", seed_trainer, seed=1)
+    for t in record.builtin_trials(one.study.get_trials(deepcopy=False)).values():
+        assert sorted(s for k, s in calls if k == _spec_key(plan_to_spec(retrain_mod.trial_plan(t)))) == [2, 3]
+    for name, spec, _ in retrain_mod.baselines_apart(ctx):
+        assert sorted(s for k, s in calls if k == _spec_key(spec)) == [1, 2, 3], name
+    _, ctx0, calls = _search(glue_dir, fast_tmp, tmp_path, "zero", seed_trainer)
+    for name, spec, _ in retrain_mod.baselines_apart(ctx0):
+        assert sorted(s for k, s in calls if k == _spec_key(spec)) == [0], name
+
+
 def test_a_stale_cache_entry_is_refused(fast_context, fast_tmp, tmp_path, glue_dir, seed_trainer):
     """A cache file under the right name whose recorded identity (or params) disagrees trains again."""
     settings = dataclasses.replace(settings_for(glue_dir, f"sqlite:///{fast_tmp}/c.db", "c", 3, builtins_first=True,

@@ -21,7 +21,7 @@ def test_the_pool_yields_runs_in_seed_order_and_starts_no_more_after_a_failure(t
     monkeypatch.setattr(retrain_mod, "parallel_workers", lambda n: 2)
     monkeypatch.setattr(retrain_mod, "_one_run", pool_fakes.timed_run)
     ctx = SimpleNamespace(task=None, settings=SimpleNamespace(
-        model=None, data_dir=None, train_args=lambda plan, seed, progress: {"seed": seed, "dir": str(tmp_path)}))
+        model=None, data_dir=None, seed=0, train_args=lambda plan, seed, progress: {"seed": seed, "dir": str(tmp_path)}))
     jobs = [(None, {}, seed, None) for seed in range(20)]
     handed = []
     with pytest.raises(RuntimeError, match="seed 2 failed"):
