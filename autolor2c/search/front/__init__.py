@@ -9,7 +9,7 @@ from ..faces import lazy_exports
 _HOME = {
     "Point": "pareto", "PICKS": "pareto", "front_indices": "pareto", "non_dominated_sort": "pareto",
     "promotion_order": "pareto", "hypervolume": "pareto", "pick_best": "pareto", "pick_knee": "pareto",
-    "pick_smallest_tied": "pareto", "tie_holds": "pareto", "tie_threshold": "pareto", "tied_with_best": "pareto",
+    "pick_smallest_tied": "pareto", "tie_holds": "pareto", "tie_threshold": "pareto", "recheck_threshold": "pareto", "tied_with_best": "pareto",
     "Comparison": "stats", "compare": "stats", "non_inferior": "stats", "pooled_sd": "stats",
     "practical_margin": "stats", "seeds_to_decide": "stats", "training_adds_enough": "stats",
     "HEAD_GAIN_SDS": "stats",

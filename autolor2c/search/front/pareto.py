@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Collection, Sequence
 
-from .stats import non_inferior
+from .stats import _t, non_inferior
 
 Point = tuple[float, float]  # (score, params)
 PICKS = ("smallest-tied", "best", "knee")  # the pick rules by name (study_front.pick_trial applies them)
@@ -88,6 +88,18 @@ def tie_threshold(seed_std: float, best_seeds: int) -> float:
     """How far below the best's mean (over ``best_seeds`` seeds) one single-seed score may lie and still be
     tied with it: 1.96 standard deviations of that difference, when one run's seed noise is ``seed_std``."""
     return 1.96 * seed_std * math.sqrt(1.0 + 1.0 / max(1, best_seeds))
+
+
+def recheck_threshold(seed_std: float, df: int, best_seeds: int, candidate_seeds: int, margin: float = 0.01) -> float:
+    """How far below the best's mean one single-seed score may lie and still be worth rechecking over
+    ``candidate_seeds`` seeds: where that score, were it the mean of its seeds, would pass the recheck
+    (``tie_holds``: the 90% interval's lower bound above -margin, the noise's ``df`` plus the candidate's
+    own). Further down, its mean is predicted below that bar (the more so as the front keeps lucky first seeds),
+    so the check would likelier refute the tie than hold it, and its seeds are not trained. Never more lenient
+    than ``tie_threshold``."""
+    n = max(2, candidate_seeds)
+    bar = margin - _t(df + n - 1) * seed_std * math.sqrt(1.0 / n + 1.0 / max(1, best_seeds))
+    return min(bar, tie_threshold(seed_std, best_seeds))
 
 
 def tie_holds(candidate: Sequence[float], best: Sequence[float], margin: float = 0.01,

@@ -12,7 +12,8 @@ from autolor2c.errors import UserError
 
 from .. import record
 from .stats import pooled_sd
-from .pareto import PICKS, front_indices, hypervolume, pick_best, pick_knee, pick_smallest_tied, tie_holds, tie_threshold, \
+from .pareto import PICKS, front_indices, hypervolume, pick_best, pick_knee, pick_smallest_tied, recheck_threshold, tie_holds, \
+    tie_threshold, \
     tied_with_best
 
 
@@ -140,13 +141,15 @@ NOISE_FROM_BEST = "the best trial's seeds"
 
 
 def record_seed_noise(study: optuna.Study, trial: int, scores: list[float], margin: float = 0.01,
-                      baselines: dict[str, list[float]] | None = None) -> dict[str, Any] | None:
+                      baselines: dict[str, list[float]] | None = None,
+                      candidate_seeds: int = 1) -> dict[str, Any] | None:
     """Record the seed noise the pick rule uses, with the best trial's selection scores (``scores``: its runs
     so far, the trial first). The noise is the pooled spread of ``baselines`` (name -> selection scores over
     seeds; those with two or more count), the set-up's noise known before the pick, else of ``scores``
     themselves. Records the best's mean, the sd and its degrees of freedom, its source, the threshold that
-    makes a front point a candidate on its first seed, and the practical ``margin`` its own seeds must then
-    show it within (``pareto.tie_holds``). None where neither has two runs."""
+    makes a front point a candidate on its first seed (``pareto.recheck_threshold`` where a candidate is
+    rechecked over ``candidate_seeds`` >= 2 seeds, else ``tie_threshold``), and the practical ``margin`` its own
+    seeds must then show it within (``pareto.tie_holds``). None where neither has two runs."""
     pooled = {name: xs for name, xs in (baselines or {}).items() if len(xs) >= 2}
     if pooled:
         std, df = pooled_sd(*pooled.values())
@@ -155,8 +158,10 @@ def record_seed_noise(study: optuna.Study, trial: int, scores: list[float], marg
         std, df, source = statistics.stdev(scores), len(scores) - 1, NOISE_FROM_BEST
     else:
         return None
+    threshold = recheck_threshold(std, df, len(scores), candidate_seeds, margin) if candidate_seeds >= 2 \
+        else tie_threshold(std, len(scores))
     noise = {"trial": trial, "seeds": len(scores), "mean": statistics.fmean(scores), "std": std, "df": df,
-             "source": source, "threshold": tie_threshold(std, len(scores)), "margin": margin}
+             "source": source, "threshold": threshold, "margin": margin, "candidate_seeds": candidate_seeds}
     if pooled:
         noise["baselines"] = {name: [float(x) for x in xs] for name, xs in sorted(pooled.items())}
     study.set_user_attr(record.SEED_NOISE, noise)

@@ -255,7 +255,8 @@ def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: b
 
     known = baseline_noise_runs(baselines) if baselines is not None else \
         (seed_noise(study) or {}).get("baselines") or {}
-    noise = record_seed_noise(study, best_trial.number, selection_over_seeds(study, best_trial), margin, known)
+    noise = record_seed_noise(study, best_trial.number, selection_over_seeds(study, best_trial), margin, known,
+                              candidate_seeds=seeds)
     if noise is not None and noise.get("baselines"):
         print(f"seed noise from the cached baseline seeds ({', '.join(noise['baselines'])}): selection {metric} "
               f"sd {noise['std']:.4f}; the best trial {best_trial.number} trains no seed to measure it")
@@ -264,7 +265,8 @@ def pick_over_seeds(study: optuna.Study, ctx, rule: str, seeds: int, progress: b
             print(f"measuring the seed noise: trial {best_trial.number} (best {metric}) over "
                   f"{runs_of(best_trial)} seeds")
         best = train_seeds(study, ctx, best_trial, runs_of(best_trial), progress, role="best")
-        noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]], margin)
+        noise = record_seed_noise(study, best_trial.number, [r["selection"] for r in best["runs"]], margin,
+                                  candidate_seeds=seeds)
     picked = pick_trial(study, rule)
     while True:
         pick = train_seeds(study, ctx, picked, runs_of(picked), progress,

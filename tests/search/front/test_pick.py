@@ -12,7 +12,8 @@ import pytest
 import optuna
 
 from autolor2c.search import record
-from autolor2c.search.front import (pick_best, pick_smallest_tied, pick_trial, record_seed_noise, refuted_ties,
+from autolor2c.search.front import (pick_best, pick_smallest_tied, pick_trial, recheck_threshold, record_seed_noise,
+                                    refuted_ties,
                                     tie_holds, tie_threshold, tied_with_best, tied_with_the_best)
 from autolor2c.search.results import best_baseline, verdict
 from synthetic_search import fake_seed_trainer, record_seeds, study_with_front
@@ -86,6 +87,48 @@ def test_rechecking_the_tie_over_seeds_never_ships_a_point_the_seeds_cannot_vouc
     assert statistics.fmean(rechecked) >= statistics.fmean(once)
     assert min(rechecked) >= max(true) - 0.01   # never the point two points below
     assert smaller > 30                        # it still ships a smaller configuration where the seeds show it
+
+
+def _rechecked_picks(sd, true, params, threshold, rng):
+    """One search's front (one seed per point, the best at one run, the noise known from the baselines), its
+    candidates rechecked over 3 seeds smallest first: (true score of the pick, seeds trained, checks, held)."""
+    pts = [(t + rng.gauss(0, sd), p) for t, p in zip(true, params)]
+    best, refuted, seeds, held = pick_best(pts), set(), 0, False
+    while (i := pick_smallest_tied(pts, best, pts[best][0], threshold, refuted)) != best:
+        seeds += 2
+        if tie_holds([pts[i][0]] + [true[i] + rng.gauss(0, sd) for _ in range(2)], [pts[best][0]], 0.01, (sd, 10)):
+            held = True
+            break
+        refuted.add(i)
+    return true[i], seeds, seeds // 2, held
+
+
+def test_a_candidate_trains_its_seeds_only_where_its_first_seed_clears_the_bar_they_must_clear():
+    # the bar: a first seed that, were it the mean of the candidate's 3 seeds, would just pass the recheck
+    sd, df = 0.0046, 10
+    bar = recheck_threshold(sd, df, 1, 3)
+    assert bar == pytest.approx(min(0.01 - 1.8125 * sd * (1 / 3 + 1) ** 0.5, tie_threshold(sd, 1)), abs=2e-4)
+    assert bar < tie_threshold(sd, 1) and recheck_threshold(sd, df, 3, 3) > bar   # the best's seeds count
+    assert recheck_threshold(0.001, df, 3, 3) == tie_threshold(0.001, 3)         # never more lenient
+    # MRPC's noise: no 3 seeds could show a point within one point of the best, so none is worth its seeds
+    assert recheck_threshold(0.018, df, 1, 3) < 0
+    # on synthetic fronts (true gaps of 0.1-2 points): the old screen (within 1.96 sd) trains seeds for checks
+    # that mostly fail, and at MRPC's noise always fail; the bar trains a fraction of them, more of its checks
+    # hold, and what it ships is no worse
+    for sd in (0.004, 0.0046, 0.018):
+        for true in ([0.745, 0.760, 0.763, 0.765], [0.80, 0.84, 0.868, 0.872, 0.874, 0.875]):
+            params = [2_000 * 3 ** k for k in range(len(true))]
+            old = [_rechecked_picks(sd, true, params, tie_threshold(sd, 1), random.Random(k)) for k in range(300)]
+            new = [_rechecked_picks(sd, true, params, recheck_threshold(sd, df, 1, 3), random.Random(k))
+                   for k in range(300)]
+            seeds_old, seeds_new = sum(r[1] for r in old), sum(r[1] for r in new)
+            assert seeds_new < seeds_old / 3, (sd, true)
+            assert statistics.fmean(r[0] for r in new) >= statistics.fmean(r[0] for r in old) - 0.0005
+            held_old = sum(r[3] for r in old) / max(1, sum(r[2] for r in old))
+            held_new = sum(r[3] for r in new) / max(1, sum(r[2] for r in new))
+            assert held_new >= held_old
+            if sd == 0.018:
+                assert seeds_new == 0 and held_old == 0
 
 
 def test_a_refuted_tie_hands_the_pick_to_the_next_candidate_then_the_best():

@@ -59,6 +59,23 @@ def test_the_noise_comes_from_the_cached_baselines_and_the_best_trains_no_seed(m
     assert trained[0] == 2 and chosen.noise["source"] != NOISE_FROM_BASELINES and chosen.noise["seeds"] == 3
 
 
+def test_a_candidate_its_seeds_could_not_vouch_for_trains_none(monkeypatch):
+    # the STS-B headline's front: the best (one run) and two smaller points 0.5 and 0.7 points below it, at the
+    # noise of its cached baseline seeds (sd 0.0046); 3 seeds could hold neither, so neither trains them
+    study = study_with_front([(0.8411, 9_984), (0.8434, 18_432), (0.8484, 36_864)])
+    trained = []
+    monkeypatch.setattr(retrain_mod, "train_seeds", fake_seed_trainer({2: [0.85, 0.85]}, trained))
+    ctx = SimpleNamespace(task=SimpleNamespace(primary_metric="pearson"))
+    baselines = [_baseline("lor2c", [0.8484, 0.8540, 0.8493]), _baseline("lora", [0.8478, 0.8487, 0.8420]),
+                 _baseline("adalora", [0.8472, 0.8504, 0.8453]), _baseline("sharelor2c", [0.8337, 0.8398, 0.8469])]
+    chosen = retrain_mod.pick_over_seeds(study, ctx, "smallest-tied", 3, baselines=baselines)
+    assert chosen.picked.number == 2 and trained == [2]     # the best trains its seeds as the pick, no one else
+    assert chosen.noise["threshold"] < 0.005 and chosen.noise["candidate_seeds"] == 3
+    # with no recheck (--seeds 1) a first-seed tie is all there is: the screen is the noise alone
+    study = study_with_front([(0.8411, 9_984), (0.8434, 18_432), (0.8484, 36_864)])
+    assert retrain_mod.pick_over_seeds(study, ctx, "smallest-tied", 1, baselines=baselines).picked.number == 0
+
+
 def test_a_tie_check_does_not_count_the_best_builtins_own_seeds_twice():
     study = study_with_front([(0.80, 1_000)])
     noise = record_seed_noise(study, 0, [0.80, 0.79], 0.01,
