@@ -351,8 +351,11 @@ def write_artifacts(study: optuna.Study, ctx: SearchContext, out: Path, picked: 
         bar = (f" (where its first seed, were it the mean of its {noise['candidate_seeds']} seeds, would pass the "
                "recheck: further down the check would likelier refute the tie than hold it, so it trains no seeds)"
                if noise.get("candidate_seeds", 1) >= 2 else "")
-        lines += [f"{where}; a front point is tied with it (marked *tied*) when its "
-                  f"score is within {noise['threshold']:.4f} of that mean{bar}. The pick's tie is rechecked over its own "
+        within = (f"score is within {noise['threshold']:.4f} of that mean{bar}" if noise["threshold"] > 0 else
+                  f"score is at least {-noise['threshold']:.4f} above that mean{bar}: at this noise no point below "
+                  "the best is close enough")
+        lines += [f"{where}; a front point is tied with it (marked *tied*) when its {within}. The pick's tie is "
+                  f"rechecked over its own "
                   f"seeds: it holds only where they show it no worse than the best by more than "
                   f"{noise.get('margin', 0.01):g} (the 90% interval of the difference above -{noise.get('margin', 0.01):g}); "
                   f"one that does not, inconclusive included, is marked *not tied over its seeds* and the next "

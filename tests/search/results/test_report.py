@@ -98,3 +98,23 @@ def test_hypervolume_history_counts_configurations_not_optuna_trials(tmp_path):
     hist = hypervolume_history(study, 1000, 0.5)
     assert [h["n"] for h in hist] == [1, 2, 3, 4] and [h["configurations"] for h in hist] == [1, 2, 2, 2]
     assert hist[-1]["hypervolume"] == pytest.approx((0.8 - 0.5) * (1 - 0.1))
+
+
+def test_the_report_says_which_points_are_worth_their_seeds(tmp_path):
+    from autolor2c.search.front import record_seed_noise
+
+    study, _ = _study(tmp_path / "a", 6)
+    study.set_user_attr("budget_params", BUDGET)
+    picked = max(study.best_trials, key=lambda t: t.values[0])
+    # quiet seeds: a point within the bar its 3 seeds must clear is a candidate
+    quiet = record_seed_noise(study, picked.number, [picked.values[0]], 0.01, {"lora": [0.800, 0.801, 0.799]},
+                              candidate_seeds=3)
+    write_artifacts(study, _ctx(), tmp_path / "q", picked, 1.0, noise=quiet)
+    assert "is within 0.00" in (tmp_path / "q" / "report.md").read_text()
+    assert "were it the mean of its 3 seeds, would pass the recheck" in (tmp_path / "q" / "report.md").read_text()
+    # MRPC's noise: no point below the best could be shown tied, and the report says so instead of a negative "within"
+    loud = record_seed_noise(study, picked.number, [picked.values[0]], 0.01, {"lora": [0.78, 0.76, 0.75]},
+                             candidate_seeds=3)
+    write_artifacts(study, _ctx(), tmp_path / "m", picked, 1.0, noise=loud)
+    report = (tmp_path / "m" / "report.md").read_text()
+    assert "at this noise no point below the best is close enough" in report and "within -" not in report
