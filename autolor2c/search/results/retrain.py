@@ -3,7 +3,8 @@
 A trial that reached the top rung already *is* the run ``autolor2c train`` makes (seed 0, its adapter kept);
 another seed trains the same configuration with the same arguments (``SearchSettings.train_args``) and a
 different seed. Seed k is run k of a configuration: it trains with ``--seed`` + k (``trained_seed``), so with
-any ``--seed`` no extra seed repeats the trial's run; the cache holds the seeds runs trained with. The baselines are the built-ins the study tried as trials and those a study cannot express as
+any ``--seed`` no extra seed repeats the trial's run; the cache holds the seeds runs trained with. The
+baselines are the built-ins the study tried as trials and those a study cannot express as
 trials (the head alone, LoRA, AdaLoRA), over seeds: their seeds are trained once per task, model, data and
 training arguments and cached across studies, and their spread is the seed noise the pick uses. The pick then
 trains its own seeds (the report compares them with the baselines'), and a tied candidate its seeds until its
