@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Collection, Sequence
 
-from .stats import _t, non_inferior
+from .stats import non_inferior, t_quantile
 
 Point = tuple[float, float]  # (score, params)
 PICKS = ("smallest-tied", "best", "knee")  # the pick rules by name (study_front.pick_trial applies them)
@@ -98,7 +98,7 @@ def recheck_threshold(seed_std: float, df: int, best_seeds: int, candidate_seeds
     so the check would likelier refute the tie than hold it, and its seeds are not trained. Never more lenient
     than ``tie_threshold``."""
     n = max(2, candidate_seeds)
-    bar = margin - _t(df + n - 1) * seed_std * math.sqrt(1.0 / n + 1.0 / max(1, best_seeds))
+    bar = margin - t_quantile(df + n - 1) * seed_std * math.sqrt(1.0 / n + 1.0 / max(1, best_seeds))
     return min(bar, tie_threshold(seed_std, best_seeds))
 
 

@@ -44,7 +44,8 @@ def pooled_sd(*sides: Sequence[float], noise: Noise | None = None) -> tuple[floa
     return (math.sqrt(ss / df), df) if df else (None, 0)
 
 
-def _t(df: int, confidence: float = CONFIDENCE) -> float:
+def t_quantile(df: int, confidence: float = CONFIDENCE) -> float:
+    """The t quantile of a two-sided ``confidence`` interval with ``df`` degrees of freedom."""
     from scipy.stats import t
 
     return float(t.ppf(0.5 + confidence / 2, df))
@@ -88,7 +89,7 @@ def seeds_to_decide(diff: float, sd: float | None, margin: float, confidence: fl
     if sd == 0:
         return 2
     for n in range(2, MAX_SEEDS + 1):
-        if _decides(diff, _t(2 * n - 2, confidence) * sd * math.sqrt(2 / n), margin):
+        if _decides(diff, t_quantile(2 * n - 2, confidence) * sd * math.sqrt(2 / n), margin):
             return n
     return None
 
@@ -103,7 +104,7 @@ def compare(a: Sequence[float], b: Sequence[float], margin: float, confidence: f
     sd, df = pooled_sd(a, b, noise=noise)
     if sd is None:
         return Comparison("inconclusive", diff, None, None, margin, None, len(a), len(b), None)
-    half = _t(df, confidence) * sd * math.sqrt(1 / len(a) + 1 / len(b))
+    half = t_quantile(df, confidence) * sd * math.sqrt(1 / len(a) + 1 / len(b))
     low, high = diff - half, diff + half
     if low > 0:
         verdict = "higher"

@@ -271,10 +271,10 @@ def test_stats_compare_on_synthetic_runs_with_known_means_and_noise():
     # the seeds it says would decide do decide, at the measured diff and sd
     c = next(c for c in got if c.verdict == "inconclusive" and c.seeds_to_decide)
     n = c.seeds_to_decide
-    from autolor2c.search.front.stats import _decides, _t
+    from autolor2c.search.front.stats import _decides, t_quantile
 
     def half(k):  # the interval's half-width at k seeds a side
-        return _t(2 * k - 2) * c.sd * (2 / k) ** 0.5
+        return t_quantile(2 * k - 2) * c.sd * (2 / k) ** 0.5
     assert _decides(c.diff, half(n), 0.01) and (n == 2 or not _decides(c.diff, half(n - 1), 0.01))
     assert n == seeds_to_decide(c.diff, c.sd, 0.01)
     # one run a side: nothing measured, inconclusive
