@@ -1,8 +1,10 @@
-"""Would a low rung rank configurations like the full run on a task where multi-fidelity is off today?
+"""Would a low rung rank configurations like the full run?
 
-MRPC's and STS-B's full runs are 300 steps, shorter than eta (3) x the 200-step lowest rung, so every trial
-trains the full run and the search costs about 20 hand-set runs. This takes the configurations that a
-finished headline search (bench/quality/headline.py) trained at the full run, trains each one again at 1/9
+Written when MRPC's and STS-B's full runs were 300 steps and multi-fidelity was off there, so every trial of
+their headline studies trained the full run (the committed rung_rank_stsb.md comes from that study, since
+replaced by the re-run at 2,400 steps, whose only full-run trials are the few the search promoted). This
+takes the configurations that a finished headline search (bench/quality/headline.py; its study journal is
+committed under results/headline_<task>_state/) trained at the full run, trains each one again at 1/9
 and 1/3 of it (seed 0, a rung's own arguments: ``SearchSettings.train_args(fraction=...)``), and reports the
 Spearman correlation of each rung's selection score with the full run's, and whether the full run's best
 configurations would have been promoted (top 1/eta of each rung). Resumable: each run is kept as it ends.
@@ -16,7 +18,6 @@ import argparse
 import json
 
 from bench.common import GLUE_DIR, RESULTS, machine_info, md_table, write_results
-from bench.quality.headline import OUT
 
 FRACTIONS = (1 / 9, 1 / 3)
 
@@ -25,6 +26,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--task", default="stsb")
     ap.add_argument("--render", action="store_true", help="the summary again from the kept runs")
+    ap.add_argument("--storage", default=None, help="the study's storage URL (default: the committed headline "
+                    "study, journal:bench/results/headline_<task>_state/study.journal)")
     a = ap.parse_args()
     name = f"rung_rank_{a.task}"
     path = RESULTS / f"{name}.json"
@@ -36,17 +39,22 @@ def main() -> None:
     import optuna
 
     from autolor2c.search import record
+    from autolor2c.search.run import resolve_storage
     from autolor2c.search.run import plan_to_spec
     from autolor2c.search.results import trial_plan
     from autolor2c.search.run import SearchSettings, build_context
     from autolor2c.train import train
 
-    storage = f"sqlite:///{OUT / f'headline-{a.task}' / 'studies.db'}"
+    storage = resolve_storage(a.storage or f"journal:{RESULTS / f'headline_{a.task}_state' / 'study.journal'}",
+                              heartbeat=False)
     study = optuna.load_study(study_name=optuna.get_all_study_names(storage)[0], storage=storage)
     settings = SearchSettings.from_identity(study.user_attrs[record.IDENTITY], data_dir=GLUE_DIR, progress=False,
                                             out="/tmp/autolor2c-bench-rung-rank")
     ctx = build_context(settings, study.study_name)
     metric = ctx.task.primary_metric
+    if data.get("full_steps") not in (None, ctx.full_steps):  # same study name, another run length
+        raise SystemExit(f"{path} holds runs against a {data['full_steps']}-step full run, this study's is "
+                         f"{ctx.full_steps}: move it aside first (it is in git)")
     top = [t for t in study.get_trials(deepcopy=False) if record.is_feasible(t) and t.values is not None]
     # the full run is each trial itself (seed 0), as the retrained rungs are
     data.update({"study": study.study_name, "full_steps": ctx.full_steps, "metric": metric,
