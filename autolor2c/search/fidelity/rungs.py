@@ -3,7 +3,7 @@ whose promotion ranks configurations by non-dominated sorting on (rung score, ex
 
 Optuna's pruners take one objective (optuna#3450) and Ray Tune's schedulers one metric, so the rung
 logic lives here and in promotion.py, on top of any storage. Every Optuna trial trains one configuration
-at one rung (a fraction of the full run's data and steps) and ends: COMPLETE at the top rung, else PRUNED
+at one rung (a fraction of the full run's steps, on its rows) and ends: COMPLETE at the top rung, else PRUNED
 (paused) with its rung score in its rung records (``record.rung_records``). Only top-rung results are
 told to the study as objective values, so the front stays honest. Plain Python: the CLI checks rung
 flags with it before Optuna or torch are imported.

@@ -132,6 +132,10 @@ class SearchSettings:
     def fidelity_spec(self) -> dict[str, Any]:
         spec = self.fidelity.to_dict() if self.fidelity is not None else {
             "min_rung_steps": self.min_rung_steps, "eta": self.reduction_factor}
+        if self.fidelity is None or self.fidelity.enabled:
+            # what a low rung shares of the full run (once its rows too): a study begun with the old rungs
+            # is not continued with these
+            spec = {**spec, "rung": "steps"}
         return {**spec, "oneshot": True} if self.oneshot else spec  # absent when off: older studies still match
 
     def identity(self) -> dict[str, Any]:
@@ -173,8 +177,8 @@ class SearchSettings:
     def train_args(self, plan_train: dict[str, Any] | None = None, *, n_full: int | None = None,
                    fraction: float = 1.0, seed: int | None = None, progress: bool = False):
         """Training arguments of a rung: ``fraction`` 1 is the top rung, the run ``autolor2c train`` makes
-        (also every extra seed of the pick); below 1 a share of its rows and steps (``n_full``: the top
-        rung's rows), evaluated once at its end and without the dev set."""
+        (also every extra seed of the pick); below 1 a share of its steps on the same rows (``n_full``: the
+        top rung's rows), evaluated once at its end and without the dev set."""
         from autolor2c.train import training_args
 
         common = dict(batch_size=self.batch_size, max_length=self.max_length, max_eval_samples=self.max_eval_samples,

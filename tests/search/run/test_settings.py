@@ -72,11 +72,16 @@ def test_the_top_rung_is_the_run_autolor2c_train_makes():
     assert dataclasses.replace(s.train_args(plan_train, seed=2), seed=0) == dataclasses.replace(top, seed=0)
 
 
-def test_a_low_rung_is_a_share_of_the_top_rung_evaluated_once():
+def test_a_low_rung_is_a_share_of_the_top_rungs_steps_on_its_rows_evaluated_once():
     s = SearchSettings(task="sst2")
-    rung = s.train_args({}, n_full=9000, fraction=1 / 9)
-    assert rung.max_train_samples == 1000 and rung.min_steps == math.ceil(TrainArgs.min_steps / 9) and rung.max_evals == 1 and not rung.score_dev
-    assert planned_steps(rung, 1000) * 9 == pytest.approx(planned_steps(s.train_args({}), 9000), rel=0.02)
+    for rows in (3000, 900_000):  # a small set the full run repeats (25 epochs), a large one it visits once
+        full = planned_steps(s.train_args({}), rows)
+        for fraction in (1 / 9, 1 / 3):
+            rung = s.train_args({}, n_full=rows, fraction=fraction)
+            assert rung.max_evals == 1 and not rung.score_dev
+            assert rung.max_train_samples == rows  # every row, so a rung repeats no row more than the full run
+            assert planned_steps(rung, rows) == math.ceil(full * fraction)
+    assert planned_steps(s.train_args({}), 3000) == TrainArgs.min_steps  # the small set is the repeated case
     with pytest.raises(ValueError):
         s.train_args({}, fraction=0.5)  # a low rung needs the top rung's rows
 

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from autolor2c.errors import UserError
 from autolor2c.search import record
 from autolor2c.search.front import pareto_front, trained_configurations
+from autolor2c.search.fidelity import Fidelity
 from autolor2c.search.run import (WORKER_ATTR, Objective, SearchSettings, fail_orphaned_trials, is_gone, open_study,
                                   resolve_storage, run_search, set_worker, this_process, warm_start)
 from autolor2c.search.run import objective as objective_module
@@ -263,7 +264,17 @@ def test_resume_refuses_a_study_begun_with_other_settings_or_trainer_defaults(tm
     with pytest.raises(UserError, match=r"different settings \(budget\)"):
         open_study(SearchSettings(task="sst2", budget="50K", progress=False), storage, "s", "accuracy")
     # a study begun before the trainer's defaults changed (no or an older trainer version)
-    old = dict(study.user_attrs["identity"], trainer=2)
-    study.set_user_attr("identity", old)
+    ident = study.user_attrs["identity"]
+    study.set_user_attr("identity", dict(ident, trainer=2))
     with pytest.raises(UserError, match=r"different settings \(trainer\)"):
         open_study(settings, storage, "s", "accuracy")
+    # one begun when a low rung trained a share of the rows as well as of the steps: its rung scores mean
+    # something else
+    rows_too = {k: v for k, v in ident["fidelity"].items() if k != "rung"}
+    study.set_user_attr("identity", dict(ident, fidelity=rows_too))
+    with pytest.raises(UserError, match=r"different settings \(fidelity\)"):
+        open_study(settings, storage, "s", "accuracy")
+    # with a single rung nothing changed, so such a study still resumes
+    single = SearchSettings(task="sst2", budget="0.1M", progress=False, fidelity=Fidelity.off())
+    study.set_user_attr("identity", dict(single.identity(), fidelity=Fidelity.off().to_dict()))
+    assert open_study(single, storage, "s", "accuracy").study_name == "s"
