@@ -12,7 +12,7 @@ import math
 
 from autolor2c.search.fidelity import Fidelity
 from autolor2c.search.run import Objective, SearchSettings, plan_to_spec
-from autolor2c.train import TrainResult, count_adapter_params
+from autolor2c.train import TrainResult, count_adapter_params, planned_steps
 
 FULL = 900
 FID = Fidelity((1 / 9, 1 / 3, 1.0), 3.0)
@@ -33,6 +33,12 @@ def rung_score(full: float, fraction: float) -> float:
     return full * (0.8 + 0.2 * fraction)
 
 
+def rung_fraction(ctx, args) -> float:
+    """The rung a run stands for: its steps against the full run's (every rung trains on every row)."""
+    steps = planned_steps(args, ctx.n_train_full)
+    return min(ctx.fidelity.fractions, key=lambda f: abs(f * ctx.full_steps - steps))
+
+
 def fake_result(ctx, spec, args, score: float, params: int, wall_time_s: float = 0.0, **extra) -> TrainResult:
     """What ``train()`` would return for ``score`` and ``params``, without training."""
     return TrainResult(task=ctx.task.name, method=spec.method, model="fake", config=spec.to_dict(),
@@ -49,10 +55,10 @@ def make_fake(ctx, calls: list | None = None, kill_on_rung1_call: int | None = N
 
     def fake(task, spec, args, model_name=None, data_dir=None, out_dir=None):
         assert data_dir == ctx.settings.data_dir and model_name == ctx.settings.model
-        fraction = args.max_train_samples / ctx.n_train_full
+        fraction = rung_fraction(ctx, args)
         if calls is not None:
-            calls.append((json.dumps(spec.to_dict(), sort_keys=True, default=str), args.max_train_samples))
-        if args.max_train_samples == round(ctx.n_train_full / 3):
+            calls.append((json.dumps(spec.to_dict(), sort_keys=True, default=str), fraction))
+        if math.isclose(fraction, 1 / 3):
             state["rung1_calls"] += 1
             if kill_on_rung1_call is not None and state["rung1_calls"] == kill_on_rung1_call:
                 raise Killed()

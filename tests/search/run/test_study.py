@@ -23,7 +23,7 @@ from autolor2c.search.run import objective as objective_module
 from autolor2c.search.run.optuna_internals import BEAT_ATTR, beat
 from autolor2c.search.run.ordered import _gone as ordered_gone
 from autolor2c.search.run.owner import STALE_S
-from synthetic_search import FULL, Killed, expected_full, factory, make_fake, settings_for
+from synthetic_search import Killed, expected_full, factory, make_fake, rung_fraction, settings_for
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -232,7 +232,7 @@ def test_builtins_go_first_at_the_top_rung_once_and_the_suggested_lr_reaches_the
         fake = make_fake(ctx)
 
         def run(task, spec, args, **kw):
-            seen.append((args.learning_rate, args.max_train_samples, kw.get("out_dir")))
+            seen.append((args.learning_rate, rung_fraction(ctx, args), kw.get("out_dir")))
             return fake(task, spec, args, model_name=kw.get("model_name"), data_dir=kw.get("data_dir"))
         return Objective(ctx, trainer=run)
 
@@ -250,8 +250,8 @@ def test_builtins_go_first_at_the_top_rung_once_and_the_suggested_lr_reaches_the
     lrs = [t.params["learning_rate"] for t in trials if t.user_attrs.get("trained")]
     assert sorted(lr for lr, _, _ in seen) == sorted(lrs)
     assert len({lr for lr, _, _ in seen}) > 3
-    for lr, n, folder in seen:
-        assert (folder is not None) == (n == FULL)
+    for lr, fraction, folder in seen:
+        assert (folder is not None) == (fraction == 1.0)
         if folder is not None:
             assert folder.parent == (out / "trials").resolve()
 
