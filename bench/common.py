@@ -43,11 +43,13 @@ def machine_info() -> dict:
     }
 
 
-def write_results(name: str, data: dict, render) -> None:
-    """Write results/<name>.json and results/<name>.md (``render(data)`` gives the md; a string is used as it is) and print the md."""
+def write_results(name: str, data: dict, render, measured: bool = True) -> None:
+    """Write results/<name>.json and results/<name>.md (``render(data)`` gives the md; a string is used as it is) and print the md.
+    ``measured`` False (a script's --render): the machine's end-of-run load and time stay those of the run."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data.setdefault("machine", {})["loadavg_at_end"] = list(os.getloadavg())
-    data["machine"]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    if measured:
+        data.setdefault("machine", {})["loadavg_at_end"] = list(os.getloadavg())
+        data["machine"]["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     md = render(data) if callable(render) else str(render)
     (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2, default=str))
     (RESULTS / f"{name}.md").write_text(md)

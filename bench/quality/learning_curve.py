@@ -167,7 +167,7 @@ def main() -> None:
         run_jobs(RUN, jobs, a.workers, lambda j, r: f"done {j[:5]}: dev {r['dev']:.4f} in {r['cpu_s']:.0f} CPU s")
     data = summarise()
     data["machine"] = machine_info()
-    write_results("learning_curve", data, render)
+    write_results("learning_curve", data, render, measured=not a.render)
 
 
 if __name__ == "__main__":

@@ -225,7 +225,7 @@ def main() -> None:
                            check=False, cwd=str(Path(__file__).resolve().parents[2]))
     data = summarise(kept())
     data["machine"] = machine_info()
-    write_results("oneshot_rank", data, render)
+    write_results("oneshot_rank", data, render, measured=not a.render)
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ def main() -> None:
                     f.write(json.dumps(rec) + "\n")
     data = summarise(kept())
     data["machine"] = machine_info()
-    write_results("proxy_rank", data, render)
+    write_results("proxy_rank", data, render, measured=not a.render)
 
 
 if __name__ == "__main__":

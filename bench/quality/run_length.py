@@ -251,7 +251,7 @@ def main() -> None:
                 None if a.arms is None else tuple(a.arms.split(",")), tuple(int(x) for x in a.seeds.split(",")))
     data = summarise()
     data["machine"] = machine_info()
-    write_results("run_length", data, render)
+    write_results("run_length", data, render, measured=not a.render)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def main() -> None:
     path = RESULTS / f"{name}.json"
     data = json.loads(path.read_text()) if path.is_file() else {"task": a.task, "runs": [], "machine": machine_info()}
     if a.render:
-        write_results(name, data, render)
+        write_results(name, data, render, measured=False)
         return
 
     import optuna

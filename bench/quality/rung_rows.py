@@ -110,7 +110,7 @@ def main() -> None:
                  lambda j, r: f"{j[0]} trial {j[1]}: {r['steps']} steps on {r['rows']} rows, selection "
                               f"{r['selection']:.4f}, {r['wall_s']:.0f} s")
     data["runs"] = _runs()
-    write_results(NAME, data, render)
+    write_results(NAME, data, render, measured=not a.render)
 
 
 def _runs() -> list[dict]:
