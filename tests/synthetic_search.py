@@ -34,9 +34,13 @@ def rung_score(full: float, fraction: float) -> float:
 
 
 def rung_fraction(ctx, args) -> float:
-    """The rung a run stands for: its steps against the full run's (every rung trains on every row)."""
+    """The rung a run is: its steps are exactly a rung's share of the full run's, on every row (else it fails)."""
+    assert args.max_train_samples in (None, ctx.n_train_full), "a rung trains on every row"
     steps = planned_steps(args, ctx.n_train_full)
-    return min(ctx.fidelity.fractions, key=lambda f: abs(f * ctx.full_steps - steps))
+    for f in ctx.fidelity.fractions:
+        if f > 0 and steps == (ctx.full_steps if f >= 1 else math.ceil(f * ctx.full_steps)):
+            return f
+    raise AssertionError(f"a run of {steps} steps is no rung of the {ctx.full_steps}-step full run")
 
 
 def fake_result(ctx, spec, args, score: float, params: int, wall_time_s: float = 0.0, **extra) -> TrainResult:

@@ -39,10 +39,8 @@ def main() -> None:
     import optuna
 
     from autolor2c.search import record
-    from autolor2c.search.run import resolve_storage
-    from autolor2c.search.run import plan_to_spec
     from autolor2c.search.results import trial_plan
-    from autolor2c.search.run import SearchSettings, build_context
+    from autolor2c.search.run import SearchSettings, build_context, plan_to_spec, resolve_storage
     from autolor2c.train import train
 
     storage = resolve_storage(a.storage or f"journal:{RESULTS / f'headline_{a.task}_state' / 'study.journal'}",
