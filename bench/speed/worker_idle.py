@@ -8,6 +8,7 @@ each worker process, the time from its first trial's start to its last trial's e
 - waiting: the rest of a finished trial's time (the sampler's wait for the cutoff, plus loading, a few
   seconds a trial);
 - lost: trials a killed session left running (started, never finished; to their last heartbeat);
+- still running: trials running as it reads (a study read while it runs);
 - between trials: what is left (the worker's own bookkeeping).
 A worker process that ends while the other still trains leaves its core to the baselines' seeds (not
 counted here: those are the headline's own phase), so the tail is shown apart.
@@ -71,13 +72,15 @@ def split(rows: list[dict]) -> dict:
     for r in rows:
         if r["end"] is not None:
             by_worker[r["worker"]].append(r)
-    held = training = waiting = lost = 0.0
+    held = training = waiting = lost = running = 0.0
     waits = []
     for w, rs in by_worker.items():
         held += max(r["end"] for r in rs) - min(r["start"] for r in rs)
         for r in rs:
             d = r["end"] - r["start"]
-            if r["kind"] in ("interrupted", "running"):
+            if r["kind"] == "running":
+                running += d
+            elif r["kind"] == "interrupted":
                 lost += d
             else:
                 training += r["cost_s"]
@@ -90,7 +93,8 @@ def split(rows: list[dict]) -> dict:
         last = max(max(r["end"] for r in by_worker[w]) for w in group)
         tail += sum(last - max(r["end"] for r in by_worker[w]) for w in group)
     return {"workers": len(by_worker), "held_s": held, "training_s": training, "waiting_s": waiting,
-            "lost_s": lost, "between_s": held - training - waiting - lost, "tail_s": tail,
+            "lost_s": lost, "running_s": running, "between_s": held - training - waiting - lost - running,
+            "tail_s": tail,
             "lost_unknown": [r["number"] for r in rows if r["end"] is None],
             "long_waits": sorted(waits, key=lambda x: x["trial"])}
 
@@ -136,18 +140,18 @@ def render(d: dict) -> str:
             unknown.append(f"{label}: trials {', '.join(map(str, s['lost_unknown']))}")
         h = s["held_s"] or 1.0
         rows.append([label, s["workers"], f"{h / 3600:.2f}", *(f"{s[k] / h:.0%}" for k in
-                     ("training_s", "waiting_s", "lost_s", "between_s")), f"{s['tail_s'] / 60:.0f}",
+                     ("training_s", "waiting_s", "lost_s", "running_s", "between_s")), f"{s['tail_s'] / 60:.0f}",
                      ", ".join(f"{w['trial']} ({w['kind']}) {w['wait_s'] / 60:.0f} min" for w in s["long_waits"])
                      or "none"])
     return ("# Where the workers' time went (committed headline journals, `bench/speed/worker_idle.py`)\n\n"
             "Each worker process's time from its first trial's start to its last trial's end (summed over the "
             "processes), split into training (the trials' `cost_s`), waiting (the rest of a finished trial: the "
             "ordered sampler's wait for its cutoff, plus a few seconds of loading), lost (trials a killed session "
-            "left running, to their last heartbeat) and between trials. The tail is core-minutes a worker ended "
+            "left running, to their last heartbeat), still running (a study read while it runs) and between trials. The tail is core-minutes a worker ended "
             "before the last trial of its session (since `d7c29bc` the baselines' seeds start "
             "there). No training: it reads the journals.\n\n"
             + md_table(["study", "worker processes", "core-hours held", "training", "waiting", "lost",
-                        "between trials", "tail (core-min)", "waits over a minute"], rows) + "\n"
+                        "still running", "between trials", "tail (core-min)", "waits over a minute"], rows) + "\n"
             + (f"\nInterrupted before heartbeats were recorded, so their lost time is unknown and not counted: "
                f"{'; '.join(unknown)}.\n" if unknown else ""))
 
