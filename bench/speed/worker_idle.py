@@ -20,10 +20,12 @@ counted here: those are the headline's own phase), so the tail is shown apart.
 from __future__ import annotations
 
 import argparse
+import time
 from collections import defaultdict
 
 from bench.common import RESULTS, machine_info, md_table, write_results
 
+STALE_BEAT_S = 300  # a live trial beats every minute
 DEFAULT = {
     "stsb": "headline_stsb_state/study.journal",
     "mrpc": "headline_mrpc_state/study.journal",
@@ -59,7 +61,9 @@ def trial_rows(journal: str) -> list[dict]:
                 rows.append({"number": t.number, "worker": worker_of(t) or "?", "kind": "interrupted, time unknown",
                              "start": start, "end": None, "cost_s": 0.0, "rung": record.start_rung(t)})
                 continue
-            end, kind = beat, "running" if t.state.name == "RUNNING" else "interrupted"
+            # a RUNNING trial whose heartbeat stopped (a search stopped and never resumed) was killed too
+            alive = t.state.name == "RUNNING" and time.time() - beat < STALE_BEAT_S
+            end, kind = beat, "running" if alive else "interrupted"
         rows.append({"number": t.number, "worker": worker_of(t) or "?", "kind": kind, "start": start, "end": end,
                      "cost_s": float(ua.get(record.COST_S, 0.0)) if kind not in ("interrupted", "running") else 0.0,
                      "rung": record.start_rung(t)})
