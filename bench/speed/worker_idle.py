@@ -25,7 +25,6 @@ from collections import defaultdict
 
 from bench.common import RESULTS, machine_info, md_table, write_results
 
-STALE_BEAT_S = 300  # a live trial beats every minute
 DEFAULT = {
     "stsb": "headline_stsb_state/study.journal",
     "mrpc": "headline_mrpc_state/study.journal",
@@ -36,14 +35,14 @@ DEFAULT = {
 def trial_rows(journal: str) -> list[dict]:
     """One row per trial: worker, start, end, training seconds and what it was."""
     import optuna
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
 
     from autolor2c.search import record
+    from autolor2c.search.run import resolve_storage
     from autolor2c.search.run.optuna_internals import last_beat, worker_of
+    from autolor2c.search.run.owner import is_gone
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.load_study(study_name=None, storage=JournalStorage(JournalFileBackend(journal)))
+    study = optuna.load_study(study_name=None, storage=resolve_storage(f"journal:{journal}", heartbeat=False))
     rows = []
     for t in study.get_trials(deepcopy=False):
         if t.datetime_start is None:
@@ -55,15 +54,15 @@ def trial_rows(journal: str) -> list[dict]:
                 "surplus" if ua.get(record.SURPLUS) else "over budget" if ua.get(record.FEASIBLE) is False
                 else "promotion" if record.promoted_from(t) is not None
                 else "built-in" if ua.get(record.BUILTIN) else "new")
-        else:  # killed or still running: it ran to its last heartbeat (a journal older than heartbeats: unknown)
+        elif t.state.name == "RUNNING" and not is_gone(worker_of(t), last_beat(t)):  # a study read while it runs
+            end, kind = time.time(), "running"
+        else:  # killed: it ran to its last heartbeat (a journal older than heartbeats: unknown)
             beat = last_beat(t)
             if beat is None:
                 rows.append({"number": t.number, "worker": worker_of(t) or "?", "kind": "interrupted, time unknown",
                              "start": start, "end": None, "cost_s": 0.0, "rung": record.start_rung(t)})
                 continue
-            # a RUNNING trial whose heartbeat stopped (a search stopped and never resumed) was killed too
-            alive = t.state.name == "RUNNING" and time.time() - beat < STALE_BEAT_S
-            end, kind = beat, "running" if alive else "interrupted"
+            end, kind = beat, "interrupted"  # failed on resume, or RUNNING in a search stopped for good
         rows.append({"number": t.number, "worker": worker_of(t) or "?", "kind": kind, "start": start, "end": end,
                      "cost_s": float(ua.get(record.COST_S, 0.0)) if kind not in ("interrupted", "running") else 0.0,
                      "rung": record.start_rung(t)})
@@ -96,7 +95,7 @@ def split(rows: list[dict]) -> dict:
     for group in _segments(by_worker):
         last = max(max(r["end"] for r in by_worker[w]) for w in group)
         tail += sum(last - max(r["end"] for r in by_worker[w]) for w in group)
-    return {"workers": len(by_worker), "held_s": held, "training_s": training, "waiting_s": waiting,
+    return {"workers": len([w for w in by_worker if w != "?"]), "held_s": held, "training_s": training, "waiting_s": waiting,
             "lost_s": lost, "running_s": running, "between_s": held - training - waiting - lost - running,
             "tail_s": tail,
             "lost_unknown": [r["number"] for r in rows if r["end"] is None],
@@ -148,6 +147,7 @@ def render(d: dict) -> str:
                      ", ".join(f"{w['trial']} ({w['kind']}) {w['wait_s'] / 60:.0f} min" for w in s["long_waits"])
                      or "none"])
     return ("# Where the workers' time went (committed headline journals, `bench/speed/worker_idle.py`)\n\n"
+            f"Read at {d['machine'].get('finished', '?')}; a study that still ran then shows its running trials.\n\n"
             "Each worker process's time from its first trial's start to its last trial's end (summed over the "
             "processes), split into training (the trials' `cost_s`), waiting (the rest of a finished trial: the "
             "ordered sampler's wait for its cutoff, plus a few seconds of loading), lost (trials a killed session "
