@@ -156,7 +156,8 @@ def render(d: dict) -> str:
             "there). No training: it reads the journals.\n\n"
             + md_table(["study", "worker processes", "core-hours held", "training", "waiting", "lost",
                         "still running", "between trials", "tail (core-min)", "waits over a minute"], rows) + "\n"
-            + (f"\nInterrupted before heartbeats were recorded, so their lost time is unknown and not counted: "
+            + (f"\nInterrupted with no heartbeat (a trial beats only once it has decided what to run: killed while still deciding, or "
+               f"before heartbeats were recorded), so their time is unknown and not counted: "
                f"{'; '.join(unknown)}.\n" if unknown else ""))
 
 
