@@ -140,7 +140,8 @@ def render(d: dict) -> str:
     rows, unknown = [], []
     for label, s in d["studies"].items():
         if s["lost_unknown"]:
-            unknown.append(f"{label}: trials {', '.join(map(str, s['lost_unknown']))}")
+            n = s["lost_unknown"]
+            unknown.append(f"{label}: trial{'s' if len(n) > 1 else ''} {', '.join(map(str, n))}")
         h = s["held_s"] or 1.0
         rows.append([label, s["workers"], f"{h / 3600:.2f}", *(f"{s[k] / h:.0%}" for k in
                      ("training_s", "waiting_s", "lost_s", "running_s", "between_s")), f"{s['tail_s'] / 60:.0f}",
@@ -156,8 +157,8 @@ def render(d: dict) -> str:
             "there). No training: it reads the journals.\n\n"
             + md_table(["study", "worker processes", "core-hours held", "training", "waiting", "lost",
                         "still running", "between trials", "tail (core-min)", "waits over a minute"], rows) + "\n"
-            + (f"\nInterrupted with no heartbeat (a trial beats only once it has decided what to run: killed while still deciding, or "
-               f"before heartbeats were recorded), so their time is unknown and not counted: "
+            + (f"\nInterrupted with no heartbeat (a trial beats only once it has decided what to run: killed while "
+               f"still deciding, or before heartbeats were recorded), so their time is unknown and not counted: "
                f"{'; '.join(unknown)}.\n" if unknown else ""))
 
 
