@@ -208,7 +208,9 @@ def _phase_walls(stamped: Path, search_wall: float, segments: list[dict], trial_
     where it printed the front if none did; its baselines end at the seed-noise line of its timestamped output
     (the baselines may start before the trials end, on the cores the last trials leave free: that part is
     counted with the trials, as it adds no time), the pick's seeds at the pick's line; a segment killed
-    inside a stage ends it. The trials are the rest of the search's wall time, start-up and report included."""
+    inside a stage ends it. A segment begun after every trial had ended starts in the baselines (its few
+    seconds of start-up counted with them). The trials are the rest of the search's wall time, start-up and
+    report included."""
     stamps = [ln.split("\t", 1) for ln in stamped.read_text().splitlines() if "\t" in ln]
     stamps = [(float(t), ln) for t, ln in stamps]
     baselines = seeds = 0.0
@@ -221,7 +223,9 @@ def _phase_walls(stamped: Path, search_wall: float, segments: list[dict], trial_
         front = first("Pareto front of", lo)
         noise = first("seed noise from", front) or first("measuring the seed noise", front)
         picked = first("picked trial", noise)
-        trials_end = max((t for t in trial_ends if lo <= t <= hi), default=front)
+        # a segment begun after every trial had ended (a resume into the baselines) has no trials stage
+        after_all = bool(trial_ends) and max(trial_ends) <= lo
+        trials_end = max((t for t in trial_ends if lo <= t <= hi), default=lo if after_all else front)
         if trials_end is not None:
             baselines += max(0.0, (noise if noise is not None else hi) - trials_end)
         if noise is not None:
