@@ -4,8 +4,9 @@ Each headline benchmark (bench/quality/headline.py) kept the pick's and every ba
 seeds each, in ``results/headline_<task>.json``. This applies the shipped verdict (``report.verdict``: higher, level
 within the metric's practical margin, inconclusive with the seeds that would decide it, or no comparison
 when training adds too little over the head alone) to them, beside the sentence the old rule ("level within
-the measured noise") printed. Nothing is trained: these studies ran at the old 300-step length (SST-2: one
-epoch), so this shows the rule on real runs, not the new length.
+the measured noise") printed. Nothing is trained. The runs are the ones committed now (2,400 steps; SST-2 and
+STS-B with the rungs of their time, MRPC with today's); "before" is the sentence the headline recorded when it
+ran, so a difference between the two is a change of the rule since.
 
     python -m bench.quality.verdict_replay
 """
@@ -44,7 +45,8 @@ def render(d: dict) -> str:
             for t, e in d["tasks"].items()]
     out = ["# The verdict by name, replayed on the committed headline studies (no training)", "",
            "Script: `bench/quality/verdict_replay.py`; inputs `headline_<task>.json` (per-seed dev runs of the "
-           "pick and each baseline, 3 seeds each, at the old 300-step / one-epoch length).", "",
+           "pick and each baseline, 3 seeds each, as committed now); *before* is the sentence the headline "
+           "recorded when it ran.", "",
            md_table(["task", "pick (trial)", "best baseline (selection)", "comparison", "dominates"], rows)]
     for t, e in d["tasks"].items():
         out += [f"**{t}**, now: {e['sentence']}", "", f"{t}, before: {e['old_sentence']}", ""]
