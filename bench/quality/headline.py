@@ -204,13 +204,13 @@ def _rung_agreement(chains, rung_records) -> list[dict]:
 
 def _phase_walls(stamped: Path, search_wall: float, segments: list[dict], trial_ends: list[float]) -> dict[str, float]:
     """Wall seconds of the search's stages, summed over its segments (runs of the command, a killed one
-    included). A segment's trials end with the last trial that ended in it (``trial_ends``, from the study), or
-    where it printed the front if none did; its baselines end at the seed-noise line of its timestamped output
-    (the baselines may start before the trials end, on the cores the last trials leave free: that part is
-    counted with the trials, as it adds no time), the pick's seeds at the pick's line; a segment killed
-    inside a stage ends it. A segment begun after every trial had ended starts in the baselines (its few
-    seconds of start-up counted with them). The trials are the rest of the search's wall time, start-up and
-    report included."""
+    included). The trials end at the study's last trial end (``trial_ends``, from the study; where the front
+    was printed if none ended), clipped to each segment: a segment killed before it is all trials, one begun
+    after it starts in the baselines (its few seconds of start-up counted with them). The baselines end at the
+    seed-noise line of the timestamped output (they may start before the trials end, on the cores the last
+    trials leave free: that part is counted with the trials, as it adds no time), the pick's seeds at the
+    pick's line; a segment killed inside a stage ends it. The trials are the rest of the search's wall time,
+    start-up and report included."""
     stamps = [ln.split("\t", 1) for ln in stamped.read_text().splitlines() if "\t" in ln]
     stamps = [(float(t), ln) for t, ln in stamps]
     baselines = seeds = 0.0
@@ -223,9 +223,9 @@ def _phase_walls(stamped: Path, search_wall: float, segments: list[dict], trial_
         front = first("Pareto front of", lo)
         noise = first("seed noise from", front) or first("measuring the seed noise", front)
         picked = first("picked trial", noise)
-        # a segment begun after every trial had ended (a resume into the baselines) has no trials stage
-        after_all = bool(trial_ends) and max(trial_ends) <= lo
-        trials_end = max((t for t in trial_ends if lo <= t <= hi), default=lo if after_all else front)
+        # the trials stage ends once, at the study's last trial end: a segment begun after it (a resume into the
+        # baselines) has none, one killed before it is all trials
+        trials_end = min(hi, max(lo, max(trial_ends))) if trial_ends else front
         if trials_end is not None:
             baselines += max(0.0, (noise if noise is not None else hi) - trials_end)
         if noise is not None:
